@@ -1,0 +1,182 @@
+"""The narrow interface: fit and predict (effects and comparisons live in
+effects.py and compare.py and are re-exported by the package)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pyarrow as pa
+
+from . import data as data_mod
+from .bilevel import Objective, observation_weights
+from .models import as_model
+from .train import History, train
+
+DEFAULTS = dict(
+    model="mlp", hidden=(32, 32), activation="tanh",
+    alpha=0.5, inner_steps=1, inner_lr=0.1, first_order=False,
+    loss="squared", weights="obs", penalty=0.0,
+    learning_rate=1e-2, clip_norm=1.0, max_steps=2000, patience=200,
+    eval_every=10, validation_share=0.2, seed=0,
+)
+
+
+def _model_options(config):
+    name = config["model"]
+    if name == "mlp":
+        return {"hidden": tuple(config["hidden"]), "activation": config["activation"]}
+    if name == "neural_ode":
+        return {k: config[k] for k in ("width", "steps", "activation") if k in config}
+    return {}
+
+
+def _config(overrides) -> dict:
+    unknown = set(overrides) - set(DEFAULTS) - {"width", "steps"}
+    if unknown:
+        raise TypeError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    config = {**DEFAULTS, **overrides}
+    if config["loss"] not in ("squared", "logistic"):
+        raise ValueError(f"loss must be 'squared' or 'logistic', got {config['loss']!r}")
+    if int(config["inner_steps"]) < 0:
+        raise ValueError("inner_steps must be >= 0")
+    config["inner_steps"] = int(config["inner_steps"])
+    if not isinstance(config["model"], str):
+        config["hidden"] = None
+    return config
+
+
+@dataclass
+class FittedModel:
+    """A fitted rfp model: parameters theta (NumPy), the scaling, the
+    settings and the training history.  ``predict`` uses theta alone."""
+    config: dict
+    params: object
+    x_names: list | None
+    scaler: data_mod.Scaler | None
+    history: History
+    n_obs: int
+    cluster_labels: np.ndarray
+    train_clusters: np.ndarray
+    validation_clusters: np.ndarray
+    best_step: int
+    stopped_early: bool
+    n_dropped: int = 0
+    user_model: object = field(default=None, repr=False)
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.cluster_labels)
+
+    def _apply(self):
+        if self.user_model is not None:
+            return as_model(self.user_model).apply
+        return as_model(self.config["model"], **_model_options(self.config)).apply
+
+    def predict_arrays(self, x, type: str = "response") -> np.ndarray:
+        """Predictions from inputs already in model form (a matrix, or the
+        pytree a user model takes)."""
+        if self.scaler is not None:
+            x = self.scaler.x(np.asarray(x, dtype=float))
+        x = jax.tree.map(jnp.asarray, x)
+        yhat = np.asarray(jax.jit(self._apply())(self.params, x)[0], dtype=float)
+        if self.config["loss"] == "logistic":
+            return yhat if type == "link" else 1.0 / (1.0 + np.exp(-yhat))
+        return self.scaler.y_back(yhat) if self.scaler is not None else yhat
+
+    def predict(self, data, type: str = "response", as_numpy: bool = False,
+                na_action: str = "fail"):
+        """E[y | x] (or P(y = 1 | x) for the logistic loss) on new data.
+        The cluster column is not needed: prediction uses theta alone."""
+        if self.x_names is None:
+            raise ValueError("this model was fitted with fit_arrays: use predict_arrays")
+        x, kept = data_mod.prepare_x(data, self.x_names, na_action)
+        out = self.predict_arrays(x, type)
+        if not kept.all():
+            full = np.full(len(kept), np.nan)
+            full[kept] = out
+            out = full
+        return out if as_numpy else pa.array(out)
+
+    def save(self, path) -> None:
+        from .persist import save
+        save(self, path)
+
+    def __repr__(self):
+        c = self.config
+        return (f"<rfp model {c['model'] if isinstance(c['model'], str) else 'user'}: "
+                f"alpha={c['alpha']}, inner_steps={c['inner_steps']}, inner_lr={c['inner_lr']}, "
+                f"{self.n_obs} obs in {self.n_clusters} clusters, best step {self.best_step}>")
+
+
+def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings) -> FittedModel:
+    """Fit on arrays: ``x`` a matrix or any pytree with a leading observation
+    axis (for user (init, apply) models), ``y`` a vector, ``cluster`` a vector
+    of labels.  See ``fit`` for the settings."""
+    config = _config({"model": model, **settings})
+    y = np.asarray(y, dtype=float)
+    leaves = jax.tree.leaves(x)
+    if not leaves or any(np.shape(a)[0] != len(y) for a in leaves):
+        raise ValueError(f"x must have {len(y)} rows (one per outcome), like y and cluster")
+    if np.shape(cluster) != y.shape:
+        raise ValueError(f"cluster must have {len(y)} entries, got shape {np.shape(cluster)}")
+    if not np.all(np.isfinite(y)):
+        raise ValueError(f"y has {int((~np.isfinite(y)).sum())} missing or infinite value(s)")
+    codes, labels = data_mod.encode_clusters(pa.chunked_array([pa.array(np.asarray(cluster))]))
+    if len(labels) < 2:
+        raise ValueError("the method needs at least two clusters")
+    if config["loss"] == "logistic" and not np.all((y == 0) | (y == 1)):
+        raise ValueError("the logistic loss needs an outcome coded 0/1")
+
+    is_matrix = isinstance(x, np.ndarray) or not isinstance(model, (tuple, list))
+    scaler = None
+    if is_matrix and scale:
+        x = np.asarray(x, dtype=float)
+        if x.ndim == 1:
+            x = x[:, None]
+        scaler = data_mod.Scaler.fit(x, y, scale_y=config["loss"] == "squared")
+        x, y_fit = scaler.x(x), scaler.y(y)
+    else:
+        y_fit = y
+    m = as_model(config["model"], **_model_options(config)) if isinstance(config["model"], str) else as_model(model)
+    objective = Objective(m.apply, config["loss"], config["inner_steps"], float(config["inner_lr"]),
+                          bool(config["first_order"]), float(config["penalty"]))
+    w = observation_weights(codes, config["weights"])
+    result = train(objective, m.init, x, y_fit, codes, w, alpha=float(config["alpha"]),
+                   learning_rate=float(config["learning_rate"]), clip_norm=config["clip_norm"],
+                   max_steps=int(config["max_steps"]), patience=config["patience"],
+                   eval_every=int(config["eval_every"]), validation_share=float(config["validation_share"]),
+                   seed=int(config["seed"]), progress=progress)
+    if not isinstance(config["model"], str):
+        config["model"] = "user"
+    return FittedModel(config, result.params, None, scaler, result.history, len(y), labels,
+                       labels[result.train_clusters], labels[result.validation_clusters],
+                       result.best_step, result.stopped_early,
+                       user_model=None if isinstance(model, str) else model)
+
+
+def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",
+        progress=None, **settings) -> FittedModel:
+    """Fit f(theta, x) by regularized bi-level gradient descent (R_k, DESIGN.md).
+
+    data: any Arrow-compatible table.  y: outcome column.  x: control columns
+    (default: all others).  cluster: the cluster column (any type), used in
+    training only.  Settings: model ('linear', 'mlp', 'neural_ode' or an
+    (init, apply) pair), hidden, activation, alpha, inner_steps, inner_lr,
+    first_order, loss ('squared'/'logistic'), weights ('obs'/'cluster'),
+    penalty (lambda), learning_rate, clip_norm, max_steps, patience,
+    eval_every, validation_share, seed.
+    """
+    if cluster is None:
+        raise ValueError("cluster= is required: name the column that identifies clusters")
+    prepared = data_mod.prepare(data, y, x, cluster, na_action)
+    model = settings.pop("model", "mlp")
+    fitted = fit_arrays(prepared.x, prepared.y, prepared.cluster, model=model,
+                        progress=progress, **settings)
+    fitted.x_names = prepared.x_names
+    fitted.cluster_labels = prepared.labels
+    fitted.train_clusters = prepared.labels[fitted.train_clusters.astype(int)]
+    fitted.validation_clusters = prepared.labels[fitted.validation_clusters.astype(int)]
+    fitted.n_dropped = prepared.n_dropped
+    return fitted

@@ -1,0 +1,122 @@
+"""The objective R_k(theta) of DESIGN.md, and nothing else.
+
+    R_k(theta) = sum_i w_i [alpha L_i(theta) + (1 - alpha) L_i(theta_c(i)^k)] / sum_i w_i
+    theta_c^0 = theta,
+    theta_c^j = theta_c^(j-1) - eta grad (1/n_c) sum_{i in c} L_i(theta_c^(j-1))
+
+(eq. 18-20 of "Regularizing the Forward Pass"; alpha weights the pooled loss,
+alpha = 1 is ordinary training, alpha = 0 is MAML).  The inner steps of all
+clusters of a size bucket run in parallel under ``vmap``; the outer gradient
+flows through them (second order), or treats the inner gradients as constants
+with ``first_order=True``.  L_i includes lambda times the model's forward-pass
+penalty.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .layout import Bucket
+
+
+def squared(y, yhat):
+    return (y - yhat) ** 2
+
+
+def logistic(y, logit):
+    """Negative Bernoulli log-likelihood of y in {0, 1} given a logit."""
+    return jax.nn.softplus(logit) - y * logit
+
+
+LOSSES = {"squared": squared, "logistic": logistic}
+
+
+@dataclass(frozen=True)
+class Objective:
+    apply: Callable            # (params, x) -> (yhat, penalty)
+    loss: str = "squared"
+    inner_steps: int = 1       # k
+    inner_lr: float = 0.1      # eta
+    first_order: bool = False
+    penalty: float = 0.0       # lambda
+
+    def observation_losses(self, params, x, y):
+        """L_i(theta) for each row: the loss plus lambda times the penalty."""
+        yhat, pen = self.apply(params, x)
+        return LOSSES[self.loss](y, yhat) + self.penalty * jnp.broadcast_to(pen, jnp.shape(y))
+
+    def cluster_loss(self, params, x, y, mask):
+        """(1/n_c) sum_{i in c} L_i(theta) over the real rows of one cluster."""
+        return jnp.sum(mask * self.observation_losses(params, x, y)) / jnp.maximum(jnp.sum(mask), 1.0)
+
+    def adapt(self, params, x, y, mask):
+        """theta_c^k: k gradient steps on one cluster's loss (eq. 20)."""
+        def step(theta, _):
+            g = jax.grad(self.cluster_loss)(theta, x, y, mask)
+            if self.first_order:
+                g = jax.lax.stop_gradient(g)
+            return jax.tree.map(lambda t, gi: t - self.inner_lr * gi, theta, g), None
+
+        theta, _ = jax.lax.scan(step, params, None, length=self.inner_steps)
+        return theta
+
+    def bucket_sums(self, params, alpha, bucket):
+        """(sum_i w_i [alpha L_i(theta) + (1-alpha) L_i(theta_c^k)], sum_i w_i)
+        over the clusters of one bucket, clusters in parallel."""
+        def one_cluster(x, y, mask, w):
+            pooled = self.observation_losses(params, x, y)
+            adapted = self.observation_losses(self.adapt(params, x, y, mask), x, y)
+            wm = w * mask
+            return jnp.sum(wm * (alpha * pooled + (1 - alpha) * adapted)), jnp.sum(wm)
+
+        num, den = jax.vmap(one_cluster)(bucket["x"], bucket["y"], bucket["mask"], bucket["w"])
+        return jnp.sum(num), jnp.sum(den)
+
+    def __call__(self, params, alpha, buckets):
+        """R_k(theta) over all buckets."""
+        sums = [self.bucket_sums(params, alpha, b) for b in buckets]
+        return sum(s[0] for s in sums) / sum(s[1] for s in sums)
+
+    def pooled(self, params, buckets):
+        """Weighted mean of L_i(theta): the loss of the prediction model alone."""
+        num = den = 0.0
+        for b in buckets:
+            x = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), b["x"])
+            wm = (b["w"] * b["mask"]).reshape(-1)
+            num = num + jnp.sum(wm * self.observation_losses(params, x, b["y"].reshape(-1)))
+            den = den + jnp.sum(wm)
+        return num / den
+
+
+def observation_weights(cluster: np.ndarray, weights="obs") -> np.ndarray:
+    """w_i: 1 per observation ("obs"), 1/n_c ("cluster": equal cluster
+    weight), or the user's non-negative array."""
+    if isinstance(weights, str):
+        if weights == "obs":
+            return np.ones(len(cluster))
+        if weights == "cluster":
+            _, inv, counts = np.unique(cluster, return_inverse=True, return_counts=True)
+            return 1.0 / counts[inv]
+        raise ValueError(f"weights must be 'obs', 'cluster' or an array, got {weights!r}")
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (len(cluster),) or not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("weights must be one finite, non-negative number per observation")
+    return w
+
+
+def gather(buckets: list[Bucket], x, y: np.ndarray, w: np.ndarray) -> list[dict]:
+    """Padded device arrays per bucket: x (any pytree with a leading
+    observation axis), y, mask and weights, each (clusters, width, ...)."""
+    out = []
+    for b in buckets:
+        out.append({
+            "x": jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[b.index]), x),
+            "y": jnp.asarray(y[b.index]),
+            "mask": jnp.asarray(b.mask),
+            "w": jnp.asarray(w[b.index] * b.mask),
+        })
+    return out

@@ -1,0 +1,198 @@
+"""Arrow in: column checks, missing values, cluster encoding, scaling.
+
+Every check here raises a ``ValueError`` that names the column (and the count
+of bad rows) and says what to do, so that a user never sees a JAX traceback
+for a data problem.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+def as_table(data) -> pa.Table:
+    """Any Arrow-compatible table -> ``pyarrow.Table``.
+
+    Accepts a pyarrow Table or RecordBatch, anything exposing
+    ``__arrow_c_stream__`` (polars, duckdb, recent pandas), a pandas
+    DataFrame, or a dict of equal-length columns (what R sends).
+    """
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if isinstance(data, dict):
+        return pa.table({str(k): _column(v, str(k)) for k, v in data.items()})
+    if hasattr(data, "__arrow_c_stream__"):
+        return pa.table(data)
+    if type(data).__module__.startswith("pandas"):
+        return pa.Table.from_pandas(data, preserve_index=False)
+    raise TypeError(
+        f"data must be an Arrow-compatible table (pyarrow.Table, polars or pandas "
+        f"DataFrame, or a dict of columns), got {type(data).__name__}"
+    )
+
+
+def _column(values, name: str):
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"column '{name}' must be one-dimensional, got shape {arr.shape}")
+    if arr.dtype.kind == "O":  # strings from R arrive as objects
+        return pa.array(list(values), from_pandas=True)
+    return pa.array(arr, from_pandas=True)  # NaN in a float column stays NaN
+
+
+def require_columns(table: pa.Table, names) -> None:
+    if table.num_rows == 0:
+        raise ValueError("the data has no rows: pass a table with at least two clusters of observations")
+    missing = [n for n in names if n not in table.column_names]
+    if missing:
+        raise ValueError(
+            f"column(s) {missing} not found in the data; available columns: {table.column_names}"
+        )
+
+
+def bad_rows(column: pa.ChunkedArray) -> np.ndarray:
+    """Boolean mask of rows that are null, or NaN/inf for floating columns."""
+    bad = column.is_null().to_numpy(zero_copy_only=False)
+    if pa.types.is_floating(column.type):
+        vals = column.to_numpy(zero_copy_only=False).astype(float)
+        bad = bad | ~np.isfinite(vals)
+    return np.asarray(bad, dtype=bool)
+
+
+def numeric(table: pa.Table, name: str, role: str) -> np.ndarray:
+    """A numeric column as float64, with a clear error for anything else."""
+    col = table.column(name)
+    t = col.type
+    if pa.types.is_dictionary(t) or not (
+        pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+    ):
+        raise ValueError(
+            f"{role} column '{name}' must be numeric, but has type {t}; "
+            f"convert it (e.g. dummies for a categorical control) before fitting"
+        )
+    return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+
+
+def encode_clusters(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster labels of any type -> integer codes 0..G-1 (in order of first
+    appearance after sorting the labels) and the array of labels."""
+    if pa.types.is_dictionary(column.type):
+        column = pc.cast(column, column.type.value_type)
+    values = column.to_numpy(zero_copy_only=False)
+    labels, codes = np.unique(values.astype(str) if values.dtype.kind == "O" else values,
+                              return_inverse=True)
+    return codes.astype(np.int64), labels
+
+
+@dataclass
+class Prepared:
+    """Checked, numeric data for the backend."""
+    x: np.ndarray          # (n, p) float64
+    y: np.ndarray          # (n,) float64
+    cluster: np.ndarray    # (n,) int codes
+    labels: np.ndarray     # cluster label of each code
+    x_names: list
+    n_dropped: int
+
+
+def prepare(data, y: str, x, cluster: str, na_action: str = "fail") -> Prepared:
+    """Check and extract y, x and cluster.
+
+    ``na_action="fail"`` (default) rejects missing values with the column and
+    count; ``na_action="omit"`` drops those rows and warns with the count.
+    """
+    table = as_table(data)
+    if x is None:
+        x = [c for c in table.column_names if c not in (y, cluster)]
+    if isinstance(x, str):
+        x = [x]
+    x = list(x)
+    if not x:
+        raise ValueError("no controls: pass x=[...] naming at least one numeric column")
+    require_columns(table, [y, *x, cluster])
+    if na_action not in ("fail", "omit"):
+        raise ValueError(f"na_action must be 'fail' or 'omit', got {na_action!r}")
+
+    for name, role in [(y, "outcome"), *[(c, "control") for c in x]]:
+        numeric(table, name, role)  # type check before looking for NaN
+
+    bad = np.zeros(table.num_rows, dtype=bool)
+    for name in [y, *x, cluster]:
+        b = bad_rows(table.column(name))
+        if b.any() and na_action == "fail":
+            raise ValueError(
+                f"column '{name}' has {int(b.sum())} missing value(s) (null, NaN or inf), "
+                f"first at row {int(np.argmax(b)) + 1}; fix them or pass na_action='omit' "
+                f"to drop those rows"
+            )
+        bad |= b
+    n_dropped = int(bad.sum())
+    if n_dropped:
+        warnings.warn(f"rfp: dropped {n_dropped} row(s) with missing values", stacklevel=3)
+        table = table.filter(pa.array(~bad))
+        if table.num_rows == 0:
+            raise ValueError("every row has a missing value: nothing is left to fit")
+
+    xs = np.column_stack([numeric(table, c, "control") for c in x])
+    ys = numeric(table, y, "outcome")
+    codes, labels = encode_clusters(table.column(cluster))
+    if len(labels) < 2:
+        raise ValueError(
+            f"cluster column '{cluster}' has only {len(labels)} cluster(s); the method "
+            f"needs at least two clusters (it adapts to each and holds some out)"
+        )
+    return Prepared(xs, ys, codes, labels, x, n_dropped)
+
+
+def prepare_x(data, x_names, na_action: str = "fail") -> tuple[np.ndarray, np.ndarray]:
+    """Controls for prediction: returns (x, kept-row mask)."""
+    table = as_table(data)
+    require_columns(table, x_names)
+    bad = np.zeros(table.num_rows, dtype=bool)
+    for name in x_names:
+        numeric(table, name, "control")
+        b = bad_rows(table.column(name))
+        if b.any() and na_action == "fail":
+            raise ValueError(
+                f"column '{name}' has {int(b.sum())} missing value(s), first at row "
+                f"{int(np.argmax(b)) + 1}; fix them or pass na_action='omit'"
+            )
+        bad |= b
+    xs = np.column_stack([numeric(table, c, "control") for c in x_names])
+    return xs[~bad], ~bad
+
+
+@dataclass
+class Scaler:
+    """Standardisation of inputs (and of a continuous outcome): the backend
+    trains on z-scores; predictions go back to the original scale."""
+    x_mean: np.ndarray
+    x_scale: np.ndarray
+    y_mean: float = 0.0
+    y_scale: float = 1.0
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray | None, scale_y: bool) -> "Scaler":
+        sd = x.std(axis=0)
+        sd = np.where(sd > 0, sd, 1.0)  # a constant column is left unscaled
+        if scale_y and y is not None:
+            ysd = float(y.std())
+            return cls(x.mean(axis=0), sd, float(y.mean()), ysd if ysd > 0 else 1.0)
+        return cls(x.mean(axis=0), sd)
+
+    def x(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.x_mean) / self.x_scale
+
+    def y(self, y: np.ndarray) -> np.ndarray:
+        return (y - self.y_mean) / self.y_scale
+
+    def y_back(self, z: np.ndarray) -> np.ndarray:
+        return z * self.y_scale + self.y_mean

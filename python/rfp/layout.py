@@ -1,0 +1,50 @@
+"""Observations -> clusters: padded size buckets with masks.
+
+Clusters are grouped by size into buckets whose padded width is the next power
+of two, so a bucket of clusters of sizes in (w/2, w] is stored as a
+(clusters, w) index array and padding at most doubles the real data, whatever
+the skew (one cluster of 10,000 beside 500 of 10 allocates 500 x 16 + 1 x 16,384
+rows, not 501 x 10,000).  Padded slots point at row 0 and carry mask 0, so they
+never enter a loss or a gradient.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Bucket:
+    index: np.ndarray   # (clusters, width) int: rows of the data, 0 where padded
+    mask: np.ndarray    # (clusters, width) float: 1 real, 0 padding
+    clusters: np.ndarray  # (clusters,) cluster codes in this bucket
+
+
+def bucket_width(n: int) -> int:
+    """Smallest power of two >= n."""
+    return 1 << max(int(n) - 1, 0).bit_length()
+
+
+def make_buckets(cluster: np.ndarray, rows: np.ndarray | None = None) -> list[Bucket]:
+    """Group the rows (all, or the given subset) of each cluster into buckets."""
+    cluster = np.asarray(cluster)
+    rows = np.arange(len(cluster)) if rows is None else np.asarray(rows)
+    order = rows[np.argsort(cluster[rows], kind="stable")]
+    codes, starts, sizes = np.unique(cluster[order], return_index=True, return_counts=True)
+    widths = np.array([bucket_width(s) for s in sizes])
+    buckets = []
+    for w in np.unique(widths):
+        members = np.flatnonzero(widths == w)
+        index = np.zeros((len(members), w), dtype=np.int64)
+        mask = np.zeros((len(members), w), dtype=np.float64)
+        for j, m in enumerate(members):
+            idx = order[starts[m]:starts[m] + sizes[m]]
+            index[j, :len(idx)] = idx
+            mask[j, :len(idx)] = 1.0
+        buckets.append(Bucket(index, mask, codes[members]))
+    return buckets
+
+
+def padded_rows(buckets: list[Bucket]) -> int:
+    return int(sum(b.index.size for b in buckets))
