@@ -1,0 +1,258 @@
+"""Fixed-effects regression, the first comparison (DESIGN.md, "Comparisons").
+
+OLS of the outcome on the treatment and controls with any number of fixed
+effects absorbed by the within transformation (Frisch–Waugh–Lovell): one fixed
+effect is swept out exactly by group means, two or more by alternating
+projections (sweep each fixed effect's group means in turn) until the largest
+change in a sweep is below ``tol`` relative to the column's scale. Standard
+errors are CR1 by cluster (``rfp.inference.cr1_vcov``) with K counted as in
+fixest's default ``ssc(fixef.K = "nested")`` (``rfp.inference.fixest_dof_k``);
+tests and intervals use a t with G - 1 degrees of freedom.
+
+Numbers equal fixest / pyfixest ``feols(y ~ d + x | fe, vcov = ~cl)``. They
+equal R's ``lm(y ~ d + x + factor(fe))`` + ``sandwich::vcovCL(type = "HC1")``
+when no fixed effect is nested in the cluster; when one is, fixest drops its
+levels from K and lm keeps them, so lm's SEs are larger by the factor
+sqrt((n - K_fixest) / (n - K_lm)).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+
+from .. import data as rdata
+from ..inference import cr1_vcov, fixest_dof_k, t_test
+
+INTERCEPT = "(Intercept)"
+_COLLINEAR_TOL = 1e-9   # |x̃_j residual| / |x_j centred| below this: collinear
+
+
+@dataclass
+class FixedEffectsFit:
+    """Coefficient table and the counts behind it.
+
+    ``terms`` names the regressors (treatment first, then controls; with no
+    fixed effects ``(Intercept)`` leads). ``K`` is the parameter count in the
+    CR1 factor (n - 1)/(n - K) and ``df = n_clusters - 1`` the t degrees of
+    freedom.
+    """
+    terms: list
+    estimate: np.ndarray
+    std_error: np.ndarray
+    t: np.ndarray
+    p: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    vcov: np.ndarray
+    n: int
+    n_clusters: int
+    K: int
+    df: int
+    level: float
+    outcome: str
+    treatment: str
+    fe: list = field(default_factory=list)
+    cluster: str = ""
+    n_dropped: int = 0
+    iterations: int = 0
+    converged: bool = True
+
+    def tidy(self) -> pa.Table:
+        """One row per regressor: term, estimate, std_error, t, p, ci_low, ci_high."""
+        return pa.table({
+            "term": pa.array(list(self.terms), pa.string()),
+            "estimate": self.estimate,
+            "std_error": self.std_error,
+            "t": self.t,
+            "p": self.p,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+        })
+
+    def row(self, term: str | None = None) -> dict:
+        """The table row of ``term`` (the treatment by default) as a dict."""
+        term = self.treatment if term is None else term
+        if term not in self.terms:
+            raise KeyError(f"no term {term!r}; terms are {self.terms}")
+        j = self.terms.index(term)
+        return {"term": term, "estimate": float(self.estimate[j]),
+                "std_error": float(self.std_error[j]), "t": float(self.t[j]),
+                "p": float(self.p[j]), "ci_low": float(self.ci_low[j]),
+                "ci_high": float(self.ci_high[j])}
+
+
+def fixed_effects(data, y: str, treatment: str, controls=(), fe=(), *, cluster: str,
+                  na_action: str = "fail", level: float = 0.95, tol: float = 1e-14,
+                  max_iter: int = 100_000) -> FixedEffectsFit:
+    """OLS of ``y`` on ``treatment`` + ``controls`` absorbing the ``fe``
+    columns, CR1 standard errors clustered by ``cluster``.
+
+    ``data`` is any Arrow-compatible table. ``na_action="fail"`` rejects rows
+    with missing values in any used column; ``"omit"`` drops them with a
+    warning. Raises ``ValueError`` naming the column for a missing or
+    non-numeric column, missing values, a constant treatment, a regressor
+    collinear with others or absorbed by the fixed effects, or fewer than two
+    clusters.
+    """
+    controls = [controls] if isinstance(controls, str) else list(controls)
+    fe = [fe] if isinstance(fe, str) else list(fe)
+    if na_action not in ("fail", "omit"):
+        raise ValueError(f"na_action must be 'fail' or 'omit', got {na_action!r}")
+    _check_roles(y, treatment, controls, fe)
+
+    table = rdata.as_table(data)
+    rdata.require_columns(table, list(dict.fromkeys([y, treatment, *controls, *fe, cluster])))
+    roles = [(y, "outcome"), (treatment, "treatment"), *[(c, "control") for c in controls]]
+    for name, role in roles:
+        rdata.numeric(table, name, role)
+    table, n_dropped = _drop_missing(table, [y, treatment, *controls, *fe, cluster], na_action)
+
+    yv = rdata.numeric(table, y, "outcome")
+    d = rdata.numeric(table, treatment, "treatment")
+    if np.ptp(d) == 0:
+        raise ValueError(
+            f"treatment column '{treatment}' is constant (every row is {d[0]:g}): "
+            f"there is no contrast to estimate"
+        )
+    cl_codes, cl_labels = rdata.encode_clusters(table.column(cluster))
+    if len(cl_labels) < 2:
+        raise ValueError(
+            f"cluster column '{cluster}' has only {len(cl_labels)} cluster(s); "
+            f"cluster-robust standard errors need at least two"
+        )
+    fe_codes = [rdata.encode_clusters(table.column(f))[0] for f in fe]
+
+    terms = [treatment, *controls]
+    x = np.column_stack([d, *[rdata.numeric(table, c, "control") for c in controls]])
+    if not fe:
+        terms = [INTERCEPT, *terms]
+        x = np.column_stack([np.ones(len(yv)), x])
+    if len(yv) <= x.shape[1]:
+        raise ValueError(f"only {len(yv)} complete row(s) for {x.shape[1]} regressors")
+
+    both, iterations, converged = demean(np.column_stack([yv, x]), fe_codes, tol, max_iter)
+    if not converged:
+        warnings.warn(
+            f"rfp: demeaning by {fe} did not converge to tol={tol:g} in {max_iter} "
+            f"sweeps; estimates may be inaccurate", stacklevel=2)
+    y_tilde, x_tilde = both[:, 0], both[:, 1:]
+    _check_collinear(x, x_tilde, terms, fe, has_intercept=not fe)
+
+    xtx = x_tilde.T @ x_tilde
+    beta = np.linalg.solve(xtx, x_tilde.T @ y_tilde)
+    resid = y_tilde - x_tilde @ beta
+    k = fixest_dof_k(x.shape[1], fe_codes, cl_codes) if fe else x.shape[1]
+    vcov = cr1_vcov(x_tilde, resid, cl_codes, k=k)
+    se = np.sqrt(np.diag(vcov))
+    n_clusters = len(cl_labels)
+    test = t_test(beta, se, df=n_clusters - 1, level=level)
+    return FixedEffectsFit(
+        terms=terms, estimate=beta, std_error=se, t=test.t, p=test.p,
+        ci_low=test.ci_low, ci_high=test.ci_high, vcov=vcov, n=len(yv),
+        n_clusters=n_clusters, K=k, df=n_clusters - 1, level=level, outcome=y,
+        treatment=treatment, fe=fe, cluster=cluster, n_dropped=n_dropped,
+        iterations=iterations, converged=converged,
+    )
+
+
+def demean(m: np.ndarray, fe_codes, tol: float = 1e-14, max_iter: int = 100_000):
+    """Within transformation of the columns of ``m`` (n, p) for the fixed
+    effects given as integer code arrays. Returns (m̃, sweeps, converged).
+
+    One fixed effect: subtract group means (exact, one sweep). Several:
+    alternating projections, each sweep subtracting the group means of every
+    fixed effect in turn, until max |change| ≤ tol · max(1, max |column|).
+    """
+    m = np.array(m, dtype=float, copy=True)
+    if not fe_codes:
+        return m, 0, True
+    projectors = [_group_mean_operator(c) for c in fe_codes]
+    if len(projectors) == 1:
+        indicator, counts = projectors[0]
+        return m - indicator @ ((indicator.T @ m) / counts[:, None]), 1, True
+    scale = np.maximum(1.0, np.abs(m).max(axis=0))
+    for sweep in range(1, max_iter + 1):
+        before = m.copy()
+        for indicator, counts in projectors:
+            m -= indicator @ ((indicator.T @ m) / counts[:, None])
+        change = (np.abs(m - before).max(axis=0) / scale).max()
+        if change <= tol:
+            return m, sweep, True
+    return m, max_iter, False
+
+
+def _group_mean_operator(codes: np.ndarray):
+    codes = np.asarray(codes)
+    n = codes.shape[0]
+    n_groups = int(codes.max()) + 1
+    indicator = sp.csr_matrix((np.ones(n), (np.arange(n), codes)), shape=(n, n_groups))
+    counts = np.bincount(codes, minlength=n_groups).astype(float)
+    return indicator, counts
+
+
+def _check_roles(y, treatment, controls, fe):
+    if treatment == y:
+        raise ValueError(f"column '{y}' is both the outcome and the treatment")
+    for c in controls:
+        if c in (y, treatment):
+            role = "outcome" if c == y else "treatment"
+            raise ValueError(f"column '{c}' is both a control and the {role}")
+    dup = {c for c in controls if controls.count(c) > 1}
+    if dup:
+        raise ValueError(f"control column(s) {sorted(dup)} listed more than once")
+    for f in fe:
+        if f in (y, treatment, *controls):
+            raise ValueError(f"column '{f}' is both a fixed effect and a regressor/outcome")
+
+
+def _drop_missing(table: pa.Table, names, na_action: str):
+    bad = np.zeros(table.num_rows, dtype=bool)
+    for name in dict.fromkeys(names):
+        b = rdata.bad_rows(table.column(name))
+        if b.any() and na_action == "fail":
+            raise ValueError(
+                f"column '{name}' has {int(b.sum())} missing value(s) (null, NaN or inf), "
+                f"first at row {int(np.argmax(b)) + 1}; fix them or pass na_action='omit'"
+            )
+        bad |= b
+    n_dropped = int(bad.sum())
+    if n_dropped:
+        warnings.warn(f"rfp: dropped {n_dropped} row(s) with missing values", stacklevel=3)
+        table = table.filter(pa.array(~bad))
+        if table.num_rows == 0:
+            raise ValueError("every row has a missing value: nothing is left to fit")
+    return table, n_dropped
+
+
+def _check_collinear(x, x_tilde, terms, fe, has_intercept):
+    """Name the first regressor that is (numerically) a combination of the
+    fixed effects and the regressors before it."""
+    kept = []
+    for j, name in enumerate(terms):
+        raw = x[:, j] if (has_intercept and j == 0) else x[:, j] - x[:, j].mean()
+        scale = np.linalg.norm(raw)
+        role = "treatment" if j == (1 if has_intercept else 0) else "control"
+        if scale == 0:
+            raise ValueError(f"{role} column '{name}' is constant: it is collinear with the "
+                             f"{'intercept' if has_intercept else 'fixed effects'}")
+        col = x_tilde[:, j]
+        if np.linalg.norm(col) <= _COLLINEAR_TOL * scale:
+            raise ValueError(
+                f"{role} column '{name}' does not vary within the fixed effects {fe}: "
+                f"it is absorbed by them (collinear), so its coefficient is not identified")
+        if kept:
+            basis = x_tilde[:, kept]
+            coef, *_ = np.linalg.lstsq(basis, col, rcond=None)
+            resid = col - basis @ coef
+            if np.linalg.norm(resid) <= _COLLINEAR_TOL * scale:
+                weight = np.abs(coef) * np.linalg.norm(basis, axis=0) / np.linalg.norm(col)
+                partners = [terms[i] for i, w in zip(kept, weight) if w > 1e-6]
+                extra = " and the fixed effects" if fe else ""
+                raise ValueError(
+                    f"{role} column '{name}' is collinear with {partners}{extra}: "
+                    f"drop one of them")
+        kept.append(j)
