@@ -18,7 +18,7 @@ DEFAULTS = dict(
     model="mlp", hidden=(32, 32), activation="tanh",
     alpha=0.5, inner_steps=1, inner_lr=0.1, first_order=False,
     loss="squared", weights="obs", penalty=0.0,
-    learning_rate=1e-2, clip_norm=1.0, max_steps=2000, patience=200,
+    learning_rate=1e-2, clip_norm=1.0, schedule="constant", max_steps=2000, patience=200,
     eval_every=10, validation_share=0.2, seed=0,
 )
 
@@ -145,6 +145,7 @@ def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings
     w = observation_weights(codes, config["weights"])
     result = train(objective, m.init, x, y_fit, codes, w, alpha=float(config["alpha"]),
                    learning_rate=float(config["learning_rate"]), clip_norm=config["clip_norm"],
+                   schedule=config["schedule"],
                    max_steps=int(config["max_steps"]), patience=config["patience"],
                    eval_every=int(config["eval_every"]), validation_share=float(config["validation_share"]),
                    seed=int(config["seed"]), progress=progress)
@@ -165,7 +166,7 @@ def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",
     training only.  Settings: model ('linear', 'mlp', 'neural_ode' or an
     (init, apply) pair), hidden, activation, alpha, inner_steps, inner_lr,
     first_order, loss ('squared'/'logistic'), weights ('obs'/'cluster'),
-    penalty (lambda), learning_rate, clip_norm, max_steps, patience,
+    penalty (lambda), learning_rate, clip_norm, schedule ('constant'/'cosine'), max_steps, patience,
     eval_every, validation_share, seed.
     """
     if cluster is None:

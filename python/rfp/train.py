@@ -50,7 +50,14 @@ def split_clusters(cluster: np.ndarray, share: float, seed: int):
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
-def optimizer(learning_rate: float, clip_norm: float | None):
+def optimizer(learning_rate: float, clip_norm: float | None, schedule: str = "constant",
+              max_steps: int = 1):
+    """Adam after global-norm clipping; ``schedule="cosine"`` decays the
+    learning rate to zero over ``max_steps`` (for converging tightly)."""
+    if schedule == "cosine":
+        learning_rate = optax.cosine_decay_schedule(learning_rate, max_steps)
+    elif schedule != "constant":
+        raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
     parts = [optax.clip_by_global_norm(clip_norm)] if clip_norm else []
     return optax.chain(*parts, optax.adam(learning_rate))
 
@@ -66,7 +73,7 @@ def progress_bar(progress, total):
 
 
 def train(objective: Objective, init, x, y, cluster, w, *, alpha: float,
-          learning_rate: float = 1e-2, clip_norm: float | None = 1.0,
+          learning_rate: float = 1e-2, clip_norm: float | None = 1.0, schedule: str = "constant",
           max_steps: int = 2000, patience: int | None = 200, eval_every: int = 10,
           validation_share: float = 0.2, seed: int = 0, progress=None) -> TrainResult:
     """Minimise R_k(theta) over the training clusters."""
@@ -82,7 +89,7 @@ def train(objective: Objective, init, x, y, cluster, w, *, alpha: float,
 
     first = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[:1]), x)
     params = init(jax.random.PRNGKey(seed), first)
-    opt = optimizer(learning_rate, clip_norm)
+    opt = optimizer(learning_rate, clip_norm, schedule, max_steps)
     opt_state = opt.init(params)
     value_and_grad = jax.value_and_grad(objective)
 
