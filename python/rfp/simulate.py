@@ -120,3 +120,109 @@ def held_out(sim: Simulation, n_clusters: int, seed: int) -> Simulation:
     settings = {k: v for k, v in sim.settings.items() if k != "design"}
     settings.update(n_clusters=n_clusters, seed=seed)
     return fn(**settings)
+
+
+# ----------------------------------------------------------------------------
+# cluster_trial: treatment assigned to whole clusters (issue 4)
+
+def _logistic(u):
+    return 1.0 / (1.0 + np.exp(-u))
+
+
+def cluster_trial(n_strata: int = 4, clusters_per_stratum: int = 10, n_per_cluster: int = 20,
+                  effect: str = "constant", overlap: str = "high", tau: float = 1.0,
+                  kappa: float = 0.5, sd_cluster_effect: float = 0.5, noise: float = 1.0,
+                  seed: int = 0) -> Simulation:
+    """A stratified cluster-level treatment assignment with selection on a
+    cluster covariate (DESIGN.md, "Effects"; the setting of "Regularizing the
+    Forward Pass", sec. 1: treatment above the unit, controls at both levels).
+
+    Clusters c in strata s = 1..S (``clusters_per_stratum`` each):
+
+        z_c    = δ_s + v_c,      δ_s = linspace(-1, 1, S),  v_c ~ N(0, 0.75²)
+        D_c    ~ Bernoulli(e(z_c)),   e(z) = logistic(γ z),
+                 γ = 0.5 (overlap="high") or 2.0 (overlap="low")
+        x_icj  = a_j z_c + u_cj + ε_icj,   a = (0.8, -0.5),  u ~ N(0, 0.5²),  ε ~ N(0, 1)
+        Y_ic(0) = f(x, z) + b_c + noise·η_ic,   b_c ~ N(0, sd_cluster_effect²)
+        f(x, z) = z + 0.5 z² + sin(x1) + 0.25 x1 x2
+        τ(x)   = τ  (effect="constant")  or  τ + κ·x1  (effect="heterogeneous")
+        Y = Y(0) + D τ(x)
+
+    Treatment is randomised within strata with probability e(z_c), so a
+    naive difference in means is biased (f increases with z); conditional on
+    X = (x1, x2, z) it is as good as random, and E[D | X] = e(z) exactly.
+    Assignment is redrawn (from the same generator) until at least two
+    clusters are treated and two are not.
+
+    The truth, in ``settings["truth"]``: population values computed from the
+    design (Gauss–Hermite quadrature over z ~ the mixture of strata):
+    ATE = E τ(X), ATT = E[τ(X) | D = 1] and PLM = E[e(1-e) τ(X)] / E[e(1-e)]
+    (the variance-weighted average the partially linear model's τ estimates;
+    all three equal τ for a constant effect), and their sample analogues
+    SATE / SATT over the simulated units. ``truth(x)`` is τ(x) for rows of
+    (x1, x2, z). Columns: y, d, x1, x2, z, cluster, stratum, and the truth
+    columns tau_i, e (true propensity), mu0 = E[Y(0) | x, z] (without b_c).
+    """
+    if effect not in ("constant", "heterogeneous"):
+        raise ValueError(f"effect must be 'constant' or 'heterogeneous', got {effect!r}")
+    gamma = {"high": 0.5, "low": 2.0}.get(overlap)
+    if gamma is None:
+        raise ValueError(f"overlap must be 'low' or 'high', got {overlap!r}")
+    if n_strata < 1 or clusters_per_stratum < 1 or n_per_cluster < 1:
+        raise ValueError("n_strata, clusters_per_stratum and n_per_cluster must be positive")
+    n_clusters = n_strata * clusters_per_stratum
+    if n_clusters < 4:
+        raise ValueError("cluster_trial needs at least 4 clusters (two treated, two not)")
+    rng = np.random.default_rng(seed)
+    sd_z, a, sd_u = 0.75, np.array([0.8, -0.5]), 0.5
+    delta = np.linspace(-1.0, 1.0, n_strata) if n_strata > 1 else np.zeros(1)
+    stratum_c = np.repeat(np.arange(n_strata), clusters_per_stratum)
+    z_c = delta[stratum_c] + sd_z * rng.normal(size=n_clusters)
+    e_c = _logistic(gamma * z_c)
+    while True:
+        d_c = (rng.random(n_clusters) < e_c).astype(float)
+        if 2 <= d_c.sum() <= n_clusters - 2:
+            break
+    u_c = sd_u * rng.normal(size=(n_clusters, 2))
+    b_c = sd_cluster_effect * rng.normal(size=n_clusters)
+
+    cluster = np.repeat(np.arange(n_clusters), n_per_cluster)
+    z = z_c[cluster]
+    x = a[None, :] * z[:, None] + u_c[cluster] + rng.normal(size=(cluster.size, 2))
+    mu0 = z + 0.5 * z ** 2 + np.sin(x[:, 0]) + 0.25 * x[:, 0] * x[:, 1]
+    k = kappa if effect == "heterogeneous" else 0.0
+
+    def cate(u):
+        u = np.asarray(u, dtype=float).reshape(-1, 3)
+        return tau + k * u[:, 0]
+
+    tau_i = cate(np.column_stack([x, z]))
+    d = d_c[cluster]
+    y = mu0 + b_c[cluster] + noise * rng.normal(size=cluster.size) + d * tau_i
+
+    # population truths: E[x1 | z] = a1 z, so every estimand is tau + k a1 E_w[z]
+    nodes, wq = np.polynomial.hermite_e.hermegauss(64)
+    zq = (delta[:, None] + sd_z * nodes[None, :]).reshape(-1)
+    wz = np.tile(wq / wq.sum(), delta.size) / delta.size
+    eq = _logistic(gamma * zq)
+
+    def weighted_z(w):
+        return float(np.sum(wz * w * zq) / np.sum(wz * w))
+
+    truth = {
+        "ATE": float(tau + k * a[0] * weighted_z(np.ones_like(zq))),
+        "ATT": float(tau + k * a[0] * weighted_z(eq)),
+        "PLM": float(tau + k * a[0] * weighted_z(eq * (1 - eq))),
+        "SATE": float(tau_i.mean()),
+        "SATT": float(tau_i[d == 1].mean()),
+    }
+    table = pa.table({
+        "y": y, "d": d, "x1": x[:, 0], "x2": x[:, 1], "z": z, "cluster": cluster,
+        "stratum": stratum_c[cluster], "tau_i": tau_i, "e": e_c[cluster], "mu0": mu0,
+    })
+    settings = dict(design="cluster_trial", n_strata=n_strata,
+                    clusters_per_stratum=clusters_per_stratum, n_per_cluster=n_per_cluster,
+                    effect=effect, overlap=overlap, tau=tau, kappa=kappa, gamma=gamma,
+                    sd_cluster_effect=sd_cluster_effect, noise=noise, seed=seed,
+                    treatment="d", cluster="cluster", strata="stratum", truth=truth)
+    return Simulation(table, cate, ["x1", "x2", "z"], settings)

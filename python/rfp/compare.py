@@ -1,0 +1,344 @@
+"""Same data, same table (DESIGN.md, "Comparisons"): the method's effects
+beside fixed effects, balancing weights and a kernel smoother.
+
+``compare`` returns one Arrow table, a row per (method, estimand):
+
+fixed_effects       OLS of y on d + controls with strata fixed effects, CR1 by
+                    cluster (``baselines.fixed_effects``). Estimand "PLM": a
+                    regression coefficient, i.e. a variance-weighted effect (the
+                    linear projection's weights). variance_share: the share of
+                    Var(D) the linear first stage (controls + strata) explains.
+entropy_balancing   ATT; Hainmueller weights on the controls.
+cluster_balancing   ATT; weights on control clusters (only when treatment is
+                    constant within clusters), ICC-aware dispersion penalty.
+dml, aipw           the method (the settings passed in), cluster-fold
+                    cross-fitting (``rfp.effects``); AIPW gives ATE and ATT.
+kernel              ATT by imputation: μ̂0 is Nadaraya–Watson on the controls
+                    with a leave-cluster-out CV bandwidth, τ̂ = mean_T(Y − μ̂0(X)).
+dml_maml, dml_erm   DML with α = 0 (MAML) and α = 1 (ERM) nuisances.
+
+Standard errors of the weighting estimators. Entropy, cluster balancing and
+the kernel imputation are all weighted differences in means,
+τ̂ = ȳ_T − Σ_C w_i y_i / Σ_C w_i (for the kernel, w_j = Σ_{i∈T} L_ij, the
+smoother's weight on control j summed over treated units). Their SE is the
+cluster-robust variance (``inference.cluster_if_se``) of the linearisation
+
+    ψ_i = n/n_1 · D_i (r_i − r̄_T) − n/Σ_C w · (1 − D_i) w_i r_i,
+
+where r_i is the outcome residual: for the balancing weights, from the
+w-weighted least squares of y on (1, balanced covariates) among controls (the
+calibration / GREG linearisation, which accounts for the balance
+constraints; τ̂ is unchanged because the weights balance those covariates);
+for the kernel, r_i = y_i − μ̂0(x_i), the bandwidth treated as fixed.
+
+``ess`` is Kish's effective sample size of the control weights (for DML and
+FE, of the FWL weights V_i² = (D_i − m̂(X_i))²). ``converged`` is the
+solver's flag (balancing), every nuisance fit's flag (``effects.fit_converged``),
+or, for the kernel, a CV bandwidth inside the grid.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pyarrow as pa
+
+from . import effects as fx
+from .baselines import kernel as kernel_mod
+from .baselines.balancing import (
+    cluster_balance_from_table, entropy_balance_from_table, hierarchical_balance_from_table,
+)
+from .baselines.fixed_effects import demean, fixed_effects
+from .data import as_table, encode_clusters
+from .diagnostics import effective_sample_size
+from .inference import cluster_if_se, t_test
+from .simulate import Simulation
+
+METHODS = ("fixed_effects", "entropy_balancing", "cluster_balancing", "dml", "aipw", "kernel",
+           "dml_maml", "dml_erm")
+COLUMNS = ("method", "estimand", "estimate", "std_error", "ci_low", "ci_high", "n", "clusters",
+           "ess", "converged", "variance_share")
+
+
+# ----------------------------------------------------------------------------
+# balance: a thin dispatcher
+
+def balance(data, d, x, cluster=None, method: str = "entropy", **kwargs):
+    """Balancing weights, balance table and ESS (a ``BalancingFit``).
+
+    method "entropy" (``entropy_balance_from_table``), "hierarchical"
+    (needs ``cluster``; ``lam`` defaults to 1) or "cluster" (needs ``cluster``
+    and ``icc``; ``cluster_x`` defaults to the columns of ``x`` that are
+    constant within every cluster, the rest are averaged within cluster)."""
+    if isinstance(data, Simulation):
+        data = data.data
+    x = [x] if isinstance(x, str) else list(x)
+    if method == "entropy":
+        return entropy_balance_from_table(data, d, x, **kwargs)
+    if cluster is None:
+        raise ValueError(f"balance(method={method!r}) needs cluster= (the cluster column)")
+    if method == "hierarchical":
+        return hierarchical_balance_from_table(data, d, x, cluster, kwargs.pop("lam", 1.0), **kwargs)
+    if method == "cluster":
+        if "icc" not in kwargs:
+            raise ValueError("balance(method='cluster') needs icc= (the outcome's intraclass "
+                             "correlation, in [0, 1]) for its dispersion penalty")
+        icc = kwargs.pop("icc")
+        if "cluster_x" not in kwargs:
+            x, kwargs["cluster_x"] = split_by_level(as_table(data), x, cluster)
+        return cluster_balance_from_table(data, d, x, cluster, icc, **kwargs)
+    raise ValueError(f"method must be 'entropy', 'hierarchical' or 'cluster', got {method!r}")
+
+
+def split_by_level(table: pa.Table, x, cluster: str):
+    """(individual covariates, cluster covariates): a column constant within
+    every cluster is a cluster covariate."""
+    codes, _ = encode_clusters(table.column(cluster))
+    individual, cluster_level = [], []
+    for name in x:
+        v = table.column(name).to_numpy(zero_copy_only=False).astype(float)
+        (cluster_level if fx.treatment_is_clustered(v, codes) else individual).append(name)
+    return individual, cluster_level
+
+
+# ----------------------------------------------------------------------------
+# weighted differences in means
+
+def weighted_att(y, d, w, cluster, covariates=None, level=0.95):
+    """τ̂ = ȳ_T − Σ_C w y / Σ_C w and its cluster-robust SE from the
+    linearisation in the module docstring (residuals on ``covariates`` by
+    w-weighted least squares among controls, or on a constant)."""
+    t = d == 1
+    c = ~t
+    wc = w[c]
+    n, n1, wsum = len(y), int(t.sum()), float(wc.sum())
+    tau = float(y[t].mean() - wc @ y[c] / wsum)
+    z = np.ones((n, 1)) if covariates is None else np.column_stack([np.ones(n), covariates])
+    root = np.sqrt(wc)
+    coef = np.linalg.lstsq(z[c] * root[:, None], y[c] * root, rcond=None)[0]
+    r = y - z @ coef
+    psi = np.zeros(n)
+    psi[t] = n / n1 * (r[t] - r[t].mean())
+    psi[c] = -n / wsum * wc * r[c]
+    return tau, cluster_if_se(psi, cluster)
+
+
+def _row(method, estimand, estimate, se, n, clusters, level, ess=np.nan, converged=True,
+         share=np.nan, note=""):
+    if np.isfinite(estimate) and np.isfinite(se) and se > 0:
+        test = t_test(estimate, se, df=clusters - 1, level=level)
+        lo, hi = float(test.ci_low), float(test.ci_high)
+    else:
+        lo = hi = np.nan
+    return {"method": method, "estimand": estimand, "estimate": float(estimate),
+            "std_error": float(se), "ci_low": lo, "ci_high": hi, "n": int(n),
+            "clusters": int(clusters), "ess": float(ess), "converged": bool(converged),
+            "variance_share": float(share), "note": note}
+
+
+def _effect_row(method, e: fx.Effect, converged, note=""):
+    return _row(method, e.estimand, e.estimate, e.std_error, e.n, e.n_clusters, e.level,
+                e.diagnostics.get("ess", np.nan), converged,
+                e.diagnostics.get("variance_share", np.nan), note)
+
+
+# ----------------------------------------------------------------------------
+# one function per comparison; each returns a list of rows
+
+def _fixed_effects(ctx):
+    ed, strata = ctx["ed"], ctx["strata"]
+    fe = ["stratum"] if strata is not None else []
+    fit = fixed_effects(ctx["table"], "y", "d", controls=ctx["x_cols"], fe=fe, cluster="cluster",
+                        level=ctx["level"])
+    row = fit.row()
+    # the linear first stage of FWL: D on controls (+ strata), eq. 2 of the paper
+    both = np.column_stack([ed.d, ed.x])
+    both = demean(both, [strata])[0] if strata is not None else both - both.mean(axis=0)
+    v = both[:, 0] - both[:, 1:] @ np.linalg.lstsq(both[:, 1:], both[:, 0], rcond=None)[0]
+    share = 1.0 - float(np.var(v)) / float(np.var(ed.d))
+    return [_row("fixed_effects", "PLM", row["estimate"], row["std_error"], fit.n, fit.n_clusters,
+                 ctx["level"], fx.kish_ess(v * v), fit.converged, share)]
+
+
+def _entropy_balancing(ctx):
+    ed = ctx["ed"]
+    fit = entropy_balance_from_table(ctx["table"], "d", ctx["x_cols"])
+    tau, se = weighted_att(ed.y, ed.d, fit.weights, ed.cluster, ed.x, ctx["level"])
+    res = fit.result
+    return [_row("entropy_balancing", "ATT", tau, se, len(ed.y), ed.n_clusters, ctx["level"],
+                 fit.ess, res.converged, note="" if res.converged else res.message)]
+
+
+def _cluster_balancing(ctx):
+    ed = ctx["ed"]
+    if not ctx["clustered"]:
+        return []
+    individual, cluster_level = split_by_level(ctx["table"], ctx["x_cols"], "cluster")
+    icc = ctx["icc"] if ctx["icc"] is not None else anova_icc(ed.y[ed.d == 0], ed.cluster[ed.d == 0])
+    fit = cluster_balance_from_table(ctx["table"], "d", individual, "cluster", icc,
+                                     cluster_x=cluster_level)
+    res = fit.result
+    if not np.all(np.isfinite(fit.weights)):
+        return [_row("cluster_balancing", "ATT", np.nan, np.nan, len(ed.y), ed.n_clusters,
+                     ctx["level"], np.nan, False, note=res.message)]
+    cols = [ctx["x_cols"].index(c) for c in individual + cluster_level]
+    tau, se = weighted_att(ed.y, ed.d, fit.weights, ed.cluster, ed.x[:, cols], ctx["level"])
+    return [_row("cluster_balancing", "ATT", tau, se, len(ed.y), ed.n_clusters, ctx["level"],
+                 res.ess, res.solved, note="" if res.solved else res.message)]
+
+
+def anova_icc(y, cluster) -> float:
+    """One-way ANOVA estimate of the intraclass correlation, clipped to [0, 1]."""
+    codes = np.unique(cluster, return_inverse=True)[1].reshape(-1)
+    g = int(codes.max()) + 1
+    n = len(y)
+    if g < 2 or n <= g:
+        return 0.0
+    nc = np.bincount(codes, minlength=g).astype(float)
+    means = np.bincount(codes, weights=y, minlength=g) / nc
+    msb = float(np.sum(nc * (means - y.mean()) ** 2)) / (g - 1)
+    msw = float(np.sum((y - means[codes]) ** 2)) / (n - g)
+    n0 = (n - float(np.sum(nc ** 2)) / n) / (g - 1)
+    sb = max((msb - msw) / n0, 0.0)
+    return float(min(sb / (sb + msw), 1.0)) if sb + msw > 0 else 0.0
+
+
+def _kernel(ctx):
+    ed = ctx["ed"]
+    t, c = ed.d == 1, ed.d == 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kfit = kernel_mod.fit(ed.x[c], ed.y[c], ed.cluster[c])
+    edge = [str(w.message) for w in caught]
+    zt = (ed.x[t] - kfit.x_mean) / kfit.x_scale
+    sq = kernel_mod._sq_dist(zt, kfit.z)
+    k = np.exp(-(sq - sq.min(axis=1, keepdims=True)) / (2 * kfit.bandwidth ** 2))
+    smoother = k / k.sum(axis=1, keepdims=True)          # (n1, n0): μ̂0(x_T) = L y_C
+    mu0_t = smoother @ ed.y[c]
+    w = np.zeros(len(ed.y))
+    w[c] = smoother.sum(axis=0)
+    n, n1 = len(ed.y), int(t.sum())
+    tau = float(np.mean(ed.y[t] - mu0_t))
+    r = np.zeros(n)
+    r[t] = ed.y[t] - mu0_t
+    r[c] = ed.y[c] - kfit.predict(ed.x[c])
+    psi = np.zeros(n)
+    psi[t] = n / n1 * (r[t] - tau)
+    psi[c] = -n / n1 * w[c] * r[c]
+    se = cluster_if_se(psi, ed.cluster)
+    return [_row("kernel", "ATT", tau, se, n, ed.n_clusters, ctx["level"],
+                 effective_sample_size(w[c]), not edge, note="; ".join(edge))]
+
+
+def _method_nuisances(ctx, alpha=None):
+    settings = dict(ctx["settings"])
+    if alpha is not None:
+        settings["alpha"] = alpha
+    key = ("nz", alpha)
+    if key not in ctx:
+        need = ("g", "m", "mu0", "mu1") if alpha is None and ctx["aipw"] else ("g", "m")
+        ctx[key] = fx.nuisances(ctx["ed"], ctx["fold"], need, seed=ctx["seed"], **settings)
+    return ctx[key]
+
+
+def _dml(ctx, name="dml", alpha=None):
+    ed = ctx["ed"]
+    nz = _method_nuisances(ctx, alpha)
+    e = fx.plm_from_residuals(ed.y, ed.d, nz["g"], nz["m"], ed.cluster, ctx["level"],
+                              ctx["warn_share"], ctx["treatment"], name)
+    return [_effect_row(name, e, nz["converged"])]
+
+
+def _aipw(ctx):
+    ed = ctx["ed"]
+    nz = _method_nuisances(ctx)
+    rows = []
+    for estimand in ("ATE", "ATT"):
+        e = fx.aipw_from_nuisances(ed.y, ed.d, nz["m"], nz["mu0"], nz["mu1"], ed.cluster,
+                                   estimand, ctx["clip"], ctx["level"])
+        clipped = e.diagnostics["n_clipped"]
+        rows.append(_effect_row("aipw", e, nz["converged"],
+                                f"{clipped} propensities clipped to [{ctx['clip']}, "
+                                f"{1 - ctx['clip']}]" if clipped else ""))
+    return rows
+
+
+RUNNERS = {
+    "fixed_effects": _fixed_effects,
+    "entropy_balancing": _entropy_balancing,
+    "cluster_balancing": _cluster_balancing,
+    "dml": _dml,
+    "aipw": _aipw,
+    "kernel": _kernel,
+    "dml_maml": lambda ctx: _dml(ctx, "dml_maml", 0.0),
+    "dml_erm": lambda ctx: _dml(ctx, "dml_erm", 1.0),
+}
+
+
+def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=METHODS,
+            truth=None, *, folds: int = 5, seed: int = 0, level: float = 0.95,
+            clip: float = 0.01, icc: float | None = None, warn_share=fx.WARN_SHARE,
+            na_action: str = "fail", **settings) -> pa.Table:
+    """Every estimator in ``methods`` on the same rows; one Arrow table.
+
+    ``data`` is any Arrow-compatible table or an ``rfp.simulate.Simulation``
+    (then y, d, x, cluster, strata and ``truth`` come from it). ``truth``: a
+    dict estimand -> true value, adding columns truth and error = estimate −
+    truth. ``settings`` go to ``rfp.fit_arrays`` for the method's nuisances
+    (``dml``, ``aipw``; ``dml_maml`` / ``dml_erm`` override alpha). ``icc``
+    for cluster balancing defaults to the one-way ANOVA estimate among the
+    control clusters' outcomes. A method that cannot run on these data
+    (a ``ValueError``) gives a row of NaN with the reason in ``note``.
+    """
+    if isinstance(data, Simulation):
+        strata = data.settings.get("strata") if strata is None else strata
+        truth = data.settings.get("truth") if truth is None else truth
+    data, y, d, x, cluster = fx.resolve(data, y, d, x, cluster)
+    methods = [methods] if isinstance(methods, str) else list(methods)
+    unknown = [m for m in methods if m not in RUNNERS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; known: {list(RUNNERS)}")
+    table = as_table(data)
+    extra = [strata] if strata is not None else []
+    ed = fx.read(table, y, d, x, cluster, na_action=na_action, binary=True,
+                 method="compare (use rfp.effect(method='dml') for a non-binary treatment)")
+    strata_codes = None
+    if strata is not None:
+        if strata not in table.column_names:
+            raise ValueError(f"strata column '{strata}' not found; available: {table.column_names}")
+        kept = table.filter(pa.array(ed.kept)) if not ed.kept.all() else table
+        if kept.column(strata).null_count:
+            raise ValueError(f"strata column '{strata}' has {kept.column(strata).null_count} "
+                             f"missing value(s)")
+        strata_codes = encode_clusters(kept.column(strata))[0]
+    x_cols = [f"x{j}" for j in range(ed.x.shape[1])]
+    clean = pa.table({"y": ed.y, "d": ed.d, **{c: ed.x[:, j] for j, c in enumerate(x_cols)},
+                      "cluster": ed.cluster, **({"stratum": strata_codes} if extra else {})})
+    ctx = dict(ed=ed, table=clean, x_cols=x_cols, strata=strata_codes, level=level, seed=seed,
+               clip=clip, icc=icc, warn_share=warn_share, treatment=d, settings=settings,
+               clustered=fx.treatment_is_clustered(ed.d, ed.cluster), aipw="aipw" in methods,
+               fold=fx.cluster_folds(ed.cluster, folds, seed, ed.d))
+    rows, pending = [], []
+    for name in methods:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                out = RUNNERS[name](ctx)
+            except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
+                out = [_row(name, "", np.nan, np.nan, len(ed.y), ed.n_clusters, level,
+                            converged=False, note=f"{type(err).__name__}: {err}")]
+        for w in caught:
+            if issubclass(w.category, fx.FunctionalFormWarning):
+                pending.append(w)
+                for r in out:
+                    r["note"] = "; ".join(filter(None, [r["note"], "variance_share above "
+                                                        f"{warn_share}: see the warning"]))
+        rows.extend(out)
+    for w in pending:
+        warnings.warn(w.message, w.category, stacklevel=2)
+    columns = {c: [r[c] for r in rows] for c in COLUMNS}
+    if truth is not None:
+        columns["truth"] = [float(truth.get(r["estimand"], np.nan)) for r in rows]
+        columns["error"] = [r["estimate"] - t for r, t in zip(rows, columns["truth"])]
+    columns["note"] = [r["note"] for r in rows]
+    return pa.table(columns)

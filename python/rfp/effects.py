@@ -1,0 +1,482 @@
+"""Treatment effects by the method (DESIGN.md, "Effects").
+
+Every nuisance function is fitted by ``rfp.fit_arrays`` (regularized
+bi-level gradient descent; logistic loss for a binary treatment) with
+cross-fitting whose folds are **whole clusters** (``cluster_folds``): the
+prediction for a row comes from a fit that saw none of its cluster.
+
+dml_plm
+    Partially linear model Y = τ D + g(X) + ε (course notes, 13.2): with
+    cross-fitted ĝ(X) ≈ E[Y | X] and m̂(X) ≈ E[D | X], U = Y − ĝ, V = D − m̂,
+
+        τ̂ = Σ V U / Σ V²                      (residual-on-residual, pooled over folds)
+
+    and the CR1 variance of that no-intercept regression (K = 1),
+    G/(G−1)·(n−1)/(n−1)·Σ_g (Σ_{i∈g} V_i e_i)² / (Σ V²)², e = U − τ̂ V, which is
+    the cluster-sum variance of the score's influence function
+    ψ_i = V_i e_i / mean(V²). The interval uses t on G − 1 df.
+
+    variance_share = 1 − Var(V) / Var(D) is the share of treatment variance
+    the nuisance model explains. By Frisch–Waugh–Lovell τ̂ rests on V alone; when
+    treatment is a function of cluster-level controls a flexible first stage
+    drives V to zero, and whatever variation is left is functional-form-induced
+    ("Regularizing the Forward Pass", eq. 1–3). Above ``warn_share`` (0.9) a
+    ``FunctionalFormWarning`` says so.
+
+aipw
+    Augmented IPW for a binary treatment (course notes, 12.6), with ê(X)
+    clipped to [clip, 1 − clip] (the number clipped is reported) and outcome
+    models μ0, μ1 fitted by the method on each arm's training rows:
+
+        ATE: φ_i = μ1 − μ0 + D (Y − μ1)/ê − (1 − D)(Y − μ0)/(1 − ê),  τ̂ = mean φ,
+             ψ_i = φ_i − τ̂
+        ATT: τ̂ = Σ [D (Y − μ0) − (1 − D) ê/(1 − ê) (Y − μ0)] / Σ D,
+             ψ_i = [D (Y − μ0) − (1 − D) ê/(1 − ê) (Y − μ0) − D τ̂] / mean(D)
+
+    SE = ``inference.cluster_if_se(ψ, cluster)`` (G/(G−1) Σ_g S_g² / n²).
+
+t_learner
+    τ(x) = μ1(x) − μ0(x), each arm fitted by the method on all its rows.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from . import data as data_mod
+from .api import FittedModel, fit_arrays
+from .inference import cluster_if_se, cr1_vcov, t_test
+from .simulate import Simulation
+
+WARN_SHARE = 0.9
+
+
+class FunctionalFormWarning(UserWarning):
+    """The nuisance model explains nearly all treatment variance (DESIGN.md)."""
+
+
+# ----------------------------------------------------------------------------
+# results
+
+@dataclass
+class Effect:
+    """One estimate: ``estimand`` is "ATE", "ATT" or "PLM" (the partially
+    linear model's τ, a variance-weighted average of effects when they vary).
+    ``diagnostics`` holds plain numbers (variance_share, ess, converged,
+    n_clipped, ...); ``nuisance`` the cross-fitted predictions and folds."""
+    method: str
+    estimand: str
+    estimate: float
+    std_error: float
+    ci_low: float
+    ci_high: float
+    n: int
+    n_clusters: int
+    df: int
+    level: float
+    diagnostics: dict = field(default_factory=dict)
+    nuisance: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def t(self) -> float:
+        return self.estimate / self.std_error
+
+    def tidy(self) -> pa.Table:
+        """One row: method, estimand, estimate, std_error, ci_low, ci_high, n, n_clusters."""
+        return pa.table({
+            "method": [self.method], "estimand": [self.estimand],
+            "estimate": [float(self.estimate)], "std_error": [float(self.std_error)],
+            "ci_low": [float(self.ci_low)], "ci_high": [float(self.ci_high)],
+            "n": [int(self.n)], "n_clusters": [int(self.n_clusters)],
+        })
+
+
+@dataclass
+class EffectData:
+    """Checked columns for an effect: y, d, x as float arrays, cluster codes."""
+    y: np.ndarray
+    d: np.ndarray
+    x: np.ndarray
+    cluster: np.ndarray
+    labels: np.ndarray
+    x_names: list
+    outcome: str
+    treatment: str
+    cluster_name: str
+    kept: np.ndarray
+    n_dropped: int = 0
+
+    @property
+    def n_clusters(self) -> int:
+        return len(self.labels)
+
+    @property
+    def binary(self) -> bool:
+        return bool(np.all((self.d == 0) | (self.d == 1)))
+
+
+# ----------------------------------------------------------------------------
+# input
+
+def resolve(data, y, d, x, cluster):
+    """A ``Simulation`` supplies its table and default column roles."""
+    if isinstance(data, Simulation):
+        s = data.settings
+        y = "y" if y is None else y
+        d = s.get("treatment", "d") if d is None else d
+        cluster = s.get("cluster", "cluster") if cluster is None else cluster
+        x = list(data.x_names) if x is None else x
+        data = data.data
+    return data, y, d, x, cluster
+
+
+def read(data, y, d, x=None, cluster=None, *, na_action="fail", binary=False,
+         design=None, method="this estimator") -> EffectData:
+    """Check and extract outcome, treatment, controls and clusters.
+
+    Raises ``ValueError`` naming the column for missing columns or values, a
+    non-numeric column, a constant treatment, a non-binary treatment when
+    ``binary`` (with the values seen), and, when ``design="cluster"``, a
+    treatment that varies within a cluster (naming one).
+    """
+    data, y, d, x, cluster = resolve(data, y, d, x, cluster)
+    if y is None or d is None:
+        raise ValueError("name the outcome (y=...) and the treatment (d=...) columns")
+    if cluster is None:
+        raise ValueError("cluster= is required: name the column that identifies clusters")
+    if design not in (None, "cluster", "individual"):
+        raise ValueError(f"design must be None, 'cluster' or 'individual', got {design!r}")
+    if na_action not in ("fail", "omit"):
+        raise ValueError(f"na_action must be 'fail' or 'omit', got {na_action!r}")
+    table = data_mod.as_table(data)
+    if x is None:
+        x = [c for c in table.column_names if c not in (y, d, cluster)]
+    x = [x] if isinstance(x, str) else list(x)
+    if not x:
+        raise ValueError("no controls: pass x=[...] naming at least one numeric column")
+    for role, name in (("outcome", y), ("treatment", d), ("cluster", cluster)):
+        if name in x:
+            raise ValueError(f"the {role} column '{name}' is also listed among the controls x")
+    data_mod.require_columns(table, [y, d, *x, cluster])
+    for name, role in [(y, "outcome"), (d, "treatment"), *[(c, "control") for c in x]]:
+        data_mod.numeric(table, name, role)
+    bad = np.zeros(table.num_rows, dtype=bool)
+    for name in [y, d, *x, cluster]:
+        b = data_mod.bad_rows(table.column(name))
+        if b.any() and na_action == "fail":
+            raise ValueError(
+                f"column '{name}' has {int(b.sum())} missing value(s) (null, NaN or inf), first at "
+                f"row {int(np.argmax(b)) + 1}; fix them or pass na_action='omit' to drop those rows")
+        bad |= b
+    if bad.any():
+        warnings.warn(f"rfp: dropped {int(bad.sum())} row(s) with missing values", stacklevel=3)
+        table = table.filter(pa.array(~bad))
+        if table.num_rows == 0:
+            raise ValueError("every row has a missing value: nothing is left")
+    yv = data_mod.numeric(table, y, "outcome")
+    dv = data_mod.numeric(table, d, "treatment")
+    xv = np.column_stack([data_mod.numeric(table, c, "control") for c in x])
+    codes, labels = data_mod.encode_clusters(table.column(cluster))
+    if len(labels) < 2:
+        raise ValueError(f"cluster column '{cluster}' has only {len(labels)} cluster(s); "
+                         f"cross-fitting by cluster needs at least two")
+    seen = np.unique(dv)
+    if seen.size < 2:
+        raise ValueError(f"treatment column '{d}' is constant (every row is {seen[0]:g}): "
+                         f"there is no contrast to estimate")
+    if binary and not np.all(np.isin(seen, [0.0, 1.0])):
+        shown = [float(v) if v % 1 else int(v) for v in seen[:10]]
+        raise ValueError(f"treatment column '{d}' must be binary (0/1) for {method}; values seen: "
+                         f"{shown}{' ...' if seen.size > 10 else ''}")
+    if design == "cluster":
+        lo = np.full(len(labels), np.inf)
+        hi = np.full(len(labels), -np.inf)
+        np.minimum.at(lo, codes, dv)
+        np.maximum.at(hi, codes, dv)
+        varies = np.flatnonzero(hi > lo)
+        if varies.size:
+            raise ValueError(
+                f"treatment column '{d}' varies within cluster '{labels[varies[0]]}' (column "
+                f"'{cluster}'; {varies.size} such cluster(s)), but design='cluster' says treatment "
+                f"is assigned to whole clusters; fix the data or pass design='individual'")
+    return EffectData(yv, dv, xv, codes, labels, x, y, d, cluster, ~bad, int(bad.sum()))
+
+
+def treatment_is_clustered(d: np.ndarray, cluster: np.ndarray) -> bool:
+    """True when treatment is constant within every cluster."""
+    n_groups = int(cluster.max()) + 1
+    lo = np.full(n_groups, np.inf)
+    hi = np.full(n_groups, -np.inf)
+    np.minimum.at(lo, cluster, d)
+    np.maximum.at(hi, cluster, d)
+    return bool(np.all(hi == lo))
+
+
+# ----------------------------------------------------------------------------
+# cross-fitting by cluster
+
+def cluster_folds(cluster, folds: int = 5, seed: int = 0, treatment=None) -> np.ndarray:
+    """Fold (0..folds−1) of every row, every cluster in exactly one fold.
+
+    Clusters are ordered by their mean treatment (ties in random order) and
+    each consecutive block of ``folds`` clusters gets a random permutation of
+    the fold labels, so fold sizes differ by at most one cluster and every
+    fold's complement holds treated and untreated clusters whenever there are
+    at least ``folds`` of each.
+    """
+    codes = np.unique(np.asarray(cluster), return_inverse=True)[1].reshape(-1)
+    n_groups = int(codes.max()) + 1
+    folds = int(folds)
+    if not 2 <= folds <= n_groups:
+        raise ValueError(f"folds must be between 2 and the number of clusters ({n_groups}), got {folds}")
+    rng = np.random.default_rng(seed)
+    key = np.zeros(n_groups)
+    if treatment is not None:
+        t = np.asarray(treatment, dtype=float).reshape(-1)
+        key = np.bincount(codes, weights=t, minlength=n_groups) / np.bincount(codes, minlength=n_groups)
+    order = np.lexsort((rng.random(n_groups), key))
+    fold_of_cluster = np.empty(n_groups, dtype=np.int64)
+    for start in range(0, n_groups, folds):
+        block = order[start:start + folds]
+        fold_of_cluster[block] = rng.permutation(folds)[:block.size]
+    return fold_of_cluster[codes]
+
+
+def _settings(fit_settings: dict) -> dict:
+    if "loss" in fit_settings:
+        raise TypeError("loss is set per nuisance (squared for outcomes, logistic for a binary "
+                        "treatment); do not pass loss=")
+    return {"progress": False, **fit_settings}
+
+
+def fit_converged(model: FittedModel, rel_tol: float = 1e-3) -> bool:
+    """A fit has converged when early stopping ended it (its held-out loss
+    stopped improving) or its training objective changed by less than
+    ``rel_tol`` (relative) over the last tenth of its steps."""
+    if model.stopped_early:
+        return True
+    train = np.asarray(model.history.train, dtype=float)
+    if train.size < 2:
+        return True
+    back = max(1, train.size // 10)
+    prev = train[-1 - back]
+    return bool(abs(train[-1] - prev) <= rel_tol * max(abs(prev), 1e-12))
+
+
+def crossfit(x, target, cluster, fold, loss="squared", rows=None, seed=0, what="nuisance",
+             **fit_settings):
+    """Out-of-fold predictions: for each fold k, fit ``target`` on the rows
+    outside fold k (restricted to ``rows`` if given, e.g. one treatment arm)
+    and predict every row in fold k. Returns (predictions, fitted models)."""
+    n = len(target)
+    rows = np.ones(n, dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
+    pred = np.full(n, np.nan)
+    models = []
+    settings = _settings(fit_settings)
+    for k in np.unique(fold):
+        train = (fold != k) & rows
+        test = fold == k
+        if np.unique(cluster[train]).size < 2:
+            raise ValueError(f"cross-fitting {what}: the training rows outside fold {k} come from "
+                             f"{np.unique(cluster[train]).size} cluster(s); the method needs at "
+                             f"least two (use fewer folds or more clusters)")
+        model = fit_arrays(x[train], target[train], cluster[train], loss=loss,
+                           seed=int(seed) + int(k), **settings)
+        pred[test] = model.predict_arrays(x[test])
+        models.append(model)
+    return pred, models
+
+
+def nuisances(ed: EffectData, fold: np.ndarray, need=("g", "m"), seed: int = 0,
+              **fit_settings) -> dict:
+    """Cross-fitted nuisances by name: g = E[Y|X], m = E[D|X] (logistic for a
+    binary D), mu0 / mu1 = E[Y|X, D = 0 / 1]; plus the fitted models."""
+    out, models = {}, {}
+    if "g" in need:
+        out["g"], models["g"] = crossfit(ed.x, ed.y, ed.cluster, fold, "squared", seed=seed,
+                                         what=f"E[{ed.outcome} | X]", **fit_settings)
+    if "m" in need:
+        loss = "logistic" if ed.binary else "squared"
+        out["m"], models["m"] = crossfit(ed.x, ed.d, ed.cluster, fold, loss, seed=seed,
+                                         what=f"E[{ed.treatment} | X]", **fit_settings)
+    for arm in (0, 1):
+        name = f"mu{arm}"
+        if name in need:
+            out[name], models[name] = crossfit(
+                ed.x, ed.y, ed.cluster, fold, "squared", rows=ed.d == arm, seed=seed,
+                what=f"E[{ed.outcome} | X, {ed.treatment} = {arm}]", **fit_settings)
+    out["models"] = models
+    out["converged"] = all(fit_converged(m) for ms in models.values() for m in ms)
+    return out
+
+
+# ----------------------------------------------------------------------------
+# estimators from cross-fitted nuisances
+
+def kish_ess(w) -> float:
+    w = np.abs(np.asarray(w, dtype=float))
+    s2 = float(np.sum(w * w))
+    return float(np.sum(w)) ** 2 / s2 if s2 > 0 else 0.0
+
+
+def plm_from_residuals(y, d, g, m, cluster, level=0.95, warn_share=WARN_SHARE,
+                       treatment="d", method="dml") -> Effect:
+    """τ̂ = Σ V U / Σ V² with CR1 (K = 1) by cluster and t on G − 1 df."""
+    u = y - g
+    v = d - m
+    vv = float(v @ v)
+    if vv <= 0:
+        raise ValueError(f"the residual D − m̂(X) of treatment '{treatment}' is zero: "
+                         f"there is no variation left to estimate τ from")
+    tau = float(v @ u) / vv
+    e = u - tau * v
+    codes = np.unique(cluster, return_inverse=True)[1].reshape(-1)
+    n_clusters = int(codes.max()) + 1
+    se = float(np.sqrt(cr1_vcov(v[:, None], e, codes, k=1)[0, 0]))
+    test = t_test(tau, se, df=n_clusters - 1, level=level)
+    share = 1.0 - float(np.var(v)) / float(np.var(d))
+    if warn_share is not None and share > warn_share:
+        warnings.warn(
+            f"rfp: the nuisance model explains {share:.1%} of the variance of treatment "
+            f"'{treatment}' (variance_share = {share:.3f} > {warn_share}). By Frisch-Waugh-Lovell "
+            f"τ rests only on D − E[D|X]; what is left of it is small and likely functional-form-"
+            f"induced (treatment is (nearly) a function of the controls, e.g. of cluster-level "
+            f"controls; 'Regularizing the Forward Pass', eq. 2-3). Check overlap, and whether "
+            f"the controls determine treatment, before trusting this estimate.",
+            FunctionalFormWarning, stacklevel=3)
+    diagnostics = {"variance_share": share, "ess": kish_ess(v * v),
+                   "outcome_r2": 1.0 - float(np.var(u)) / float(np.var(y))}
+    return Effect(method, "PLM", tau, se, float(test.ci_low), float(test.ci_high), len(y),
+                  n_clusters, n_clusters - 1, level, diagnostics,
+                  {"g": g, "m": m, "residual_y": u, "residual_d": v})
+
+
+def aipw_from_nuisances(y, d, e_hat, mu0, mu1, cluster, estimand="ATE", clip=0.01,
+                        level=0.95, method="aipw") -> Effect:
+    """The AIPW estimate and its cluster-robust influence-function SE."""
+    if estimand not in ("ATE", "ATT"):
+        raise ValueError(f"estimand must be 'ATE' or 'ATT', got {estimand!r}")
+    if not 0 <= clip < 0.5:
+        raise ValueError(f"clip must lie in [0, 0.5), got {clip}")
+    n_clipped = int(np.sum((e_hat < clip) | (e_hat > 1 - clip)))
+    e = np.clip(e_hat, clip, 1 - clip)
+    r0 = y - mu0
+    if estimand == "ATE":
+        phi = mu1 - mu0 + d * (y - mu1) / e - (1 - d) * r0 / (1 - e)
+        tau = float(phi.mean())
+        psi = phi - tau
+        control_w = 1 / (1 - e)
+    else:
+        score = d * r0 - (1 - d) * e / (1 - e) * r0
+        tau = float(score.sum() / d.sum())
+        psi = (score - d * tau) / d.mean()
+        control_w = e / (1 - e)
+    se = cluster_if_se(psi, cluster)
+    codes = np.unique(cluster, return_inverse=True)[1].reshape(-1)
+    n_clusters = int(codes.max()) + 1
+    test = t_test(tau, se, df=n_clusters - 1, level=level)
+    diagnostics = {
+        "n_clipped": n_clipped, "clip": clip,
+        "propensity_min": float(e_hat.min()), "propensity_max": float(e_hat.max()),
+        "ess": kish_ess(control_w[d == 0]),
+        "variance_share": 1.0 - float(np.var(d - e_hat)) / float(np.var(d)),
+    }
+    return Effect(method, estimand, tau, se, float(test.ci_low), float(test.ci_high), len(y),
+                  n_clusters, n_clusters - 1, level, diagnostics,
+                  {"e": e_hat, "mu0": mu0, "mu1": mu1, "psi": psi})
+
+
+# ----------------------------------------------------------------------------
+# public estimators
+
+def dml_plm(data, y=None, d=None, x=None, cluster=None, *, folds: int = 5, seed: int = 0,
+            design=None, level: float = 0.95, warn_share: float | None = WARN_SHARE,
+            na_action: str = "fail", **fit_settings) -> Effect:
+    """Partially linear model by double ML with cluster-fold cross-fitting
+    (module docstring). ``fit_settings`` go to ``rfp.fit_arrays`` for both
+    nuisances (model, hidden, alpha, inner_steps, inner_lr, max_steps, ...)."""
+    ed = read(data, y, d, x, cluster, na_action=na_action, design=design, method="dml_plm")
+    fold = cluster_folds(ed.cluster, folds, seed, ed.d)
+    nz = nuisances(ed, fold, ("g", "m"), seed=seed, **fit_settings)
+    out = plm_from_residuals(ed.y, ed.d, nz["g"], nz["m"], ed.cluster, level, warn_share,
+                             ed.treatment, "dml")
+    out.diagnostics["converged"] = nz["converged"]
+    out.diagnostics["folds"] = int(folds)
+    out.nuisance["fold"] = fold
+    return out
+
+
+def aipw(data, y=None, d=None, x=None, cluster=None, *, estimand: str = "ATE", folds: int = 5,
+         seed: int = 0, clip: float = 0.01, design=None, level: float = 0.95,
+         na_action: str = "fail", **fit_settings) -> Effect:
+    """AIPW (ATE or ATT) for a binary treatment with cluster-fold
+    cross-fitting and cluster-robust influence-function SEs (module docstring)."""
+    if estimand not in ("ATE", "ATT"):
+        raise ValueError(f"estimand must be 'ATE' or 'ATT', got {estimand!r}")
+    ed = read(data, y, d, x, cluster, na_action=na_action, binary=True, design=design,
+              method="AIPW")
+    fold = cluster_folds(ed.cluster, folds, seed, ed.d)
+    need = ("m", "mu0", "mu1") if estimand == "ATE" else ("m", "mu0")
+    nz = nuisances(ed, fold, need, seed=seed, **fit_settings)
+    mu1 = nz.get("mu1", np.full(len(ed.y), np.nan))
+    out = aipw_from_nuisances(ed.y, ed.d, nz["m"], nz["mu0"], mu1, ed.cluster, estimand, clip,
+                              level)
+    out.diagnostics["converged"] = nz["converged"]
+    out.diagnostics["folds"] = int(folds)
+    out.nuisance["fold"] = fold
+    return out
+
+
+@dataclass
+class TLearner:
+    """τ(x) = μ1(x) − μ0(x), two fits of the method; ``predict`` takes new
+    data (the cluster column is not needed) and returns τ(x) as NumPy."""
+    mu0: FittedModel
+    mu1: FittedModel
+    x_names: list
+    treatment: str
+
+    def predict_arrays(self, x) -> np.ndarray:
+        return self.mu1.predict_arrays(x) - self.mu0.predict_arrays(x)
+
+    def predict(self, data, na_action: str = "fail") -> np.ndarray:
+        if isinstance(data, Simulation):
+            data = data.data
+        return (self.mu1.predict(data, as_numpy=True, na_action=na_action)
+                - self.mu0.predict(data, as_numpy=True, na_action=na_action))
+
+    @property
+    def converged(self) -> bool:
+        return fit_converged(self.mu0) and fit_converged(self.mu1)
+
+
+def t_learner(data, y=None, d=None, x=None, cluster=None, *, seed: int = 0, design=None,
+              na_action: str = "fail", **fit_settings) -> TLearner:
+    """Fit μ0 on the untreated rows and μ1 on the treated rows by the method."""
+    ed = read(data, y, d, x, cluster, na_action=na_action, binary=True, design=design,
+              method="the T-learner")
+    settings = _settings(fit_settings)
+    arms = []
+    for arm in (0, 1):
+        rows = ed.d == arm
+        if np.unique(ed.cluster[rows]).size < 2:
+            raise ValueError(f"the T-learner needs rows from at least two clusters with "
+                             f"{ed.treatment} = {arm}")
+        model = fit_arrays(ed.x[rows], ed.y[rows], ed.cluster[rows], loss="squared", seed=seed,
+                           **settings)
+        model.x_names = list(ed.x_names)
+        arms.append(model)
+    return TLearner(arms[0], arms[1], list(ed.x_names), ed.treatment)
+
+
+ESTIMATORS = {"dml": dml_plm, "aipw": aipw, "t_learner": t_learner}
+
+
+def effect(data, y=None, d=None, x=None, cluster=None, method: str = "dml", **kwargs):
+    """``rfp.effect``: method "dml" (``dml_plm``), "aipw" or "t_learner"."""
+    if method not in ESTIMATORS:
+        raise ValueError(f"method must be one of {sorted(ESTIMATORS)}, got {method!r}")
+    return ESTIMATORS[method](data, y, d, x, cluster, **kwargs)
