@@ -222,10 +222,10 @@ def cluster_folds(cluster, folds: int = 5, seed: int = 0, treatment=None) -> np.
     """Fold (0..folds−1) of every row, every cluster in exactly one fold.
 
     Clusters are ordered by their mean treatment (ties in random order) and
-    each consecutive block of ``folds`` clusters gets a random permutation of
-    the fold labels, so fold sizes differ by at most one cluster and every
-    fold's complement holds treated and untreated clusters whenever there are
-    at least ``folds`` of each.
+    dealt to the folds in turn (fold labels randomly permuted): fold sizes
+    differ by at most one cluster, and so do the folds' numbers of treated
+    clusters when treatment is at the cluster level, so every fold's
+    complement holds treated and untreated clusters.
     """
     codes = np.unique(np.asarray(cluster), return_inverse=True)[1].reshape(-1)
     n_groups = int(codes.max()) + 1
@@ -239,9 +239,7 @@ def cluster_folds(cluster, folds: int = 5, seed: int = 0, treatment=None) -> np.
         key = np.bincount(codes, weights=t, minlength=n_groups) / np.bincount(codes, minlength=n_groups)
     order = np.lexsort((rng.random(n_groups), key))
     fold_of_cluster = np.empty(n_groups, dtype=np.int64)
-    for start in range(0, n_groups, folds):
-        block = order[start:start + folds]
-        fold_of_cluster[block] = rng.permutation(folds)[:block.size]
+    fold_of_cluster[order] = rng.permutation(folds)[np.arange(n_groups) % folds]
     return fold_of_cluster[codes]
 
 
@@ -294,6 +292,7 @@ def nuisances(ed: EffectData, fold: np.ndarray, need=("g", "m"), seed: int = 0,
               **fit_settings) -> dict:
     """Cross-fitted nuisances by name: g = E[Y|X], m = E[D|X] (logistic for a
     binary D), mu0 / mu1 = E[Y|X, D = 0 / 1]; plus the fitted models."""
+    _settings(fit_settings)
     out, models = {}, {}
     if "g" in need:
         out["g"], models["g"] = crossfit(ed.x, ed.y, ed.cluster, fold, "squared", seed=seed,

@@ -1,0 +1,442 @@
+"""Effects (DML, AIPW, T-learner), cluster folds, compare(), cluster_trial.
+
+References are computed here, independently of rfp.effects: cross-fitted OLS
+by numpy lstsq, logistic MLE by statsmodels, the AIPW and DML formulas and
+their cluster-robust variances written out. Fits are linear and small.
+"""
+import os
+import tempfile
+import warnings
+
+import jax
+import numpy as np
+import pyarrow as pa
+import pytest
+import statsmodels.api as sm
+
+import rfp
+from rfp import effects
+from rfp.baselines.balancing import entropy_balance_from_table
+from rfp.baselines.fixed_effects import fixed_effects
+from rfp.compare import anova_icc, weighted_att
+from rfp.simulate import cluster_trial
+
+# Fits are recompiled per call; a persistent compilation cache (keyed by the
+# compiled program, so results are unchanged) makes repeated same-shape fits cheap.
+jax.config.update("jax_compilation_cache_dir",
+                  os.path.join(tempfile.gettempdir(), "rfp-test-jax-cache"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+
+# ERM on a linear model, trained to convergence on every training row: OLS / MLE.
+OLS_LIKE = dict(model="linear", alpha=1.0, inner_steps=0, learning_rate=0.1,
+                schedule="cosine", max_steps=600, patience=None, validation_share=0.0)
+
+
+def continuous_frame(seed=0, n_clusters=20, per=10):
+    """Continuous treatment with a cluster-level and an individual control."""
+    rng = np.random.default_rng(seed)
+    cl = np.repeat(np.arange(n_clusters), per)
+    z = rng.normal(size=n_clusters)[cl]
+    x1 = rng.normal(size=cl.size) + 0.5 * z
+    d = 0.7 * z + 0.5 * x1 + rng.normal(size=cl.size)
+    y = 1.5 * d + z - x1 + 0.3 * rng.normal(size=n_clusters)[cl] + rng.normal(size=cl.size)
+    return pa.table({"y": y, "d": d, "x1": x1, "z": z, "g": [f"c{c:02d}" for c in cl]})
+
+
+def codes_of(labels):
+    return np.unique(np.asarray(labels), return_inverse=True)[1].reshape(-1)
+
+
+# ----------------------------------------------------------------------------- folds
+
+def test_cluster_folds_put_each_cluster_in_exactly_one_fold():
+    sim = cluster_trial(n_strata=3, clusters_per_stratum=7, n_per_cluster=5, seed=3)
+    cl = sim.data["cluster"].to_numpy()
+    d = sim.data["d"].to_numpy()
+    fold = effects.cluster_folds(cl, folds=4, seed=1, treatment=d)
+    per_cluster = {c: set(fold[cl == c]) for c in np.unique(cl)}
+    assert all(len(f) == 1 for f in per_cluster.values())
+    sizes = np.bincount([f.pop() for f in per_cluster.values()], minlength=4)
+    assert sizes.max() - sizes.min() <= 1 and sizes.sum() == 21
+    # treated clusters are spread over the folds as evenly as the count allows
+    treated = np.unique(cl[d == 1])
+    spread = np.bincount([fold[cl == c][0] for c in treated], minlength=4)
+    assert spread.max() - spread.min() <= 1
+    assert not np.array_equal(fold, effects.cluster_folds(cl, folds=4, seed=2, treatment=d))
+    with pytest.raises(ValueError, match="folds must be between 2 and the number of clusters"):
+        effects.cluster_folds(cl, folds=22)
+
+
+def test_crossfit_never_trains_on_the_cluster_it_predicts():
+    t = continuous_frame(n_clusters=9, per=4)
+    cl = codes_of(t["g"].to_numpy())
+    x = np.column_stack([t["x1"].to_numpy(), t["z"].to_numpy()])
+    fold = effects.cluster_folds(cl, folds=3, seed=0)
+    pred, models = effects.crossfit(x, t["y"].to_numpy(), cl, fold, model="linear",
+                                    max_steps=10, patience=None, eval_every=10)
+    assert np.all(np.isfinite(pred))
+    for k, model in enumerate(models):
+        trained_on = set(model.cluster_labels.tolist())
+        predicted = set(cl[fold == k].tolist())
+        assert trained_on.isdisjoint(predicted)
+        assert trained_on | predicted == set(cl.tolist())
+
+
+# ----------------------------------------------------------------------------- DML
+
+def test_dml_with_linear_erm_equals_crossfitted_ols_and_cr1_by_hand():
+    t = continuous_frame()
+    res = effects.dml_plm(t, "y", "d", ["x1", "z"], "g", folds=4, seed=5, **OLS_LIKE)
+    y, d = t["y"].to_numpy(), t["d"].to_numpy()
+    cl = codes_of(t["g"].to_numpy())
+    fold = effects.cluster_folds(cl, 4, 5, d)
+    np.testing.assert_array_equal(res.nuisance["fold"], fold)
+
+    X = np.column_stack([np.ones(len(y)), t["x1"].to_numpy(), t["z"].to_numpy()])
+    g_hat, m_hat = np.empty(len(y)), np.empty(len(y))
+    for k in range(4):
+        tr, te = fold != k, fold == k
+        g_hat[te] = X[te] @ np.linalg.lstsq(X[tr], y[tr], rcond=None)[0]
+        m_hat[te] = X[te] @ np.linalg.lstsq(X[tr], d[tr], rcond=None)[0]
+    u, v = y - g_hat, d - m_hat
+    tau = np.sum(v * u) / np.sum(v * v)
+    e = u - tau * v
+    n, G = len(y), 20
+    score_sums = np.array([np.sum(v[cl == c] * e[cl == c]) for c in range(G)])
+    se = np.sqrt(G / (G - 1) * (n - 1) / (n - 1) * np.sum(score_sums ** 2) / np.sum(v * v) ** 2)
+    q = __import__("scipy").stats.t.ppf(0.975, G - 1)
+
+    assert abs(res.estimate - tau) < 1e-6
+    assert abs(res.std_error - se) < 1e-6
+    assert abs(res.ci_low - (tau - q * se)) < 1e-6 and abs(res.ci_high - (tau + q * se)) < 1e-6
+    assert res.n == n and res.n_clusters == G and res.df == G - 1 and res.estimand == "PLM"
+    assert abs(res.diagnostics["variance_share"] - (1 - np.var(v) / np.var(d))) < 1e-6
+    tidy = res.tidy()
+    assert tidy.num_rows == 1 and tidy["estimate"][0].as_py() == res.estimate
+
+
+# ----------------------------------------------------------------------------- AIPW
+
+def aipw_by_hand(y, d, e, mu0, mu1, cl, estimand):
+    """AIPW and its cluster-robust influence-function SE, written out."""
+    n, G = len(y), int(cl.max()) + 1
+    if estimand == "ATE":
+        phi = mu1 - mu0 + d * (y - mu1) / e - (1 - d) * (y - mu0) / (1 - e)
+        tau = phi.mean()
+        psi = phi - tau
+    else:
+        p = d.mean()
+        num = d * (y - mu0) - (1 - d) * e / (1 - e) * (y - mu0)
+        tau = num.sum() / d.sum()
+        psi = (num - d * tau) / p
+    s = np.array([psi[cl == c].sum() for c in range(G)])
+    s = s - s.mean()
+    return tau, np.sqrt(G / (G - 1) * np.sum(s ** 2) / n ** 2)
+
+
+def aipw_error_bound(y, d, e, mu0, mu1, de, dmu0, dmu1, estimand):
+    """First-order bound on |Δτ| from nuisance errors (de, dmu0, dmu1):
+    Σ_i |∂φ_i/∂nuisance| · |Δ nuisance_i| over the estimator's denominator."""
+    if estimand == "ATE":
+        grad = (np.abs(1 - d / e) * dmu1 + np.abs(1 - (1 - d) / (1 - e)) * dmu0
+                + (d * np.abs(y - mu1) / e ** 2 + (1 - d) * np.abs(y - mu0) / (1 - e) ** 2) * de)
+        return grad.mean()
+    grad = (d + (1 - d) * e / (1 - e)) * dmu0 + (1 - d) * np.abs(y - mu0) / (1 - e) ** 2 * de
+    return grad.sum() / d.sum()
+
+
+@pytest.mark.parametrize("estimand", ["ATE", "ATT"])
+def test_aipw_with_linear_and_logistic_nuisances_equals_hand_written_aipw(estimand):
+    sim = cluster_trial(n_strata=3, clusters_per_stratum=6, n_per_cluster=8, seed=11)
+    t = sim.data
+    res = effects.aipw(sim, estimand=estimand, folds=3, seed=2, **OLS_LIKE)
+    y, d = t["y"].to_numpy(), t["d"].to_numpy()
+    cl = t["cluster"].to_numpy()
+    X = np.column_stack([np.ones(len(y)), t["x1"].to_numpy(), t["x2"].to_numpy(), t["z"].to_numpy()])
+    fold = res.nuisance["fold"]
+    e, mu0, mu1 = np.empty(len(y)), np.empty(len(y)), np.empty(len(y))
+    for k in range(3):
+        tr, te = fold != k, fold == k
+        assert set(cl[tr]).isdisjoint(cl[te])
+        logit = sm.Logit(d[tr], X[tr]).fit(method="newton", tol=1e-14, maxiter=200, disp=0)
+        e[te] = logit.predict(X[te])
+        for arm, mu in ((0, mu0), (1, mu1)):
+            rows = tr & (d == arm)
+            mu[te] = X[te] @ np.linalg.lstsq(X[rows], y[rows], rcond=None)[0]
+    de = np.abs(res.nuisance["e"] - e)
+    dmu0 = np.abs(res.nuisance["mu0"] - mu0)
+    dmu1 = np.abs(res.nuisance["mu1"] - mu1) if estimand == "ATE" else np.zeros(len(y))
+    opt_error = max(de.max(), dmu0.max(), dmu1.max())
+    assert opt_error < 1e-5                         # the fits converged to MLE / OLS
+    tau, se = aipw_by_hand(y, d, e, mu0, mu1, cl, estimand)
+    bound = aipw_error_bound(y, d, e, mu0, mu1, de, dmu0, dmu1, estimand)
+    assert abs(res.estimate - tau) <= 2 * bound + 1e-12
+    # the SE's sensitivity to the nuisances is of the same order; allow 10x the bound
+    assert abs(res.std_error - se) <= 10 * bound + 1e-10
+    # and the package's SE formula on the reference nuisances is the formula exactly
+    same = effects.aipw_from_nuisances(y, d, e, mu0, mu1 if estimand == "ATE" else e * np.nan,
+                                       cl, estimand, clip=0.0)
+    assert abs(same.estimate - tau) < 1e-12 and abs(same.std_error - se) < 1e-12
+    assert res.diagnostics["n_clipped"] == int(np.sum((res.nuisance["e"] < 0.01) | (res.nuisance["e"] > 0.99)))
+
+
+def test_aipw_clips_extreme_propensities_and_reports_how_many():
+    rng = np.random.default_rng(0)
+    n = 200
+    cl = np.repeat(np.arange(20), 10)
+    d = np.tile([0.0, 1.0], n // 2)
+    y = d + rng.normal(size=n)
+    e_hat = np.linspace(0.001, 0.999, n)
+    out = effects.aipw_from_nuisances(y, d, e_hat, np.zeros(n), np.ones(n), cl, "ATE", clip=0.05)
+    assert out.diagnostics["n_clipped"] == int(np.sum((e_hat < 0.05) | (e_hat > 0.95)))
+    e = np.clip(e_hat, 0.05, 0.95)
+    tau, _ = aipw_by_hand(y, d, e, np.zeros(n), np.ones(n), cl, "ATE")
+    assert abs(out.estimate - tau) < 1e-12
+
+
+# ----------------------------------------------------------------------------- T-learner
+
+def test_t_learner_predicts_the_difference_of_the_arm_fits_on_new_data():
+    sim = cluster_trial(n_strata=2, clusters_per_stratum=8, n_per_cluster=10,
+                        effect="heterogeneous", seed=4)
+    fitted = rfp.effect(sim, method="t_learner", **OLS_LIKE)
+    new = cluster_trial(n_strata=2, clusters_per_stratum=3, n_per_cluster=5, seed=99).data
+    t = sim.data
+    y, d = t["y"].to_numpy(), t["d"].to_numpy()
+    X = np.column_stack([np.ones(len(y)), t["x1"].to_numpy(), t["x2"].to_numpy(), t["z"].to_numpy()])
+    Xn = np.column_stack([np.ones(new.num_rows), new["x1"].to_numpy(), new["x2"].to_numpy(),
+                          new["z"].to_numpy()])
+    b1 = np.linalg.lstsq(X[d == 1], y[d == 1], rcond=None)[0]
+    b0 = np.linalg.lstsq(X[d == 0], y[d == 0], rcond=None)[0]
+    np.testing.assert_allclose(fitted.predict(new.drop_columns(["cluster", "y", "d"])),
+                               Xn @ (b1 - b0), atol=1e-6)
+    assert fitted.x_names == ["x1", "x2", "z"]
+
+
+# ----------------------------------------------------------------------------- simulation
+
+def outcome_features(sim):
+    """cluster_trial's table with the terms of its outcome function
+    f = z + 0.5 z² + sin(x1) + 0.25 x1 x2 as extra controls, so that a linear
+    E[Y | X] model is (up to τ·e(z), nearly linear in z when overlap is high)
+    correctly specified."""
+    t = sim.data
+    x1, x2, z = (t[c].to_numpy() for c in ("x1", "x2", "z"))
+    names = ["x1", "x2", "z", "z_sq", "sin_x1", "x1_x2"]
+    extra = {"z_sq": z ** 2, "sin_x1": np.sin(x1), "x1_x2": x1 * x2}
+    for name, values in extra.items():
+        t = t.append_column(name, pa.array(values))
+    return t, names
+
+
+def test_dml_coverage_and_bias_on_cluster_trial():
+    """A small version of validation/effects_study.py: DML with the method's
+    linear nuisances (alpha = 0.5, one inner step) on a cluster-level design
+    with a constant effect tau = 1 and high overlap. Both nuisances are
+    (nearly) correctly specified: the logistic propensity e(z) =
+    logistic(0.5 z) exactly, the outcome through ``outcome_features``."""
+    reps, tau = 40, 1.0
+    est, covered = [], []
+    settings = dict(model="linear", alpha=0.5, inner_steps=1, inner_lr=0.1, learning_rate=0.1,
+                    schedule="cosine", max_steps=200, patience=None, validation_share=0.0)
+    for r in range(reps):
+        sim = cluster_trial(n_strata=4, clusters_per_stratum=10, n_per_cluster=10,
+                            overlap="high", tau=tau, seed=1000 + r)
+        table, names = outcome_features(sim)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", effects.FunctionalFormWarning)
+            res = effects.dml_plm(table, "y", "d", names, "cluster", folds=2, seed=r, **settings)
+        est.append(res.estimate)
+        covered.append(res.ci_low <= tau <= res.ci_high)
+    est = np.array(est)
+    coverage = float(np.mean(covered))
+    bias, bias_se = est.mean() - tau, est.std(ddof=1) / np.sqrt(reps)
+    print(f"\nDML on cluster_trial, {reps} reps: coverage {coverage:.3f}, "
+          f"bias {bias:+.4f} ± {bias_se:.4f} (se), sd {est.std(ddof=1):.4f}")
+    assert coverage >= 0.95 - 3 * np.sqrt(0.95 * 0.05 / reps)
+    assert abs(bias) <= 3 * bias_se
+
+
+def test_cluster_trial_truths_match_large_sample_averages():
+    sim = cluster_trial(n_strata=4, clusters_per_stratum=5000, n_per_cluster=2,
+                        effect="heterogeneous", overlap="low", seed=8)
+    t = sim.data
+    tau_i, e, d = t["tau_i"].to_numpy(), t["e"].to_numpy(), t["d"].to_numpy()
+    truth = sim.settings["truth"]
+    assert abs(truth["ATT"] - np.sum(e * tau_i) / np.sum(e)) < 0.02
+    assert abs(truth["PLM"] - np.sum(e * (1 - e) * tau_i) / np.sum(e * (1 - e))) < 0.02
+    assert abs(truth["ATE"] - tau_i.mean()) < 0.02
+    assert truth["SATT"] == pytest.approx(tau_i[d == 1].mean())
+    assert truth["ATT"] > truth["ATE"] + 0.1      # selection on z with kappa > 0
+    x = np.column_stack([t[c].to_numpy() for c in sim.x_names])
+    np.testing.assert_allclose(sim.truth(x), tau_i)
+    # selection on the cluster covariate biases the naive comparison
+    y = t["y"].to_numpy()
+    assert y[d == 1].mean() - y[d == 0].mean() > truth["SATT"] + 1.0
+    # treatment is constant within clusters
+    assert effects.treatment_is_clustered(d, t["cluster"].to_numpy())
+
+
+# ----------------------------------------------------------------------------- variance share
+
+def test_variance_share_warning_when_treatment_is_a_function_of_cluster_covariates():
+    rng = np.random.default_rng(1)
+    G, per = 24, 8
+    cl = np.repeat(np.arange(G), per)
+    z = rng.normal(size=G)
+    d = (z > 0).astype(float)[cl]                   # D = 1{z_c > 0}: a cluster-level function
+    x1 = rng.normal(size=cl.size)
+    y = d + z[cl] + x1 + rng.normal(size=cl.size)
+    t = pa.table({"y": y, "d": d, "x1": x1, "z": z[cl], "g": cl})
+    with pytest.warns(effects.FunctionalFormWarning, match="functional-form"):
+        res = effects.dml_plm(t, "y", "d", ["x1", "z"], "g", folds=3, **OLS_LIKE)
+    assert res.diagnostics["variance_share"] > 0.9
+
+    # treatment varying within clusters, independent of the controls: no warning
+    d_within = rng.integers(0, 2, size=cl.size).astype(float)
+    t2 = t.set_column(1, "d", pa.array(d_within))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", effects.FunctionalFormWarning)
+        res2 = effects.dml_plm(t2, "y", "d", ["x1", "z"], "g", folds=3, **OLS_LIKE)
+    assert res2.diagnostics["variance_share"] < 0.5
+
+
+# ----------------------------------------------------------------------------- compare
+
+def test_compare_table_rows_and_reference_numbers():
+    sim = cluster_trial(n_strata=2, clusters_per_stratum=8, n_per_cluster=6, seed=21)
+    settings = dict(model="linear", inner_steps=1, max_steps=30, patience=None, eval_every=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tab = rfp.compare(sim, folds=2, **settings)
+    rows = tab.to_pylist()
+    assert [(r["method"], r["estimand"]) for r in rows] == [
+        ("fixed_effects", "PLM"), ("entropy_balancing", "ATT"), ("cluster_balancing", "ATT"),
+        ("dml", "PLM"), ("aipw", "ATE"), ("aipw", "ATT"), ("kernel", "ATT"),
+        ("dml_maml", "PLM"), ("dml_erm", "PLM")]
+    for c in ("method", "estimand", "estimate", "std_error", "ci_low", "ci_high", "n", "clusters",
+              "ess", "converged", "variance_share", "truth", "error"):
+        assert c in tab.column_names
+    assert all(r["n"] == 96 and r["clusters"] == 16 for r in rows)
+    for r in rows:
+        assert r["error"] == pytest.approx(r["estimate"] - sim.settings["truth"][r["estimand"]],
+                                           nan_ok=True)
+
+    t = sim.data
+    fe = fixed_effects(t, "y", "d", ["x1", "x2", "z"], fe="stratum", cluster="cluster").row()
+    assert rows[0]["estimate"] == pytest.approx(fe["estimate"], abs=1e-10)
+    assert rows[0]["std_error"] == pytest.approx(fe["std_error"], abs=1e-10)
+
+    # entropy balancing: weighted difference in means, GREG-linearised cluster SE
+    eb = entropy_balance_from_table(t, "d", ["x1", "x2", "z"])
+    y, d, w = t["y"].to_numpy(), t["d"].to_numpy().astype(bool), eb.weights
+    cl = t["cluster"].to_numpy()
+    X = np.column_stack([t[c].to_numpy() for c in ("x1", "x2", "z")])
+    tau = y[d].mean() - np.sum(w[~d] * y[~d]) / np.sum(w[~d])
+    Z = np.column_stack([np.ones(len(y)), X])
+    W = np.diag(w[~d])
+    gamma = np.linalg.solve(Z[~d].T @ W @ Z[~d], Z[~d].T @ W @ y[~d])
+    r = y - Z @ gamma
+    n, n1 = len(y), d.sum()
+    psi = np.where(d, n / n1 * (r - r[d].mean()), -n / w[~d].sum() * w * r)
+    s = np.array([psi[cl == c].sum() for c in np.unique(cl)])
+    se = np.sqrt(16 / 15 * np.sum((s - s.mean()) ** 2) / n ** 2)
+    assert rows[1]["estimate"] == pytest.approx(tau, abs=1e-10)
+    assert rows[1]["std_error"] == pytest.approx(se, rel=1e-8)
+
+
+def test_weighted_att_with_unit_weights_is_the_difference_in_means_with_cluster_se():
+    rng = np.random.default_rng(3)
+    cl = np.repeat(np.arange(10), 6)
+    d = (cl < 4).astype(float)
+    y = d + rng.normal(size=cl.size)
+    tau, se = weighted_att(y, d, np.ones(cl.size), cl)
+    assert tau == pytest.approx(y[d == 1].mean() - y[d == 0].mean())
+    # the difference in means as OLS on (1, d), CR1 with K = 2 and n-1/n-K removed:
+    # IF-based variance is G/(G-1) Σ_g S_g² / n² (no (n-1)/(n-K))
+    X = np.column_stack([np.ones(cl.size), d])
+    b = np.linalg.lstsq(X, y, rcond=None)[0]
+    e = y - X @ b
+    bread = np.linalg.inv(X.T @ X)
+    s = np.array([X[cl == c].T @ e[cl == c] for c in range(10)])
+    v = 10 / 9 * bread @ s.T @ s @ bread
+    assert se == pytest.approx(np.sqrt(v[1, 1]), rel=1e-10)
+
+
+def test_anova_icc_recovers_a_large_between_cluster_share():
+    rng = np.random.default_rng(0)
+    cl = np.repeat(np.arange(400), 10)
+    y = rng.normal(size=400)[cl] + rng.normal(size=cl.size)
+    assert anova_icc(y, cl) == pytest.approx(0.5, abs=0.05)
+
+
+def test_balance_dispatches_to_the_balancing_baselines():
+    sim = cluster_trial(n_strata=2, clusters_per_stratum=10, n_per_cluster=5, seed=2)
+    eb = rfp.balance(sim, "d", ["x1", "x2", "z"])
+    assert eb.result.converged and eb.balance.num_rows == 3 and eb.ess > 0
+    cb = rfp.balance(sim, "d", ["x1", "x2", "z"], cluster="cluster", method="cluster", icc=0.2)
+    assert cb.result.solved
+    assert cb.x_names == ["x1", "x2", "z"]          # z detected as a cluster covariate
+    with pytest.raises(ValueError, match="needs icc="):
+        rfp.balance(sim, "d", ["x1"], cluster="cluster", method="cluster")
+
+
+# ----------------------------------------------------------------------------- bad input
+
+def _table(d, cl=None):
+    n = len(d)
+    cl = np.repeat(np.arange(n // 4), 4) if cl is None else cl
+    return pa.table({"y": np.arange(n, dtype=float), "d": d, "x": np.linspace(0, 1, n), "g": cl})
+
+
+def test_non_binary_treatment_is_named_with_its_values():
+    t = _table(np.tile([0.0, 1.0, 2.0, 0.5], 4))
+    with pytest.raises(ValueError, match=r"treatment column 'd' must be binary \(0/1\) for AIPW; "
+                                         r"values seen: \[0, 0.5, 1, 2\]"):
+        effects.aipw(t, "y", "d", ["x"], "g")
+    with pytest.raises(ValueError, match="must be binary .* for the T-learner"):
+        rfp.effect(t, "y", "d", ["x"], "g", method="t_learner")
+    with pytest.raises(ValueError, match="must be binary"):
+        rfp.compare(t, "y", "d", ["x"], "g")
+
+
+def test_constant_treatment_is_an_error():
+    t = _table(np.ones(16))
+    for method in ("dml", "aipw", "t_learner"):
+        with pytest.raises(ValueError, match="treatment column 'd' is constant"):
+            rfp.effect(t, "y", "d", ["x"], "g", method=method)
+
+
+def test_treatment_varying_within_a_cluster_named_when_design_is_cluster():
+    d = np.repeat([0.0, 1.0, 0.0, 1.0], 4)
+    d[9] = 1.0                                      # row 9 lies in cluster "c"
+    t = _table(d, cl=np.repeat(["a", "b", "c", "d"], 4))
+    with pytest.raises(ValueError, match="treatment column 'd' varies within cluster 'c' "
+                                         r"\(column 'g'; 1 such cluster\(s\)\)"):
+        effects.dml_plm(t, "y", "d", ["x"], "g", design="cluster")
+    with pytest.raises(ValueError, match="design must be"):
+        effects.dml_plm(t, "y", "d", ["x"], "g", design="clusters")
+
+
+def test_other_bad_input():
+    t = _table(np.tile([0.0, 1.0], 8))
+    with pytest.raises(ValueError, match="column.*'w'.*not found"):
+        effects.dml_plm(t, "y", "d", ["w"], "g")
+    with pytest.raises(ValueError, match="cluster= is required"):
+        effects.dml_plm(t, "y", "d", ["x"])
+    with pytest.raises(ValueError, match="the treatment column 'd' is also listed"):
+        effects.dml_plm(t, "y", "d", ["x", "d"], "g")
+    with pytest.raises(ValueError, match="estimand must be 'ATE' or 'ATT'"):
+        effects.aipw(t, "y", "d", ["x"], "g", estimand="ATC")
+    with pytest.raises(ValueError, match="method must be one of"):
+        rfp.effect(t, "y", "d", ["x"], "g", method="iv")
+    with pytest.raises(TypeError, match="do not pass loss="):
+        effects.dml_plm(t, "y", "d", ["x"], "g", folds=2, loss="logistic")
+    with pytest.raises(ValueError, match="unknown method"):
+        rfp.compare(t, "y", "d", ["x"], "g", methods=["lasso"])
+    nan = t.set_column(2, "x", pa.array([np.nan] + [0.5] * 15))
+    with pytest.raises(ValueError, match="column 'x' has 1 missing value"):
+        effects.dml_plm(nan, "y", "d", ["x"], "g")
+    text = t.set_column(1, "d", pa.array(["yes", "no"] * 8))
+    with pytest.raises(ValueError, match="treatment column 'd' must be numeric"):
+        effects.aipw(text, "y", "d", ["x"], "g")
