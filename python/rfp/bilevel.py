@@ -61,7 +61,8 @@ class Objective:
                 g = jax.lax.stop_gradient(g)
             return jax.tree.map(lambda t, gi: t - self.inner_lr * gi, theta, g), None
 
-        theta, _ = jax.lax.scan(step, params, None, length=self.inner_steps)
+        theta, _ = jax.lax.scan(step, params, None, length=self.inner_steps,
+                                unroll=self.inner_steps <= 8)
         return theta
 
     def bucket_sums(self, params, alpha, bucket):
