@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from . import data as data_mod
 from .bilevel import Objective, observation_weights
+from .layout import make_buckets
 from .models import as_model
 from .train import History, train
 
@@ -97,6 +98,28 @@ class FittedModel:
             full = np.full(len(kept), np.nan)
             full[kept] = out
             out = full
+        return out if as_numpy else pa.array(out)
+
+    def predict_adapted(self, data, y: str, cluster: str, as_numpy: bool = False):
+        """Cluster-adapted predictions f(theta_c^k, x) (an extra, never the
+        default): each cluster of ``data`` takes the k inner steps of eq. 20 on
+        its own labelled rows, then predicts them.  Needs the outcome."""
+        prepared = data_mod.prepare(data, y, self.x_names, cluster)
+        x = self.scaler.x(prepared.x)
+        y_fit = self.scaler.y(prepared.y) if self.config["loss"] == "squared" else prepared.y
+        c = self.config
+        objective = Objective(self._apply(), c["loss"], c["inner_steps"], float(c["inner_lr"]),
+                              penalty=float(c["penalty"]))
+        out = np.empty(len(y_fit))
+        adapt_predict = jax.jit(jax.vmap(
+            lambda xc, yc, mc: objective.apply(objective.adapt(self.params, xc, yc, mc), xc)[0]))
+        for b in make_buckets(prepared.cluster):
+            yhat = adapt_predict(jnp.asarray(x[b.index]), jnp.asarray(y_fit[b.index]), jnp.asarray(b.mask))
+            out[b.index[b.mask > 0]] = np.asarray(yhat)[b.mask > 0]
+        if c["loss"] == "logistic":
+            out = 1.0 / (1.0 + np.exp(-out))
+        else:
+            out = self.scaler.y_back(out)
         return out if as_numpy else pa.array(out)
 
     def save(self, path) -> None:

@@ -164,3 +164,25 @@ def test_early_stopping_keeps_the_best_held_out_step():
     h = m.history
     assert m.best_step == h.step[int(np.nanargmin(h.validation))]
     assert len(m.validation_clusters) == 2 and not set(m.validation_clusters) & set(m.train_clusters)
+
+
+def test_cluster_adapted_predictions_take_the_inner_steps():
+    """predict_adapted equals k plain gradient steps on each cluster's own
+    (standardised) loss, written out for a linear model."""
+    t = frame()
+    m = rfp.fit(t, y="y", x=["x1", "x2"], cluster="g", model="linear", alpha=0.5,
+                inner_steps=2, inner_lr=0.2, **FAST)
+    got = m.predict_adapted(t, y="y", cluster="g", as_numpy=True)
+    X = m.scaler.x(np.column_stack([t["x1"].to_numpy(), t["x2"].to_numpy()]))
+    z = m.scaler.y(t["y"].to_numpy())
+    g = np.asarray(t["g"].to_pylist())
+    want = np.empty(len(z))
+    for c in np.unique(g):
+        r = g == c
+        w, b = m.params["w"][:, 0].copy(), float(m.params["b"][0])
+        for _ in range(2):
+            resid = z[r] - (X[r] @ w + b)
+            w, b = w + 0.2 * 2 * X[r].T @ resid / r.sum(), b + 0.2 * 2 * resid.mean()
+        want[r] = m.scaler.y_back(X[r] @ w + b)
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    assert not np.allclose(got, m.predict(t, as_numpy=True))
