@@ -38,28 +38,15 @@ def main(out_dir="out", seed=0):
 
 def plot(sim, fits, out_dir):
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from .plots import fit_curve
+        os.makedirs(out_dir, exist_ok=True)
+        path = os.path.join(out_dir, "tragic_triad.png")
+        d = sim.data
+        fit_curve(fits, d["x"].to_numpy(), d["y"].to_numpy(), d["cluster"].to_numpy(),
+                  truth=sim.truth, path=path)
+        print(f"\nfigure: {os.path.abspath(path)}")
     except ImportError:
         print("\n(matplotlib not installed: no figure)")
-        return
-    os.makedirs(out_dir, exist_ok=True)
-    x, y, c = (sim.data[k].to_numpy() for k in ("x", "y", "cluster"))
-    grid = np.linspace(x.min(), x.max(), 400)
-    fig, axes = plt.subplots(1, len(fits), figsize=(4 * len(fits), 3.4), sharey=True)
-    for ax, (name, m) in zip(axes, fits.items()):
-        ax.scatter(x, y, c=c, cmap="tab20", s=6, alpha=0.7)
-        ax.plot(grid, sim.truth(grid), "k--", lw=1, label="truth")
-        ax.plot(grid, m.predict({"x": grid}, as_numpy=True), "k", lw=2, label="fit")
-        ax.set_title(name)
-        ax.set_xlabel("x")
-    axes[0].set_ylabel("y")
-    axes[0].legend(loc="upper center")
-    fig.tight_layout()
-    path = os.path.join(out_dir, "tragic_triad.png")
-    fig.savefig(path, dpi=110)
-    print(f"\nfigure: {os.path.abspath(path)}")
 
 
 if __name__ == "__main__":
