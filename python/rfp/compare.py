@@ -236,7 +236,9 @@ def _method_nuisances(ctx, alpha=None):
         settings["alpha"] = alpha
     key = ("nz", alpha)
     if key not in ctx:
-        need = ("g", "m", "mu0", "mu1") if alpha is None and ctx["aipw"] else ("g", "m")
+        need = ("g", "m")
+        if alpha is None and ctx["aipw"]:
+            need = ("m", "mu0", "mu1") + (("g",) if ctx["dml"] else ())
         ctx[key] = fx.nuisances(ctx["ed"], ctx["fold"], need, seed=ctx["seed"], **settings)
     return ctx[key]
 
@@ -317,6 +319,7 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
     ctx = dict(ed=ed, table=clean, x_cols=x_cols, strata=strata_codes, level=level, seed=seed,
                clip=clip, icc=icc, warn_share=warn_share, treatment=d, settings=settings,
                clustered=fx.treatment_is_clustered(ed.d, ed.cluster), aipw="aipw" in methods,
+               dml="dml" in methods,
                fold=fx.cluster_folds(ed.cluster, folds, seed, ed.d))
     rows, pending = [], []
     for name in methods:
