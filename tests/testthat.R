@@ -1,0 +1,4 @@
+library(testthat)
+library(rfp)
+
+test_check("rfp")
