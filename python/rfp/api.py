@@ -3,6 +3,7 @@ effects.py and compare.py and are re-exported by the package)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -48,6 +49,12 @@ def _config(overrides) -> dict:
     return config
 
 
+@partial(jax.jit, static_argnums=0)
+def _forward(apply, params, x):
+    """f(theta, x), compiled once per model and input shape."""
+    return apply(params, x)[0]
+
+
 @dataclass
 class FittedModel:
     """A fitted rfp model: parameters theta (NumPy), the scaling, the
@@ -81,7 +88,7 @@ class FittedModel:
         if self.scaler is not None:
             x = self.scaler.x(np.asarray(x, dtype=float))
         x = jax.tree.map(jnp.asarray, x)
-        yhat = np.asarray(jax.jit(self._apply())(self.params, x)[0], dtype=float)
+        yhat = np.asarray(_forward(self._apply(), self.params, x), dtype=float)
         if self.config["loss"] == "logistic":
             return yhat if type == "link" else 1.0 / (1.0 + np.exp(-yhat))
         return self.scaler.y_back(yhat) if self.scaler is not None else yhat
@@ -104,7 +111,7 @@ class FittedModel:
         """Cluster-adapted predictions f(theta_c^k, x) (an extra, never the
         default): each cluster of ``data`` takes the k inner steps of eq. 20 on
         its own labelled rows, then predicts them.  Needs the outcome."""
-        prepared = data_mod.prepare(data, y, self.x_names, cluster)
+        prepared = data_mod.prepare(data, y, self.x_names, cluster, min_clusters=1)
         x = self.scaler.x(prepared.x)
         y_fit = self.scaler.y(prepared.y) if self.config["loss"] == "squared" else prepared.y
         c = self.config

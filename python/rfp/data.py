@@ -103,7 +103,8 @@ class Prepared:
     n_dropped: int
 
 
-def prepare(data, y: str, x, cluster: str, na_action: str = "fail") -> Prepared:
+def prepare(data, y: str, x, cluster: str, na_action: str = "fail",
+            min_clusters: int = 2) -> Prepared:
     """Check and extract y, x and cluster.
 
     ``na_action="fail"`` (default) rejects missing values with the column and
@@ -144,7 +145,7 @@ def prepare(data, y: str, x, cluster: str, na_action: str = "fail") -> Prepared:
     xs = np.column_stack([numeric(table, c, "control") for c in x])
     ys = numeric(table, y, "outcome")
     codes, labels = encode_clusters(table.column(cluster))
-    if len(labels) < 2:
+    if len(labels) < min_clusters:
         raise ValueError(
             f"cluster column '{cluster}' has only {len(labels)} cluster(s); the method "
             f"needs at least two clusters (it adapts to each and holds some out)"

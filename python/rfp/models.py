@@ -1,6 +1,7 @@
 """Models f(theta, x): linear, MLP, neural-ODE feature map, or a user's pair.
 
-Every model is an ``(init, apply)`` pair of pure JAX functions:
+Builders are cached: the same settings give the same functions, so JAX
+reuses compiled code across fits.  Every model is an ``(init, apply)`` pair of pure JAX functions:
 ``init(key, x) -> params`` and ``apply(params, x) -> yhat`` or
 ``(yhat, penalty)``.  The penalty is a forward-pass regulariser (e.g. the
 kinetic energy of a neural ODE) that enters the loss times lambda.
@@ -8,6 +9,7 @@ kinetic energy of a neural ODE) that enters the loss times lambda.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import jax
@@ -35,6 +37,7 @@ def _dense(key, n_in, n_out):
     return {"w": w, "b": jnp.zeros(n_out)}
 
 
+@functools.lru_cache(maxsize=None)
 def linear() -> Model:
     def init(key, x):
         return _dense(key, x.shape[-1], 1)
@@ -45,11 +48,10 @@ def linear() -> Model:
     return Model(init, apply)
 
 
+@functools.lru_cache(maxsize=None)
 def mlp(hidden=(32, 32), activation: str = "tanh") -> Model:
     """Feed-forward network with len(hidden) hidden layers."""
     act = _activation(activation)
-    hidden = tuple(int(h) for h in hidden)
-
     def init(key, x):
         sizes = (x.shape[-1], *hidden, 1)
         keys = jax.random.split(key, len(sizes) - 1)
@@ -65,6 +67,7 @@ def mlp(hidden=(32, 32), activation: str = "tanh") -> Model:
     return Model(init, apply)
 
 
+@functools.lru_cache(maxsize=None)
 def neural_ode(width: int = 16, steps: int = 8, activation: str = "tanh") -> Model:
     """Neural-ODE feature map h' = act(A h + b), h(0) = W x, integrated on
     [0, 1] by RK4, then a linear head.  The penalty is the kinetic energy
@@ -111,14 +114,18 @@ def as_model(model="mlp", **options) -> Model:
         builders = {"linear": linear, "mlp": mlp, "neural_ode": neural_ode}
         if model not in builders:
             raise ValueError(f"model must be one of {sorted(builders)} or an (init, apply) pair, got {model!r}")
+        if "hidden" in options:
+            options["hidden"] = tuple(int(h) for h in options["hidden"])
         return builders[model](**options)
-    if isinstance(model, Model):
-        init, apply = model
-    elif isinstance(model, (tuple, list)) and len(model) == 2 and all(map(callable, model)):
-        init, apply = model
-    else:
-        raise ValueError("model must be a name ('linear', 'mlp', 'neural_ode') or an (init, apply) pair of functions")
+    if isinstance(model, (tuple, list)) and len(model) == 2 and all(map(callable, model)):
+        return _user_model(*model)
+    raise ValueError("model must be a name ('linear', 'mlp', 'neural_ode') or an (init, apply) pair of functions")
 
+
+@functools.lru_cache(maxsize=64)
+def _user_model(init, apply) -> Model:
+    """A user's pair, with apply returning (yhat, penalty).  Cached so that
+    the same pair gives the same function and compiled code is reused."""
     def apply_pair(params, x):
         out = apply(params, x)
         return out if isinstance(out, tuple) else (out, 0.0)

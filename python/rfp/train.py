@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -72,6 +73,29 @@ def progress_bar(progress, total):
     return tqdm(total=total, disable=not show, desc="rfp", unit="step", leave=False)
 
 
+@partial(jax.jit, static_argnames=("objective", "opt_settings", "length"))
+def chunk(params, opt_state, alpha, buckets, objective, opt_settings, length):
+    """``length`` outer steps of the optimiser on R_k, in one compiled scan.
+    Module-level with static settings, so fits with the same model, settings
+    and bucket shapes reuse the compiled code."""
+    opt = optimizer(*opt_settings)
+
+    def step(carry, _):
+        p, s = carry
+        value, grads = jax.value_and_grad(objective)(p, alpha, buckets)
+        updates, s = opt.update(grads, s, p)
+        return (optax.apply_updates(p, updates), s), value
+
+    (params, opt_state), values = jax.lax.scan(step, (params, opt_state), None, length=length)
+    return params, opt_state, values
+
+
+@partial(jax.jit, static_argnames=("objective",))
+def pooled_loss(params, buckets, objective):
+    """Held-out loss L(theta): the prediction model alone."""
+    return objective.pooled(params, buckets)
+
+
 def train(objective: Objective, init, x, y, cluster, w, *, alpha: float,
           learning_rate: float = 1e-2, clip_norm: float | None = 1.0, schedule: str = "constant",
           max_steps: int = 2000, patience: int | None = 200, eval_every: int = 10,
@@ -89,21 +113,8 @@ def train(objective: Objective, init, x, y, cluster, w, *, alpha: float,
 
     first = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[:1]), x)
     params = init(jax.random.PRNGKey(seed), first)
-    opt = optimizer(learning_rate, clip_norm, schedule, max_steps)
-    opt_state = opt.init(params)
-    value_and_grad = jax.value_and_grad(objective)
-
-    @jax.jit
-    def chunk(params, opt_state, alpha, buckets):
-        def step(carry, _):
-            p, s = carry
-            value, grads = value_and_grad(p, alpha, buckets)
-            updates, s = opt.update(grads, s, p)
-            return (optax.apply_updates(p, updates), s), value
-        (params, opt_state), values = jax.lax.scan(step, (params, opt_state), None, length=eval_every)
-        return params, opt_state, values
-
-    validation_loss = jax.jit(objective.pooled)
+    opt_settings = (float(learning_rate), clip_norm, schedule, int(max_steps))
+    opt_state = optimizer(*opt_settings).init(params)
     history = History()
     best = (np.inf, params, 0)
     bar = progress_bar(progress, max_steps)
@@ -111,14 +122,15 @@ def train(objective: Objective, init, x, y, cluster, w, *, alpha: float,
     step, stopped = 0, False
     try:
         while step < max_steps:
-            params, opt_state, values = chunk(params, opt_state, alpha, train_buckets)
+            params, opt_state, values = chunk(params, opt_state, alpha, train_buckets,
+                                              objective, opt_settings, eval_every)
             step += eval_every
             train_loss = float(values[-1])
             if not np.isfinite(train_loss):
                 raise FloatingPointError(
                     f"the objective became {train_loss} at step {step}: lower learning_rate "
                     f"or inner_lr (now {learning_rate} and {objective.inner_lr})")
-            val = float(validation_loss(params, val_buckets)) if val_buckets else train_loss
+            val = float(pooled_loss(params, val_buckets, objective)) if val_buckets else train_loss
             history.step.append(step)
             history.train.append(train_loss)
             history.validation.append(val if val_buckets else float("nan"))

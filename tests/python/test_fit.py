@@ -186,3 +186,5 @@ def test_cluster_adapted_predictions_take_the_inner_steps():
         want[r] = m.scaler.y_back(X[r] @ w + b)
     np.testing.assert_allclose(got, want, rtol=1e-10)
     assert not np.allclose(got, m.predict(t, as_numpy=True))
+    one = t.filter(pa.compute.equal(t["g"], 3))  # a single cluster adapts on its own
+    np.testing.assert_allclose(m.predict_adapted(one, y="y", cluster="g", as_numpy=True), want[g == 3], rtol=1e-10)
