@@ -7,7 +7,7 @@ R_DEBS := r-base-core r-cran-reticulate r-cran-testthat r-cran-formula r-cran-kn
   r-cran-rmarkdown r-cran-generics r-cran-sandwich r-cran-estimatr r-cran-lme4 \
   r-cran-mlmrev r-cran-ggplot2 r-cran-roxygen2 r-cran-quadprog pandoc
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-R_SOURCES := $(wildcard DESCRIPTION NAMESPACE R/*.R man/*.Rd)
+R_SOURCES := $(wildcard DESCRIPTION NAMESPACE R/*.R man/*.Rd data/*.rda)
 
 .PHONY: setup demo test bench clean
 setup: .stamp-apt .stamp-venv .stamp-rpkg

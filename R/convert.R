@@ -43,3 +43,36 @@ r_labels <- function(a) {
 
 # A Python scalar, list or dict of plain values -> R.
 r_plain <- function(x) reticulate::py_to_r(x)
+
+# An Arrow table -> a data frame: floating columns as bytes (exact), integer
+# columns as R integers where they fit, booleans as logical, the rest (labels)
+# through Python lists, with nulls as NA.
+r_table <- function(table) {
+  types <- reticulate::import("pyarrow.types", convert = FALSE)
+  names <- unlist(r_plain(table$column_names))
+  columns <- lapply(names, function(name) {
+    column <- table$column(name)
+    type <- column$type
+    if (r_plain(types$is_floating(type))) return(r_numeric(column$to_numpy()))
+    if (r_plain(types$is_integer(type)) && as.integer(r_plain(column$null_count)) == 0L) {
+      values <- r_numeric(column$to_numpy())
+      if (all(abs(values) <= .Machine$integer.max)) values <- as.integer(values)
+      return(values)
+    }
+    values <- r_plain(column$to_pylist())
+    missing <- vapply(values, is.null, logical(1))
+    values[missing] <- NA
+    values <- unlist(values)
+    if (r_plain(types$is_boolean(type))) as.logical(values) else values
+  })
+  as.data.frame(stats::setNames(columns, names), stringsAsFactors = FALSE, optional = TRUE)
+}
+
+# A Python dict of scalars (numbers, flags, text) -> a named R list.
+r_scalars <- function(d) {
+  to_plain <- reticulate::py_eval(paste0(
+    "lambda d: {str(k): (bool(v) if isinstance(v, bool) or type(v).__name__ == 'bool_' ",
+    "else float(v) if hasattr(v, '__float__') and not isinstance(v, str) else str(v)) ",
+    "for k, v in d.items()}"), convert = FALSE)
+  r_plain(reticulate::py_call(to_plain, d))
+}

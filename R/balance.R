@@ -1,0 +1,207 @@
+# rfp_balance(): balancing weights (the backend's rfp.balance), their
+# balance table and the weighted ATT, with a love plot.
+
+#' Balancing weights for a binary treatment
+#'
+#' * `method = "entropy"`: entropy balancing (Hainmueller): control weights
+#'   closest to uniform in entropy whose weighted means equal the treated
+#'   means of every control column, by a dual Newton method.
+#' * `method = "hierarchical"`: hierarchical balancing weights (Ben-Michael
+#'   and Feller) when treatment varies within clusters: exact global balance
+#'   and penalised within-cluster imbalance; `lambda` trades the two
+#'   (partial pooling). Solved by OSQP.
+#' * `method = "cluster"`: when treatment is assigned to whole clusters,
+#'   weights on control clusters that balance the cluster means with the
+#'   smallest variance under a random-intercept model with intraclass
+#'   correlation `icc` (columns constant within clusters are balanced as
+#'   cluster covariates, the others by their cluster means).
+#'
+#' The weights target the ATT: treated rows weigh 1 and the control weights
+#' sum to the number of treated rows. The outcome of the formula gives the
+#' weighted difference in means, \eqn{\bar y_T - \sum_C w_i y_i / \sum_C
+#' w_i}, with a cluster-robust standard error from its linearisation (as in
+#' [rfp_compare()]).
+#'
+#' @inheritParams rfp_effect
+#' @param formula `y ~ controls | cluster`: the outcome, the columns to
+#'   balance, and the cluster (see [rfp_design()]).
+#' @param treatment Name of the binary (0/1 or logical) treatment column.
+#' @param method `"entropy"`, `"hierarchical"` or `"cluster"`.
+#' @param lambda `"hierarchical"`: weight of the within-cluster imbalance
+#'   penalty.
+#' @param icc `"cluster"`: the outcome's intraclass correlation in \[0, 1\];
+#'   `NULL` estimates it (one-way ANOVA) from the control clusters'
+#'   outcomes.
+#' @param ... Further arguments of the backend's solver (e.g. `max_iter` for
+#'   entropy balancing, `tol` for cluster balancing, `sd = "pooled"` for the
+#'   SMD denominator).
+#' @return An object of class `rfp_balance`: `weights` (one per row used,
+#'   named by row), `balance` (a data frame: `covariate`, `treated_mean`,
+#'   `treated_mean_weighted`, `control_mean`, `control_mean_weighted`, `sd`,
+#'   `smd_before`, `smd_after`), `ess` (Kish's effective sample size of the
+#'   control rows' weights; for `"cluster"` also `ess_clusters`, the
+#'   effective number of control clusters), `converged`, `status`, `message`, and the ATT
+#'   `estimate`, `std.error`, `conf.low`, `conf.high`.
+#' @examples
+#' if (rfp_available()) {
+#'   data(rfp_trial)
+#'   bal <- rfp_balance(y ~ x1 + x2 + z | cluster, rfp_trial, treatment = "d")
+#'   bal
+#'   tidy(bal)
+#' }
+#' @export
+rfp_balance <- function(formula, data, treatment, method = c("entropy", "hierarchical", "cluster"),
+                        lambda = 1, icc = NULL, na.action = stats::na.fail, ...) {
+  call <- match.call()
+  method <- match.arg(method)
+  ed <- effect_design(formula, data, treatment, na.action, binary = TRUE,
+                      what = "balancing weights")
+  columns <- effect_columns(ed)
+  b <- backend()
+  module <- reticulate::import("rfp.compare", convert = FALSE)
+  args <- list(columns$table, d = columns$d, x = columns$x, cluster = columns$cluster,
+               method = method)
+  if (method == "hierarchical") args$lam <- check_number(lambda, "lambda", 0, Inf)
+  if (method == "cluster") {
+    if (is.null(icc)) {
+      control <- ed$treatment == 0
+      icc <- as.numeric(r_plain(module$anova_icc(py_column(ed$y[control]),
+                                                 py_column(ed$cluster[control]))))
+    }
+    args$icc <- check_number(icc, "icc", 0, 1)
+  }
+  fit <- py_call_warnings(do.call(b$rfp$balance, c(args, list(...))))
+
+  result <- fit$result
+  converged <- if (reticulate::py_has_attr(result, "converged")) result$converged else result$solved
+  weights <- r_numeric(fit$weights)
+  names(weights) <- rownames(ed$covariates)
+  balance <- r_table(fit$balance)
+  balance$covariate <- ed$x_names[match(balance$covariate, ed$columns)]
+  att <- balanced_att(module, ed, fit, columns)
+  n_clusters <- length(unique(ed$cluster))
+  structure(c(list(
+    call = call, formula = formula, method = method, treatment = ed$treatment_name,
+    outcome = ed$outcome, weights = weights, balance = balance,
+    ess = as.numeric(r_plain(fit$ess)), converged = isTRUE(r_plain(converged)),
+    status = r_plain(result$status), message = r_plain(result$message),
+    lambda = if (method == "hierarchical") args$lam else NULL,
+    icc = if (method == "cluster") args$icc else NULL,
+    ess_clusters = if (method == "cluster") as.numeric(r_plain(result$ess)) else NULL,
+    n = length(weights), n_treated = sum(ed$treatment == 1), n_clusters = n_clusters,
+    n_dropped = ed$n_dropped), att), class = "rfp_balance")
+}
+
+# The weighted ATT and its linearised cluster-robust SE (rfp.compare's
+# weighted_att, residuals on the balanced covariates), t on G - 1 df.
+balanced_att <- function(module, ed, fit, columns) {
+  none <- list(estimate = NA_real_, std.error = NA_real_, conf.low = NA_real_,
+               conf.high = NA_real_, level = 0.95)
+  w <- r_numeric(fit$weights)
+  if (!all(is.finite(w))) return(none)
+  names_used <- unlist(r_plain(fit$x_names))
+  b <- backend()
+  covariates <- b$numpy$column_stack(lapply(names_used, function(name) {
+    py_column(ed$x[, match(name, ed$columns)])
+  }))
+  both <- py_call(module$weighted_att(py_column(ed$y), py_column(ed$treatment), fit$weights,
+                                      py_column(ed$cluster), covariates))
+  estimate <- as.numeric(r_plain(reticulate::py_get_item(both, 0L)))
+  se <- as.numeric(r_plain(reticulate::py_get_item(both, 1L)))
+  half <- stats::qt(0.975, df = length(unique(ed$cluster)) - 1) * se
+  list(estimate = estimate, std.error = se, conf.low = estimate - half,
+       conf.high = estimate + half, level = 0.95)
+}
+
+#' @export
+print.rfp_balance <- function(x, digits = 3L, ...) {
+  cat(sprintf("rfp balancing weights (%s) for %s: %s\n", balance_label(x), x$treatment,
+              deparse1(x$formula)))
+  cat(sprintf("%d rows (%d treated) in %d clusters; %s (%s)\n", x$n, x$n_treated,
+              x$n_clusters, if (x$converged) "converged" else "NOT converged", x$message))
+  smd <- x$balance
+  cat(sprintf("max |SMD| %s before, %s after; ESS of the control rows %s%s\n",
+              format(signif(max(abs(smd$smd_before)), digits)),
+              format(signif(max(abs(smd$smd_after)), digits)), format(round(x$ess, 1)),
+              if (is.null(x$ess_clusters)) ""
+              else sprintf(" (of the control clusters %s)", format(round(x$ess_clusters, 1)))))
+  if (is.finite(x$estimate)) {
+    cat(sprintf("weighted ATT on %s: %s (std. error %s, 95%% CI [%s, %s])\n", x$outcome,
+                format(signif(x$estimate, digits)), format(signif(x$std.error, digits)),
+                format(signif(x$conf.low, digits)), format(signif(x$conf.high, digits))))
+  }
+  invisible(x)
+}
+
+#' Summarise balancing weights
+#'
+#' @param object An [rfp_balance()].
+#' @param ... Unused.
+#' @return An object of class `summary.rfp_balance`: the fit and its balance
+#'   table, printed in full.
+#' @export
+summary.rfp_balance <- function(object, ...) {
+  structure(object, class = "summary.rfp_balance")
+}
+
+#' @export
+print.summary.rfp_balance <- function(x, digits = 3L, ...) {
+  print.rfp_balance(x, digits = digits)
+  cat(sprintf("solver status: %s%s\n\nBalance (SMD: mean difference / SD of the treated):\n",
+              x$status,
+              if (!is.null(x$lambda)) sprintf(", lambda = %s", format(x$lambda))
+              else if (!is.null(x$icc)) sprintf(", icc = %s", format(signif(x$icc, digits)))
+              else ""))
+  table <- x$balance
+  rownames(table) <- table$covariate
+  print(signif(as.matrix(table[setdiff(names(table), "covariate")]), digits))
+  invisible(x)
+}
+
+#' Tidy balancing weights
+#'
+#' @param x An [rfp_balance()].
+#' @param ... Unused.
+#' @return The balance table: a data frame with `covariate`, the treated and
+#'   control means before and after weighting, `sd`, `smd_before`,
+#'   `smd_after`.
+#' @method tidy rfp_balance
+#' @export
+tidy.rfp_balance <- function(x, ...) x$balance
+
+#' Love plot of balancing weights
+#'
+#' The absolute standardised mean difference of each covariate before
+#' (open) and after (filled) weighting, with a dashed line at `threshold`.
+#'
+#' @param x An [rfp_balance()].
+#' @param threshold Where to draw the reference line.
+#' @param main Title.
+#' @param ... Further arguments to [graphics::plot()].
+#' @return The balance table, invisibly.
+#' @export
+plot.rfp_balance <- function(x, threshold = 0.1, main = NULL, ...) {
+  table <- x$balance
+  k <- nrow(table)
+  at <- rev(seq_len(k))
+  before <- abs(table$smd_before)
+  after <- abs(table$smd_after)
+  if (is.null(main)) main <- sprintf("Balance: %s", balance_label(x))
+  old <- graphics::par(mar = c(4.5, max(4, 0.55 * max(nchar(table$covariate))) + 1, 2.5, 1))
+  on.exit(graphics::par(old), add = TRUE)
+  graphics::plot(before, at, xlim = c(0, max(c(before, after, threshold), na.rm = TRUE)),
+                 ylim = c(0.5, k + 0.5), yaxt = "n", pch = 1, cex = 1.3,
+                 xlab = "|standardised mean difference|", ylab = "", main = main, ...)
+  graphics::axis(2, at = at, labels = table$covariate, las = 1)
+  graphics::segments(before, at, after, at, col = "grey70")
+  graphics::points(after, at, pch = 19, cex = 1.3, col = "firebrick")
+  graphics::abline(v = threshold, lty = 2, col = "grey40")
+  graphics::legend("topright", bty = "n", pch = c(1, 19), col = c("black", "firebrick"),
+                   legend = c("before weighting", "after weighting"))
+  invisible(table)
+}
+
+balance_label <- function(x) {
+  c(entropy = "entropy balancing", hierarchical = "hierarchical balancing",
+    cluster = "cluster balancing")[[x$method]]
+}
