@@ -1,11 +1,15 @@
 """Observations -> clusters: padded size buckets with masks.
 
-Clusters are grouped by size into buckets whose padded width is the next power
-of two, so a bucket of clusters of sizes in (w/2, w] is stored as a
-(clusters, w) index array and padding at most doubles the real data, whatever
-the skew (one cluster of 10,000 beside 500 of 10 allocates 500 x 16 + 1 x 16,384
-rows, not 501 x 10,000).  Padded slots point at row 0 and carry mask 0, so they
-never enter a loss or a gradient.
+Clusters are grouped by size into buckets, each stored as a (clusters, width)
+index array with a mask.  Start: one bucket per power-of-two width (sizes in
+(w/2, w]), so padding at most doubles the real data whatever the skew (one
+cluster of 10,000 beside 500 of 10 allocates 500 x 16 + 1 x 16,384 rows, not
+501 x 10,000).  Then, because every bucket is a separately compiled shape,
+adjacent buckets are merged, cheapest first, while the padded total stays
+within ``max_padding`` (1.5) times the real rows: fewer compiled shapes, and
+never more padding than the power-of-two start or 1.5x, whichever is larger.
+Padded slots point at row 0 and carry mask 0, so they never enter a loss or a
+gradient.
 """
 from __future__ import annotations
 
@@ -26,13 +30,36 @@ def bucket_width(n: int) -> int:
     return 1 << max(int(n) - 1, 0).bit_length()
 
 
-def make_buckets(cluster: np.ndarray, rows: np.ndarray | None = None) -> list[Bucket]:
+def bucket_widths(sizes: np.ndarray, max_padding: float = 1.5) -> np.ndarray:
+    """Padded width for each cluster size: the next power of two, then
+    adjacent width classes merged (cheapest first) while the padded total
+    stays within max_padding times sum(sizes)."""
+    widths = np.array([bucket_width(s) for s in sizes])
+    classes = sorted(set(widths.tolist()))
+    count = {w: int(np.sum(widths == w)) for w in classes}
+    budget = max_padding * float(np.sum(sizes)) - sum(w * c for w, c in count.items())
+    while len(classes) > 1:
+        # merging class i into class i+1 pads its clusters to the wider width
+        costs = [count[a] * (b - a) for a, b in zip(classes[:-1], classes[1:])]
+        i = int(np.argmin(costs))
+        if costs[i] > budget:
+            break
+        budget -= costs[i]
+        a, b = classes[i], classes[i + 1]
+        count[b] += count.pop(a)
+        widths[widths == a] = b
+        classes.pop(i)
+    return widths
+
+
+def make_buckets(cluster: np.ndarray, rows: np.ndarray | None = None,
+                 max_padding: float = 1.5) -> list[Bucket]:
     """Group the rows (all, or the given subset) of each cluster into buckets."""
     cluster = np.asarray(cluster)
     rows = np.arange(len(cluster)) if rows is None else np.asarray(rows)
     order = rows[np.argsort(cluster[rows], kind="stable")]
     codes, starts, sizes = np.unique(cluster[order], return_index=True, return_counts=True)
-    widths = np.array([bucket_width(s) for s in sizes])
+    widths = bucket_widths(sizes, max_padding)
     buckets = []
     for w in np.unique(widths):
         members = np.flatnonzero(widths == w)

@@ -6,7 +6,7 @@ import pytest
 
 import rfp  # noqa: F401  (switches on float64)
 from rfp.bilevel import Objective, gather, observation_weights
-from rfp.layout import Bucket, make_buckets, padded_rows
+from rfp.layout import Bucket, bucket_width, make_buckets, padded_rows
 from rfp.models import as_model
 
 
@@ -168,5 +168,15 @@ def test_buckets_bound_padding_whatever_the_skew():
     used = np.concatenate([b.index[b.mask > 0] for b in buckets])
     assert np.array_equal(np.sort(used), np.arange(len(cluster)))
     for b in buckets:
-        sizes = b.mask.sum(axis=1)
-        assert np.all(sizes > b.index.shape[1] / 2) and np.all(sizes <= b.index.shape[1])
+        assert np.all(b.mask.sum(axis=1) <= b.index.shape[1])
+
+
+def test_merging_buckets_keeps_the_padding_bound_and_compiles_fewer_shapes():
+    sizes = np.clip(np.random.default_rng(0).lognormal(3.0, 1.0, 200).astype(int), 1, 2000)
+    cluster = np.repeat(np.arange(200), sizes)
+    powers = len({bucket_width(s) for s in sizes})
+    buckets = make_buckets(cluster)
+    assert len(buckets) < powers
+    assert padded_rows(buckets) <= 2 * len(cluster)
+    assert padded_rows(buckets) <= max(1.5 * len(cluster), padded_rows(make_buckets(cluster, max_padding=1.0)))
+    assert len(make_buckets(cluster, max_padding=1.0)) == powers  # no room: no merge
