@@ -76,3 +76,14 @@ test_that("bad input to rfp_balance gives clear R errors", {
   expect_error(rfp_balance(y ~ x1 | g, df, "d", method = "cluster", icc = 0.1),
                "treatment column 'd' varies within cluster")
 })
+
+test_that("na.omit drops rows with a missing treatment, with a message", {
+  skip_if_no_backend()
+  df <- effects_r()$data
+  df$d[c(2, 7)] <- NA
+  expect_message(fit <- rfp_balance(y ~ x1 + x2 + z | g, df, "d", na.action = na.omit),
+                 "dropped 2 row\\(s\\) with a missing treatment or stratum \\(d: 2\\)")
+  expect_length(fit$weights, nrow(df) - 2)
+  expect_false(any(c("2", "7") %in% names(fit$weights)))
+  expect_identical(fit$n_dropped, 2L)
+})
