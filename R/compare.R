@@ -37,7 +37,8 @@
 #' @param ... Settings of the method's nuisance fits, as in [rfp()]
 #'   (`model`, `hidden`, `alpha`, `max_steps`, ...), and `level`, `clip`,
 #'   `icc` (cluster balancing's intraclass correlation; default: estimated
-#'   from the control clusters' outcomes), `warn_share`.
+#'   from the control clusters' outcomes), `warn_share`, `propensity` (where
+#'   AIPW fits the propensity, see [rfp_effect()]).
 #' @return An object of class `rfp_compare`: a data frame with one row per
 #'   method and estimand and columns `method`, `estimand`, `estimate`,
 #'   `std.error`, `conf.low`, `conf.high`, `n`, `clusters`, `ess`
@@ -70,12 +71,13 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
     stop(sprintf("unknown method(s) %s; known: %s", paste0("'", unknown, "'", collapse = ", "),
                  paste(known, collapse = ", ")), call. = FALSE)
   }
-  settings <- backend_settings(list(...), c("level", "clip", "icc", "warn_share"))
+  settings <- backend_settings(list(...), c("level", "clip", "icc", "warn_share", "propensity"))
   ed <- effect_design(formula, data, treatment, na.action, fe = fe, binary = TRUE,
                       what = "rfp_compare() (use rfp_effect(method = \"dml\") for another treatment)")
   columns <- effect_columns(ed)
 
-  progress <- fits_progress(folds * compare_nuisances(methods), verbose)
+  individual_e <- individual_propensity(ed, settings$propensity)
+  progress <- fits_progress(folds * compare_nuisances(methods, individual_e), verbose)
   on.exit(progress$close(), add = TRUE)
   args <- list(columns$table, y = columns$y, d = columns$d, x = columns$x,
                cluster = columns$cluster, strata = columns$strata %||% reticulate::py_none(),
@@ -92,10 +94,13 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
             seed = seed, n_dropped = ed$n_dropped)
 }
 
-# How many nuisance fits per fold the methods make (the method's own share
-# one set of cross-fits; MAML and ERM each fit E[Y|X] and E[D|X]).
-compare_nuisances <- function(methods) {
-  own <- if ("aipw" %in% methods) 3 + ("dml" %in% methods) else 2 * ("dml" %in% methods)
+# How many nuisance fits per fold the methods make: the method's own share one
+# set of cross-fits (AIPW: the two arms, E[D|X] when the propensity is fitted
+# on individual rows or DML needs it; DML: E[Y|X] and E[D|X]); MAML and ERM
+# each fit E[Y|X] and E[D|X].
+compare_nuisances <- function(methods, individual_e) {
+  dml <- "dml" %in% methods
+  own <- if ("aipw" %in% methods) 2 + (dml || individual_e) + dml else 2 * dml
   own + 2 * sum(c("dml_maml", "dml_erm") %in% methods)
 }
 

@@ -47,8 +47,11 @@
 #'   `hidden`, `alpha`, `inner_steps`, `inner_lr`, `max_steps`, `patience`,
 #'   `learning_rate`, ... (the loss is chosen per nuisance); and `level`
 #'   (confidence level, default 0.95), `clip` (`"aipw"`: propensity clipping,
-#'   default 0.01), `warn_share` (`"dml"`: the variance share above which to
-#'   warn, default 0.9).
+#'   default 0.01), `propensity` (`"aipw"`: `"auto"`, `"cluster"` or
+#'   `"individual"`, the level at which the propensity is fitted; `"auto"`
+#'   fits it on cluster means when treatment is constant within clusters) and
+#'   `propensity_penalty`, `warn_share` (`"dml"`: the variance share above
+#'   which to warn, default 0.9).
 #' @return An object of class `rfp_effect`: a list with `estimate`,
 #'   `std.error`, `conf.low`, `conf.high`, `level`, `df`, `n`, `n_clusters`,
 #'   `method`, `estimand`, `diagnostics` (a list: `variance_share`, `ess`,
@@ -78,7 +81,8 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
   folds <- check_whole(folds, "folds", 2)
   seed <- check_whole(seed, "seed", 0)
   if (!is.null(design)) design <- match.arg(design, c("cluster", "individual"))
-  extra <- switch(method, dml = c("level", "warn_share"), aipw = c("level", "clip"),
+  extra <- switch(method, dml = c("level", "warn_share"),
+                  aipw = c("level", "clip", "propensity", "propensity_penalty"),
                   t_learner = character())
   settings <- backend_settings(list(...), extra)
   what <- switch(method, dml = "DML", aipw = "AIPW", t_learner = "the T-learner")
@@ -88,7 +92,9 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
   b <- backend()
 
   n_fits <- switch(method, dml = 2 * folds,
-                   aipw = (if (estimand == "ATE") 3 else 2) * folds, t_learner = 2)
+                   aipw = ((estimand == "ATE") + 1 +
+                             individual_propensity(ed, settings$propensity)) * folds,
+                   t_learner = 2)
   progress <- fits_progress(n_fits, verbose)
   on.exit(progress$close(), add = TRUE)
   args <- list(columns$table, y = columns$y, d = columns$d, x = columns$x,
@@ -113,6 +119,15 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
   out$settings <- c(list(folds = folds, seed = seed, design = design), list(...))
   class(out) <- "rfp_effect"
   out
+}
+
+# Does AIPW fit the propensity by the method on individual rows (one more
+# nuisance per fold)? With propensity "auto", only when treatment varies
+# within some cluster.
+individual_propensity <- function(ed, propensity = NULL) {
+  propensity <- propensity %||% "auto"
+  if (!identical(propensity, "auto")) return(identical(propensity, "individual"))
+  any(tapply(ed$treatment, as.character(ed$cluster), function(d) length(unique(d)) > 1))
 }
 
 # An rfp.effects.Effect -> the R list (numbers and per-row nuisances).
