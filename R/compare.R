@@ -125,17 +125,20 @@ print.rfp_compare <- function(x, digits = 3L, ...) {
                 if (!is.null(attr(x, "strata"))) paste0(", strata: ", attr(x, "strata")) else "",
                 100 * (attr(x, "level") %||% 0.95)))
   }
-  num <- function(v) ifelse(is.finite(v), formatC(v, digits = digits, format = "f"), "NA")
+  fixed <- function(v, digits) {
+    v[is.finite(v) & abs(v) < 0.5 * 10^-digits] <- 0  # no "-0.00"
+    formatC(v, digits = digits, format = "f")
+  }
+  num <- function(v) ifelse(is.finite(v), fixed(v, digits), "NA")
   shown <- data.frame(method = x$method, estimand = x$estimand, estimate = num(x$estimate),
                       std.error = num(x$std.error),
                       interval = ifelse(is.finite(x$conf.low),
                                         sprintf("[%s, %s]", num(x$conf.low), num(x$conf.high)),
                                         ""),
-                      ess = ifelse(is.finite(x$ess), formatC(x$ess, digits = 0, format = "f"),
-                                   ""),
+                      ess = ifelse(is.finite(x$ess), fixed(x$ess, 0), ""),
                       converged = ifelse(x$converged, "yes", "NO"),
                       var.share = ifelse(is.finite(x$variance_share),
-                                         formatC(x$variance_share, digits = 2, format = "f"), ""),
+                                         fixed(x$variance_share, 2), ""),
                       stringsAsFactors = FALSE)
   if (!is.null(x$truth)) {
     shown$truth <- num(x$truth)
