@@ -31,6 +31,8 @@ from multiprocessing import get_context
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+METHODS = ("fixed_effects", "entropy_balancing", "cluster_balancing", "dml", "aipw", "kernel",
+           "dml_maml", "dml_erm")                 # rfp.compare.METHODS (not imported: spawn)
 FIELDS = ["design", "rep", "method", "estimand", "estimate", "std_error", "ci_low", "ci_high",
           "truth", "ess", "converged", "variance_share", "seconds"]
 
@@ -61,7 +63,9 @@ def one_replication(design: str, rep: int, args_dict: dict) -> list[dict]:
     start = time.time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = rfp.compare(sim, folds=a.folds, seed=rep, **settings)
+        table = rfp.compare(sim, methods=a.methods, folds=a.folds, seed=rep,
+                            propensity=a.propensity, propensity_penalty=a.propensity_penalty,
+                            **settings)
     seconds = time.time() - start
     rows = []
     for r in table.to_pylist():
@@ -138,7 +142,9 @@ def markdown(summary: dict, args, command: str, wall: float | None) -> str:
         f"tanh, alpha={args.alpha} (dml, aipw; 0 for dml_maml, 1 for dml_erm), one inner step "
         f"(inner_lr 0.1), Adam lr {args.learning_rate}, at most {args.max_steps} steps with early "
         f"stopping (patience {args.patience}) on 20% held-out clusters; {args.folds}-fold "
-        f"cross-fitting by cluster; propensities clipped to [0.01, 0.99]. "
+        f"cross-fitting by cluster; AIPW propensity: {args.propensity} (auto: a ridge logistic "
+        f"regression on cluster means when treatment is constant within clusters, penalty "
+        f"{args.propensity_penalty}), clipped to [0.01, 0.99]; methods: {' '.join(args.methods)}. "
         f"These are deliberately small models and few steps, to keep the study near 40 minutes "
         f"on a shared 2-core machine; larger models may behave differently.",
         "",
@@ -175,6 +181,12 @@ def main(argv=None):
     p.add_argument("--reps", type=int, default=200, help="replications per design")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--designs", nargs="+", default=["low", "high"], choices=["low", "high"])
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
+                   help="only these rfp.compare methods (default: all)")
+    p.add_argument("--propensity", default="auto", choices=["auto", "cluster", "individual"],
+                   help="where AIPW fits its propensity (rfp.compare's propensity=)")
+    p.add_argument("--propensity-penalty", default="cv", type=lambda v: v if v == "cv" else float(v),
+                   help="ridge penalty of a cluster-level propensity: cv (default) or a number")
     p.add_argument("--effect", default="constant", choices=["constant", "heterogeneous"])
     p.add_argument("--strata", type=int, default=4)
     p.add_argument("--clusters-per-stratum", type=int, default=10)

@@ -12,7 +12,11 @@ entropy_balancing   ATT; Hainmueller weights on the controls.
 cluster_balancing   ATT; weights on control clusters (only when treatment is
                     constant within clusters), ICC-aware dispersion penalty.
 dml, aipw           the method (the settings passed in), cluster-fold
-                    cross-fitting (``rfp.effects``); AIPW gives ATE and ATT.
+                    cross-fitting (``rfp.effects``); AIPW gives ATE and ATT,
+                    its propensity at the level of assignment
+                    (``propensity``: with a treatment constant within clusters,
+                    ``effects.cluster_propensity`` on cluster means; else the
+                    method's E[D | X], the one DML uses).
 kernel              ATT by imputation: μ̂0 is Nadaraya–Watson on the controls
                     with a leave-cluster-out CV bandwidth, τ̂ = mean_T(Y − μ̂0(X)).
 dml_maml, dml_erm   DML with α = 0 (MAML) and α = 1 (ERM) nuisances.
@@ -238,7 +242,9 @@ def _method_nuisances(ctx, alpha=None):
     if key not in ctx:
         need = ("g", "m")
         if alpha is None and ctx["aipw"]:
-            need = ("m", "mu0", "mu1") + (("g",) if ctx["dml"] else ())
+            individual_e = ctx["propensity_level"] == "individual"
+            need = ("mu0", "mu1") + (("m",) if ctx["dml"] or individual_e else ()) + \
+                (("g",) if ctx["dml"] else ())
         ctx[key] = fx.nuisances(ctx["ed"], ctx["fold"], need, seed=ctx["seed"], **settings)
     return ctx[key]
 
@@ -254,12 +260,15 @@ def _dml(ctx, name="dml", alpha=None):
 def _aipw(ctx):
     ed = ctx["ed"]
     nz = _method_nuisances(ctx)
+    e_hat, e_info = fx.aipw_propensity(ed, ctx["fold"], ctx["propensity_level"],
+                                       ctx["propensity_penalty"], nz=nz)
+    e_converged = e_info["propensity_converged"]
     rows = []
     for estimand in ("ATE", "ATT"):
-        e = fx.aipw_from_nuisances(ed.y, ed.d, nz["m"], nz["mu0"], nz["mu1"], ed.cluster,
+        e = fx.aipw_from_nuisances(ed.y, ed.d, e_hat, nz["mu0"], nz["mu1"], ed.cluster,
                                    estimand, ctx["clip"], ctx["level"])
         clipped = e.diagnostics["n_clipped"]
-        rows.append(_effect_row("aipw", e, nz["converged"],
+        rows.append(_effect_row("aipw", e, nz["converged"] and e_converged,
                                 f"{clipped} propensities clipped to [{ctx['clip']}, "
                                 f"{1 - ctx['clip']}]" if clipped else ""))
     return rows
@@ -280,7 +289,8 @@ RUNNERS = {
 def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=METHODS,
             truth=None, *, folds: int = 5, seed: int = 0, level: float = 0.95,
             clip: float = 0.01, icc: float | None = None, warn_share=fx.WARN_SHARE,
-            na_action: str = "fail", **settings) -> pa.Table:
+            na_action: str = "fail", propensity: str = "auto",
+            propensity_penalty=fx.PROPENSITY_PENALTY, **settings) -> pa.Table:
     """Every estimator in ``methods`` on the same rows; one Arrow table.
 
     ``data`` is any Arrow-compatible table or an ``rfp.simulate.Simulation``
@@ -289,8 +299,11 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
     truth. ``settings`` go to ``rfp.fit_arrays`` for the method's nuisances
     (``dml``, ``aipw``; ``dml_maml`` / ``dml_erm`` override alpha). ``icc``
     for cluster balancing defaults to the one-way ANOVA estimate among the
-    control clusters' outcomes. A method that cannot run on these data
-    (a ``ValueError``) gives a row of NaN with the reason in ``note``.
+    control clusters' outcomes. ``propensity`` ("auto", "cluster",
+    "individual") is where AIPW fits ê, ``propensity_penalty`` ("cv" or a
+    float) the ridge penalty of a cluster-level ê (``effects.aipw``). A
+    method that cannot run on these data (a ``ValueError``) gives a row of
+    NaN with the reason in ``note``.
     """
     if isinstance(data, Simulation):
         strata = data.settings.get("strata") if strata is None else strata
@@ -319,7 +332,8 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
     ctx = dict(ed=ed, table=clean, x_cols=x_cols, strata=strata_codes, level=level, seed=seed,
                clip=clip, icc=icc, warn_share=warn_share, treatment=d, settings=settings,
                clustered=fx.treatment_is_clustered(ed.d, ed.cluster), aipw="aipw" in methods,
-               dml="dml" in methods,
+               dml="dml" in methods, propensity_level=fx.propensity_level(ed, propensity),
+               propensity_penalty=propensity_penalty,
                fold=fx.cluster_folds(ed.cluster, folds, seed, ed.d))
     rows, pending = [], []
     for name in methods:

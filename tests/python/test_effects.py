@@ -149,7 +149,11 @@ def aipw_error_bound(y, d, e, mu0, mu1, de, dmu0, dmu1, estimand):
 def test_aipw_with_linear_and_logistic_nuisances_equals_hand_written_aipw(estimand):
     sim = cluster_trial(n_strata=3, clusters_per_stratum=6, n_per_cluster=8, seed=11)
     t = sim.data
-    res = effects.aipw(sim, estimand=estimand, folds=3, seed=2, **OLS_LIKE)
+    # the individual-level propensity (the method on rows); the cluster-level
+    # one, the default for this clustered treatment, is tested below
+    res = effects.aipw(sim, estimand=estimand, folds=3, seed=2, propensity="individual",
+                       **OLS_LIKE)
+    assert res.diagnostics["propensity"] == "individual"
     y, d = t["y"].to_numpy(), t["d"].to_numpy()
     cl = t["cluster"].to_numpy()
     X = np.column_stack([np.ones(len(y)), t["x1"].to_numpy(), t["x2"].to_numpy(), t["z"].to_numpy()])
@@ -192,6 +196,196 @@ def test_aipw_clips_extreme_propensities_and_reports_how_many():
     e = np.clip(e_hat, 0.05, 0.95)
     tau, _ = aipw_by_hand(y, d, e, np.zeros(n), np.ones(n), cl, "ATE")
     assert abs(out.estimate - tau) < 1e-12
+
+
+# ----------------------------------------------------------------------------- cluster-level propensity
+
+def cluster_design(sim):
+    """One row per cluster: the cluster means of (x1, x2, z) and the cluster's treatment."""
+    t = sim.data
+    cl = t["cluster"].to_numpy()
+    labels = np.unique(cl)
+    X = np.column_stack([t[c].to_numpy() for c in ("x1", "x2", "z")])
+    xc = np.array([X[cl == c].mean(axis=0) for c in labels])
+    dc = np.array([t["d"].to_numpy()[cl == c][0] for c in labels])
+    return xc, dc, labels, cl
+
+
+def penalised_logit_gradient_hessian(Z, d, pen, b):
+    p = 1 / (1 + np.exp(-(Z @ b)))
+    return Z.T @ (p - d) + pen * b, (Z * (p * (1 - p))[:, None]).T @ Z + np.diag(pen)
+
+
+@pytest.mark.parametrize("penalty", [0.0, 1.0])
+def test_cluster_propensity_equals_logit_on_cluster_means_per_fold(penalty):
+    """penalty 0: statsmodels' Logit MLE (Newton to 1e-14); penalty 1:
+    statsmodels' GLM ridge (fit_regularized, L1_wt = 0, the intercept
+    unpenalised; its objective is −loglik/n + α/2 ‖b‖², so α = penalty / n).
+    Both on the standardised cluster-mean design of the training clusters.
+    The tolerance is the optimisation error of the two fits: with g the
+    gradient of the penalised objective at a solution and H its Hessian,
+    ‖b − b*‖ ≲ ‖g‖ / λ_min(H) (doubled for the curvature's change), and
+    |Δ logistic(z·b)| ≤ ‖z‖ ‖Δb‖ / 4."""
+    sim = cluster_trial(n_strata=4, clusters_per_stratum=6, n_per_cluster=7, overlap="high",
+                        seed=5)
+    xc, dc, labels, cl = cluster_design(sim)
+    t = sim.data
+    X = np.column_stack([t[c].to_numpy() for c in ("x1", "x2", "z")])
+    d = t["d"].to_numpy()
+    fold = effects.cluster_folds(cl, 3, 1, d)
+    e, info = effects.cluster_propensity(X, d, cl, fold, penalty)
+    assert info["converged"]
+    fold_c = np.array([fold[cl == c][0] for c in labels])
+    ref = np.empty(len(labels))
+    tol = np.empty(len(labels))
+    for k in range(3):
+        tr, te = fold_c != k, fold_c == k
+        assert 0 < dc[tr].sum() < tr.sum()
+        m, s = xc[tr].mean(axis=0), xc[tr].std(axis=0)
+        Z = np.column_stack([np.ones(tr.sum()), (xc[tr] - m) / s])
+        Zte = np.column_stack([np.ones(te.sum()), (xc[te] - m) / s])
+        pen = np.r_[0.0, np.full(3, penalty)]
+        if penalty == 0:
+            fit = sm.Logit(dc[tr], Z).fit(method="newton", tol=1e-14, maxiter=200, disp=0)
+        else:
+            fit = sm.GLM(dc[tr], Z, family=sm.families.Binomial()).fit_regularized(
+                alpha=pen / tr.sum(), L1_wt=0.0, cnvrg_tol=1e-14, maxiter=1000)
+        b_ref = np.asarray(fit.params)
+        ref[te] = 1 / (1 + np.exp(-(Zte @ b_ref)))
+        g_ref, H = penalised_logit_gradient_hessian(Z, dc[tr], pen, b_ref)
+        g_ours, _ = penalised_logit_gradient_hessian(Z, dc[tr], pen, info["folds"][k]["coef"])
+        db = 2 * (np.linalg.norm(g_ref) + np.linalg.norm(g_ours)) / np.linalg.eigvalsh(H).min()
+        tol[te] = np.linalg.norm(Zte, axis=1) * db / 4 + 1e-12
+    diff = np.abs(e - ref[np.searchsorted(labels, cl)])
+    print(f"\npenalty {penalty}: max |ê − reference| = {diff.max():.2e}, "
+          f"tolerance {tol.min():.2e}–{tol.max():.2e}")
+    assert np.all(diff <= tol[np.searchsorted(labels, cl)])
+    assert diff.max() < 1e-4                        # and the tolerance is not vacuous
+
+
+def test_propensity_penalty_by_leave_one_cluster_out_with_the_one_se_rule():
+    """The LOO deviances recomputed with scipy's BFGS on the penalised
+    objective (gtol 1e-9; deviances then agree to ~1e-6), the one-SE rule
+    applied by hand; and the default "cv" fit is the ridge fit at that penalty."""
+    from scipy.optimize import minimize
+    # (a draw whose LOO minimum, λ = 1, and one-SE choice, λ ≈ 31.6, are both inside the grid)
+    sim = cluster_trial(n_strata=4, clusters_per_stratum=5, n_per_cluster=4, overlap="low",
+                        seed=8)
+    xc, dc, labels, cl = cluster_design(sim)
+    grid = effects.PENALTY_GRID
+    dev = np.empty((len(grid), len(dc)))
+    for j, lam in enumerate(grid):
+        for i in range(len(dc)):
+            keep = np.arange(len(dc)) != i
+            m, s = xc[keep].mean(axis=0), xc[keep].std(axis=0)
+            Z = np.column_stack([np.ones(keep.sum()), (xc[keep] - m) / s])
+            pen = np.r_[0.0, np.full(3, lam)]
+
+            def f(b):
+                eta = Z @ b
+                return np.sum(np.logaddexp(0, eta) - dc[keep] * eta) + 0.5 * np.sum(pen * b * b)
+
+            def g(b):
+                return Z.T @ (1 / (1 + np.exp(-(Z @ b))) - dc[keep]) + pen * b
+
+            b = minimize(f, np.zeros(4), jac=g, method="BFGS", options={"gtol": 1e-9}).x
+            p = 1 / (1 + np.exp(-(b[0] + (xc[i] - m) / s @ b[1:])))
+            p = min(max(p, 1e-12), 1 - 1e-12)
+            dev[j, i] = -2 * (dc[i] * np.log(p) + (1 - dc[i]) * np.log(1 - p))
+    mean, se = dev.mean(axis=1), dev.std(axis=1, ddof=1) / np.sqrt(len(dc))
+    expected = grid[max(j for j in range(len(grid)) if mean[j] <= mean.min() + se[mean.argmin()])]
+    lam, mean_ours, se_ours = effects.loo_penalty(xc, dc)
+    print(f"\nLOO deviance: max |difference| {np.abs(mean_ours - mean).max():.1e}; "
+          f"penalty {lam:g} (expected {expected:g})")
+    np.testing.assert_allclose(mean_ours, mean, atol=1e-5)
+    np.testing.assert_allclose(se_ours, se, atol=1e-5)
+    assert lam == expected and grid[0] < lam < grid[-1] and lam > grid[int(np.argmin(mean))]
+    t = sim.data
+    X = np.column_stack([t[c].to_numpy() for c in ("x1", "x2", "z")])
+    d = t["d"].to_numpy()
+    fold = effects.cluster_folds(cl, 2, 0, d)
+    e_cv, info = effects.cluster_propensity(X, d, cl, fold)
+    for k, f in enumerate(info["folds"]):
+        rows = fold == k
+        e_fixed, _ = effects.cluster_propensity(X, d, cl, fold, f["penalty"])
+        np.testing.assert_array_equal(e_cv[rows], e_fixed[rows])
+        fold_c = np.array([fold[cl == c][0] for c in labels])
+        assert f["penalty"] == effects.loo_penalty(xc[fold_c != k], dc[fold_c != k])[0]
+
+
+def test_aipw_uses_one_cluster_level_propensity_per_cluster_and_compare_agrees():
+    sim = cluster_trial(n_strata=2, clusters_per_stratum=8, n_per_cluster=6, seed=21)
+    settings = dict(model="linear", inner_steps=1, max_steps=30, patience=None, eval_every=10)
+    res = effects.aipw(sim, folds=2, seed=3, **settings)
+    cl = sim.data["cluster"].to_numpy()
+    e = res.nuisance["e"]
+    for c in np.unique(cl):
+        assert np.all(e[cl == c] == e[cl == c][0])
+    assert res.diagnostics["propensity"] == "cluster"
+    assert len(res.diagnostics["propensity_penalty"]) == 2
+    assert res.diagnostics["propensity_min"] == e.min()
+    assert res.diagnostics["propensity_max"] == e.max()
+    assert res.diagnostics["n_clipped"] == int(np.sum((e < 0.01) | (e > 0.99)))
+    t = sim.data
+    X = np.column_stack([t[c].to_numpy() for c in ("x1", "x2", "z")])
+    expected, _ = effects.cluster_propensity(X, t["d"].to_numpy(), cl, res.nuisance["fold"])
+    np.testing.assert_array_equal(e, expected)
+    # compare()'s AIPW rows use the same propensity and outcome fits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tab = rfp.compare(sim, methods=["aipw"], folds=2, seed=3, **settings).to_pylist()
+    assert [r["estimand"] for r in tab] == ["ATE", "ATT"]
+    assert tab[0]["estimate"] == pytest.approx(res.estimate, abs=1e-10)
+    assert tab[0]["std_error"] == pytest.approx(res.std_error, abs=1e-10)
+    # the individual-level propensity is still available, and is not constant in clusters here
+    ind = effects.aipw(sim, folds=2, seed=3, propensity="individual", **settings)
+    assert ind.diagnostics["propensity"] == "individual"
+    assert not np.array_equal(ind.nuisance["e"], e)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tab_ind = rfp.compare(sim, methods=["aipw"], folds=2, seed=3, propensity="individual",
+                              **settings).to_pylist()
+    assert tab_ind[0]["estimate"] == pytest.approx(ind.estimate, abs=1e-10)
+
+
+def test_propensity_option_is_checked():
+    t = _table(np.tile([0.0, 1.0], 8))             # treatment varies within clusters
+    with pytest.raises(ValueError, match="propensity='cluster' needs a treatment assigned to "
+                                         "whole clusters.*'d' varies"):
+        effects.aipw(t, "y", "d", ["x"], "g", propensity="cluster")
+    with pytest.raises(ValueError, match="propensity must be 'auto', 'cluster' or 'individual'"):
+        effects.aipw(t, "y", "d", ["x"], "g", propensity="school")
+
+
+def test_aipw_with_cluster_propensity_coverage_and_bias_on_cluster_trial():
+    """AIPW ATE with the default (cluster-level) propensity on the design of
+    test_dml_coverage_and_bias_on_cluster_trial: linear outcome models by the
+    method (alpha = 0.5, one inner step) on ``outcome_features``, high
+    overlap, constant tau = 1, 40 clusters, 2 cluster folds."""
+    reps, tau = 40, 1.0
+    est, covered, e_min, e_max, clipped = [], [], [], [], 0
+    settings = dict(model="linear", alpha=0.5, inner_steps=1, inner_lr=0.1, learning_rate=0.1,
+                    schedule="cosine", max_steps=200, patience=None, validation_share=0.0)
+    for r in range(reps):
+        sim = cluster_trial(n_strata=4, clusters_per_stratum=10, n_per_cluster=10,
+                            overlap="high", tau=tau, seed=1000 + r)
+        table, names = outcome_features(sim)
+        res = effects.aipw(table, "y", "d", names, "cluster", folds=2, seed=r, **settings)
+        assert res.diagnostics["propensity"] == "cluster"
+        est.append(res.estimate)
+        covered.append(res.ci_low <= tau <= res.ci_high)
+        e_min.append(res.diagnostics["propensity_min"])
+        e_max.append(res.diagnostics["propensity_max"])
+        clipped += res.diagnostics["n_clipped"]
+    est = np.array(est)
+    coverage = float(np.mean(covered))
+    bias, bias_se = est.mean() - tau, est.std(ddof=1) / np.sqrt(reps)
+    print(f"\nAIPW ATE (cluster propensity) on cluster_trial, {reps} reps: coverage "
+          f"{coverage:.3f}, bias {bias:+.4f} ± {bias_se:.4f} (se), sd {est.std(ddof=1):.4f}, "
+          f"max |error| {np.abs(est - tau).max():.3f}, propensity range "
+          f"{min(e_min):.3f}–{max(e_max):.3f}, rows clipped {clipped}")
+    assert coverage >= 0.95 - 3 * np.sqrt(0.95 * 0.05 / reps)
+    assert abs(bias) <= 3 * bias_se
 
 
 # ----------------------------------------------------------------------------- T-learner
