@@ -115,6 +115,9 @@ py_truth <- function(truth) {
 
 #' @export
 print.rfp_compare <- function(x, digits = 3L, ...) {
+  shown_columns <- c("method", "estimand", "estimate", "std.error", "conf.low", "conf.high",
+                     "n", "clusters", "ess", "converged", "variance_share", "note")
+  if (!all(shown_columns %in% names(x))) return(NextMethod())  # a subset of the columns
   formula <- attr(x, "formula")
   cat(sprintf("rfp comparison: effect of %s on %s%s\n", attr(x, "treatment") %||% "treatment",
               attr(x, "outcome") %||% "outcome",

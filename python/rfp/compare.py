@@ -35,8 +35,10 @@ calibration / GREG linearisation, which accounts for the balance
 constraints; τ̂ is unchanged because the weights balance those covariates);
 for the kernel, r_i = y_i − μ̂0(x_i), the bandwidth treated as fixed.
 
-``ess`` is Kish's effective sample size of the control weights (for DML and
-FE, of the FWL weights V_i² = (D_i − m̂(X_i))²). ``converged`` is the
+``ess`` is Kish's effective sample size of the control weights, in
+observations (for DML and FE, of the FWL weights V_i² = (D_i − m̂(X_i))²),
+except for cluster balancing, whose weights are per cluster: there it counts
+control clusters. ``converged`` is the
 solver's flag (balancing), every nuisance fit's flag (``effects.fit_converged``),
 or, for the kernel, a CV bandwidth inside the grid.
 """
@@ -326,7 +328,11 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
             raise ValueError(f"strata column '{strata}' has {kept.column(strata).null_count} "
                              f"missing value(s)")
         strata_codes = encode_clusters(kept.column(strata))[0]
-    x_cols = [f"x{j}" for j in range(ed.x.shape[1])]
+    # the user's names, so that notes and balance tables name their columns
+    reserved = {"y", "d", "cluster", "stratum"}
+    x_cols = [str(c) for c in ed.x_names]
+    if len(set(x_cols)) != len(x_cols) or reserved & set(x_cols):
+        x_cols = [f"x{j}" for j in range(ed.x.shape[1])]
     clean = pa.table({"y": ed.y, "d": ed.d, **{c: ed.x[:, j] for j, c in enumerate(x_cols)},
                       "cluster": ed.cluster, **({"stratum": strata_codes} if extra else {})})
     ctx = dict(ed=ed, table=clean, x_cols=x_cols, strata=strata_codes, level=level, seed=seed,

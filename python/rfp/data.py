@@ -103,6 +103,41 @@ class Prepared:
     n_dropped: int
 
 
+def missing_rows(table: pa.Table, names, na_action: str = "fail") -> np.ndarray:
+    """Rows with a null, NaN or inf in any column of ``names``.
+
+    With ``na_action="fail"`` the first column that has one is an error naming
+    it, its count and its first row; with ``"omit"`` the rows are returned.
+    """
+    if na_action not in ("fail", "omit"):
+        raise ValueError(f"na_action must be 'fail' or 'omit', got {na_action!r}")
+    bad = np.zeros(table.num_rows, dtype=bool)
+    for name in dict.fromkeys(names):
+        b = bad_rows(table.column(name))
+        if b.any() and na_action == "fail":
+            raise ValueError(
+                f"column '{name}' has {int(b.sum())} missing value(s) (null, NaN or inf), "
+                f"first at row {int(np.argmax(b)) + 1}; fix them or pass na_action='omit' "
+                f"to drop those rows")
+        bad |= b
+    return bad
+
+
+def drop_missing(table: pa.Table, names, na_action: str = "fail") -> tuple[pa.Table, np.ndarray]:
+    """The table without rows missing in ``names``, and the kept-row mask.
+
+    Dropping is only done when asked (``na_action="omit"``), and the count
+    dropped is reported as a warning.
+    """
+    bad = missing_rows(table, names, na_action)
+    if bad.any():
+        warnings.warn(f"rfp: dropped {int(bad.sum())} row(s) with missing values", stacklevel=4)
+        table = table.filter(pa.array(~bad))
+        if table.num_rows == 0:
+            raise ValueError("every row has a missing value: nothing is left")
+    return table, ~bad
+
+
 def prepare(data, y: str, x, cluster: str, na_action: str = "fail",
             min_clusters: int = 2) -> Prepared:
     """Check and extract y, x and cluster.
@@ -125,22 +160,8 @@ def prepare(data, y: str, x, cluster: str, na_action: str = "fail",
     for name, role in [(y, "outcome"), *[(c, "control") for c in x]]:
         numeric(table, name, role)  # type check before looking for NaN
 
-    bad = np.zeros(table.num_rows, dtype=bool)
-    for name in [y, *x, cluster]:
-        b = bad_rows(table.column(name))
-        if b.any() and na_action == "fail":
-            raise ValueError(
-                f"column '{name}' has {int(b.sum())} missing value(s) (null, NaN or inf), "
-                f"first at row {int(np.argmax(b)) + 1}; fix them or pass na_action='omit' "
-                f"to drop those rows"
-            )
-        bad |= b
-    n_dropped = int(bad.sum())
-    if n_dropped:
-        warnings.warn(f"rfp: dropped {n_dropped} row(s) with missing values", stacklevel=3)
-        table = table.filter(pa.array(~bad))
-        if table.num_rows == 0:
-            raise ValueError("every row has a missing value: nothing is left to fit")
+    table, kept = drop_missing(table, [y, *x, cluster], na_action)
+    n_dropped = int((~kept).sum())
 
     xs = np.column_stack([numeric(table, c, "control") for c in x])
     ys = numeric(table, y, "outcome")
@@ -157,16 +178,9 @@ def prepare_x(data, x_names, na_action: str = "fail") -> tuple[np.ndarray, np.nd
     """Controls for prediction: returns (x, kept-row mask)."""
     table = as_table(data)
     require_columns(table, x_names)
-    bad = np.zeros(table.num_rows, dtype=bool)
     for name in x_names:
         numeric(table, name, "control")
-        b = bad_rows(table.column(name))
-        if b.any() and na_action == "fail":
-            raise ValueError(
-                f"column '{name}' has {int(b.sum())} missing value(s), first at row "
-                f"{int(np.argmax(b)) + 1}; fix them or pass na_action='omit'"
-            )
-        bad |= b
+    bad = missing_rows(table, x_names, na_action)
     xs = np.column_stack([numeric(table, c, "control") for c in x_names])
     return xs[~bad], ~bad
 

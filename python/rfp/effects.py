@@ -171,19 +171,7 @@ def read(data, y, d, x=None, cluster=None, *, na_action="fail", binary=False,
     data_mod.require_columns(table, [y, d, *x, cluster])
     for name, role in [(y, "outcome"), (d, "treatment"), *[(c, "control") for c in x]]:
         data_mod.numeric(table, name, role)
-    bad = np.zeros(table.num_rows, dtype=bool)
-    for name in [y, d, *x, cluster]:
-        b = data_mod.bad_rows(table.column(name))
-        if b.any() and na_action == "fail":
-            raise ValueError(
-                f"column '{name}' has {int(b.sum())} missing value(s) (null, NaN or inf), first at "
-                f"row {int(np.argmax(b)) + 1}; fix them or pass na_action='omit' to drop those rows")
-        bad |= b
-    if bad.any():
-        warnings.warn(f"rfp: dropped {int(bad.sum())} row(s) with missing values", stacklevel=3)
-        table = table.filter(pa.array(~bad))
-        if table.num_rows == 0:
-            raise ValueError("every row has a missing value: nothing is left")
+    table, kept = data_mod.drop_missing(table, [y, d, *x, cluster], na_action)
     yv = data_mod.numeric(table, y, "outcome")
     dv = data_mod.numeric(table, d, "treatment")
     xv = np.column_stack([data_mod.numeric(table, c, "control") for c in x])
@@ -210,7 +198,7 @@ def read(data, y, d, x=None, cluster=None, *, na_action="fail", binary=False,
                 f"treatment column '{d}' varies within cluster '{labels[varies[0]]}' (column "
                 f"'{cluster}'; {varies.size} such cluster(s)), but design='cluster' says treatment "
                 f"is assigned to whole clusters; fix the data or pass design='individual'")
-    return EffectData(yv, dv, xv, codes, labels, x, y, d, cluster, ~bad, int(bad.sum()))
+    return EffectData(yv, dv, xv, codes, labels, x, y, d, cluster, kept, int((~kept).sum()))
 
 
 def treatment_is_clustered(d: np.ndarray, cluster: np.ndarray) -> bool:

@@ -25,20 +25,6 @@ RSCRIPT = shutil.which("Rscript")
 pytestmark = pytest.mark.skipif(RSCRIPT is None, reason="Rscript not found: R is not installed")
 
 
-@pytest.fixture(scope="module")
-def r_lib(tmp_path_factory) -> str:
-    """A library holding the R package: R_LIBS as `make test` sets it up, or
-    a fresh install of this checkout."""
-    lib = os.environ.get("R_LIBS")
-    if lib and all((Path(p) / "rfp" / "DESCRIPTION").exists() for p in lib.split(os.pathsep)[:1]):
-        return lib
-    lib = str(tmp_path_factory.mktemp("Rlib"))
-    done = subprocess.run(["R", "CMD", "INSTALL", "--no-test-load", "-l", lib, str(ROOT)],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return lib
-
-
 def test_testthat_suite_passes_under_rscript(r_lib, tmp_path):
     results = tmp_path / "results.csv"
     code = f"""

@@ -74,6 +74,8 @@ test_that("comparisons print as an aligned table, tidy to a data frame and plot"
   expect_gt(file.size(png_file), 1000)
   # subsets keep printing
   expect_output(print(cmp[1:2, ]), "entropy_balancing")
+  # and so do column subsets (printed as a plain data frame)
+  expect_output(print(cmp[c("method", "estimate")]), "fixed_effects")
 })
 
 test_that("bad input to rfp_compare gives clear R errors", {

@@ -29,7 +29,6 @@ check the columns, and add a balance table and effective sample size
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,7 +36,7 @@ import osqp
 import pyarrow as pa
 from scipy import sparse
 
-from ..data import as_table, bad_rows, encode_clusters, numeric, require_columns
+from ..data import as_table, drop_missing, encode_clusters, numeric, require_columns
 from ..diagnostics import balance_table, effective_sample_size
 
 __all__ = [
@@ -624,19 +623,7 @@ def _read(data, treatment, x, cluster=None, cluster_x=(), weight_col=None, na_ac
         raise ValueError(f"treatment column '{treatment}' must be binary (0/1 or boolean), "
                          f"but has type {dt} with values {seen[:10].tolist()}")
 
-    bad = np.zeros(table.num_rows, dtype=bool)
-    for c in cols:
-        b = bad_rows(table.column(c))
-        if b.any() and na_action == "fail":
-            raise ValueError(
-                f"column '{c}' has {int(b.sum())} missing value(s) (null, NaN or inf), first at "
-                f"row {int(np.argmax(b)) + 1}; fix them or pass na_action='omit' to drop those rows")
-        bad |= b
-    if bad.any():
-        warnings.warn(f"rfp: dropped {int(bad.sum())} row(s) with missing values", stacklevel=3)
-        table = table.filter(pa.array(~bad))
-        if table.num_rows == 0:
-            raise ValueError("every row has a missing value: nothing is left")
+    table, kept = drop_missing(table, cols, na_action)
 
     d = numeric(table, treatment, "treatment")
     seen = np.unique(d)
@@ -654,7 +641,7 @@ def _read(data, treatment, x, cluster=None, cluster_x=(), weight_col=None, na_ac
     codes = labels = None
     if cluster is not None:
         codes, labels = encode_clusters(table.column(cluster))
-    return xs, vs, bw, d.astype(bool), codes, labels, ~bad, x, cluster_x
+    return xs, vs, bw, d.astype(bool), codes, labels, kept, x, cluster_x
 
 
 def _unit_weights_att(w: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -109,7 +109,8 @@ def fixed_effects(data, y: str, treatment: str, controls=(), fe=(), *, cluster: 
     roles = [(y, "outcome"), (treatment, "treatment"), *[(c, "control") for c in controls]]
     for name, role in roles:
         rdata.numeric(table, name, role)
-    table, n_dropped = _drop_missing(table, [y, treatment, *controls, *fe, cluster], na_action)
+    table, kept = rdata.drop_missing(table, [y, treatment, *controls, *fe, cluster], na_action)
+    n_dropped = int((~kept).sum())
 
     yv = rdata.numeric(table, y, "outcome")
     d = rdata.numeric(table, treatment, "treatment")
@@ -209,23 +210,6 @@ def _check_roles(y, treatment, controls, fe):
             raise ValueError(f"column '{f}' is both a fixed effect and a regressor/outcome")
 
 
-def _drop_missing(table: pa.Table, names, na_action: str):
-    bad = np.zeros(table.num_rows, dtype=bool)
-    for name in dict.fromkeys(names):
-        b = rdata.bad_rows(table.column(name))
-        if b.any() and na_action == "fail":
-            raise ValueError(
-                f"column '{name}' has {int(b.sum())} missing value(s) (null, NaN or inf), "
-                f"first at row {int(np.argmax(b)) + 1}; fix them or pass na_action='omit'"
-            )
-        bad |= b
-    n_dropped = int(bad.sum())
-    if n_dropped:
-        warnings.warn(f"rfp: dropped {n_dropped} row(s) with missing values", stacklevel=3)
-        table = table.filter(pa.array(~bad))
-        if table.num_rows == 0:
-            raise ValueError("every row has a missing value: nothing is left to fit")
-    return table, n_dropped
 
 
 def _check_collinear(x, x_tilde, terms, fe, has_intercept):
