@@ -54,10 +54,12 @@
 #' }
 #' @export
 rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, truth = NULL,
-                        folds = 5L, seed = 0L, na.action = stats::na.fail, verbose = FALSE, ...) {
+                        folds = 5L, seed = 0L, repeats = 1L, na.action = stats::na.fail,
+                        verbose = FALSE, ...) {
   call <- match.call()
   folds <- check_whole(folds, "folds", 2)
   seed <- check_whole(seed, "seed", 0)
+  repeats <- check_whole(repeats, "repeats", 1)
   b <- backend()
   module <- reticulate::import("rfp.compare", convert = FALSE)
   known <- unlist(r_plain(module$METHODS))
@@ -77,12 +79,12 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
   columns <- effect_columns(ed)
 
   individual_e <- individual_propensity(ed, settings$propensity)
-  progress <- fits_progress(folds * compare_nuisances(methods, individual_e), verbose)
+  progress <- fits_progress(folds * repeats * compare_nuisances(methods, individual_e), verbose)
   on.exit(progress$close(), add = TRUE)
   args <- list(columns$table, y = columns$y, d = columns$d, x = columns$x,
                cluster = columns$cluster, strata = columns$strata %||% reticulate::py_none(),
                methods = as.list(methods), truth = py_truth(truth), folds = folds, seed = seed,
-               na_action = "fail")
+               repeats = repeats, na_action = "fail")
   table <- py_call_warnings(do.call(b$rfp$compare, c(args, settings, progress$settings)))
 
   out <- r_table(table)
@@ -91,7 +93,7 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
   structure(out, class = c("rfp_compare", "data.frame"), call = call, formula = formula,
             treatment = ed$treatment_name, outcome = ed$outcome,
             strata = ed$strata_name, level = settings$level %||% 0.95, folds = folds,
-            seed = seed, n_dropped = ed$n_dropped)
+            seed = seed, repeats = repeats, n_dropped = ed$n_dropped)
 }
 
 # How many nuisance fits per fold the methods make: the method's own share one

@@ -38,6 +38,13 @@
 #' @param estimand `"ATE"` or `"ATT"` (`"aipw"`, `"t_learner"`).
 #' @param folds Number of cross-fitting folds (whole clusters; at least 2).
 #' @param seed Seed of the folds and the fits.
+#' @param repeats Repeated cross-fitting (`"dml"`, `"aipw"`): the estimate is
+#'   computed on this many independent fold splits and the median reported,
+#'   with the spread across splits added to its variance (Chernozhukov et al.
+#'   2018, Section 3.4). `1` (the default, as in DoubleML) is plain
+#'   cross-fitting; with few clusters (tens) use 5 or more: in rfp's
+#'   simulation study with 40 clusters it moved the coverage of DML's 95%
+#'   interval from 0.88-0.91 to 0.95-0.97, at five times the fitting time.
 #' @param design `NULL`, `"cluster"` (treatment is assigned to whole clusters:
 #'   an error if it varies within one) or `"individual"`.
 #' @param na.action `na.fail` (default), `na.omit` or `na.exclude`, for the
@@ -69,8 +76,8 @@
 #' }
 #' @export
 rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_learner"),
-                       estimand = c("ATE", "ATT"), folds = 5L, seed = 0L, design = NULL,
-                       na.action = stats::na.fail, verbose = FALSE, ...) {
+                       estimand = c("ATE", "ATT"), folds = 5L, seed = 0L, repeats = 1L,
+                       design = NULL, na.action = stats::na.fail, verbose = FALSE, ...) {
   call <- match.call()
   method <- match.arg(method)
   if (method == "dml" && !missing(estimand)) {
@@ -80,6 +87,7 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
   estimand <- match.arg(estimand)
   folds <- check_whole(folds, "folds", 2)
   seed <- check_whole(seed, "seed", 0)
+  repeats <- check_whole(repeats, "repeats", 1)
   if (!is.null(design)) design <- match.arg(design, c("cluster", "individual"))
   extra <- switch(method, dml = c("level", "warn_share"),
                   aipw = c("level", "clip", "propensity", "propensity_penalty"),
@@ -95,12 +103,16 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
                    aipw = ((estimand == "ATE") + 1 +
                              individual_propensity(ed, settings$propensity)) * folds,
                    t_learner = 2)
+  if (method != "t_learner") n_fits <- n_fits * repeats
   progress <- fits_progress(n_fits, verbose)
   on.exit(progress$close(), add = TRUE)
   args <- list(columns$table, y = columns$y, d = columns$d, x = columns$x,
                cluster = columns$cluster, method = method, seed = seed,
                design = design %||% reticulate::py_none(), na_action = "fail")
-  if (method != "t_learner") args$folds <- folds
+  if (method != "t_learner") {
+    args$folds <- folds
+    args$repeats <- repeats
+  }
   if (method == "aipw") args$estimand <- estimand
   result <- py_call_warnings(do.call(b$rfp$effect, c(args, settings, progress$settings)))
 
@@ -116,7 +128,8 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
   out$outcome <- ed$outcome
   out$cluster_name <- ed$cluster_name
   out$n_dropped <- ed$n_dropped
-  out$settings <- c(list(folds = folds, seed = seed, design = design), list(...))
+  out$settings <- c(list(folds = folds, seed = seed, repeats = repeats, design = design),
+                    list(...))
   class(out) <- "rfp_effect"
   out
 }
@@ -133,7 +146,7 @@ individual_propensity <- function(ed, propensity = NULL) {
 # An rfp.effects.Effect -> the R list (numbers and per-row nuisances).
 backend_effect <- function(e) {
   diagnostics <- r_scalars(e$diagnostics)
-  for (name in c("folds", "n_clipped")) {
+  for (name in c("folds", "n_clipped", "repeats")) {
     if (!is.null(diagnostics[[name]])) diagnostics[[name]] <- as.integer(diagnostics[[name]])
   }
   nuisance <- unlist(r_plain(backend()$builtins$list(e$nuisance$keys())))

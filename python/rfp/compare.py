@@ -236,41 +236,54 @@ def _kernel(ctx):
                  effective_sample_size(w[c]), not edge, note="; ".join(edge))]
 
 
-def _method_nuisances(ctx, alpha=None):
+def _method_nuisances(ctx, split, alpha=None):
+    """The method's cross-fitted nuisances on fold split ``split``, fitted
+    once and shared by the DML and AIPW rows."""
     settings = dict(ctx["settings"])
     if alpha is not None:
         settings["alpha"] = alpha
-    key = ("nz", alpha)
+    key = ("nz", alpha, split)
     if key not in ctx:
         need = ("g", "m")
         if alpha is None and ctx["aipw"]:
             individual_e = ctx["propensity_level"] == "individual"
             need = ("mu0", "mu1") + (("m",) if ctx["dml"] or individual_e else ()) + \
                 (("g",) if ctx["dml"] else ())
-        ctx[key] = fx.nuisances(ctx["ed"], ctx["fold"], need, seed=ctx["seed"], **settings)
+        ctx[key] = fx.nuisances(ctx["ed"], ctx["folds"][split], need,
+                                seed=fx.split_seed(ctx["seed"], split), **settings)
     return ctx[key]
 
 
 def _dml(ctx, name="dml", alpha=None):
     ed = ctx["ed"]
-    nz = _method_nuisances(ctx, alpha)
-    e = fx.plm_from_residuals(ed.y, ed.d, nz["g"], nz["m"], ed.cluster, ctx["level"],
-                              ctx["warn_share"], ctx["treatment"], name)
-    return [_effect_row(name, e, nz["converged"])]
+    splits = []
+    for s in range(len(ctx["folds"])):
+        nz = _method_nuisances(ctx, s, alpha)
+        e = fx.plm_from_residuals(ed.y, ed.d, nz["g"], nz["m"], ed.cluster, ctx["level"],
+                                  ctx["warn_share"] if s == 0 else None, ctx["treatment"], name)
+        e.diagnostics["converged"] = nz["converged"]
+        splits.append(e)
+    e = fx.median_over_splits(splits)
+    return [_effect_row(name, e, e.diagnostics["converged"])]
 
 
 def _aipw(ctx):
     ed = ctx["ed"]
-    nz = _method_nuisances(ctx)
-    e_hat, e_info = fx.aipw_propensity(ed, ctx["fold"], ctx["propensity_level"],
-                                       ctx["propensity_penalty"], nz=nz)
-    e_converged = e_info["propensity_converged"]
+    by_estimand = {"ATE": [], "ATT": []}
+    for s, fold in enumerate(ctx["folds"]):
+        nz = _method_nuisances(ctx, s)
+        e_hat, e_info = fx.aipw_propensity(ed, fold, ctx["propensity_level"],
+                                           ctx["propensity_penalty"], nz=nz)
+        for estimand, splits in by_estimand.items():
+            e = fx.aipw_from_nuisances(ed.y, ed.d, e_hat, nz["mu0"], nz["mu1"], ed.cluster,
+                                       estimand, ctx["clip"], ctx["level"])
+            e.diagnostics["converged"] = bool(nz["converged"] and e_info["propensity_converged"])
+            splits.append(e)
     rows = []
-    for estimand in ("ATE", "ATT"):
-        e = fx.aipw_from_nuisances(ed.y, ed.d, e_hat, nz["mu0"], nz["mu1"], ed.cluster,
-                                   estimand, ctx["clip"], ctx["level"])
+    for estimand, splits in by_estimand.items():
+        e = fx.median_over_splits(splits)
         clipped = e.diagnostics["n_clipped"]
-        rows.append(_effect_row("aipw", e, nz["converged"] and e_converged,
+        rows.append(_effect_row("aipw", e, e.diagnostics["converged"],
                                 f"{clipped} propensities clipped to [{ctx['clip']}, "
                                 f"{1 - ctx['clip']}]" if clipped else ""))
     return rows
@@ -290,7 +303,8 @@ RUNNERS = {
 
 def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=METHODS,
             truth=None, *, folds: int = 5, seed: int = 0, level: float = 0.95,
-            clip: float = 0.01, icc: float | None = None, warn_share=fx.WARN_SHARE,
+            repeats: int = 1, clip: float = 0.01, icc: float | None = None,
+            warn_share=fx.WARN_SHARE,
             na_action: str = "fail", propensity: str = "auto",
             propensity_penalty=fx.PROPENSITY_PENALTY, **settings) -> pa.Table:
     """Every estimator in ``methods`` on the same rows; one Arrow table.
@@ -303,7 +317,9 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
     for cluster balancing defaults to the one-way ANOVA estimate among the
     control clusters' outcomes. ``propensity`` ("auto", "cluster",
     "individual") is where AIPW fits ê, ``propensity_penalty`` ("cv" or a
-    float) the ridge penalty of a cluster-level ê (``effects.aipw``). A
+    float) the ridge penalty of a cluster-level ê (``effects.aipw``).
+    ``repeats`` > 1 repeats the method's cross-fitting over that many fold
+    splits and reports the median (``effects``, "Repeated cross-fitting"). A
     method that cannot run on these data (a ``ValueError``) gives a row of
     NaN with the reason in ``note``.
     """
@@ -340,7 +356,8 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
                clustered=fx.treatment_is_clustered(ed.d, ed.cluster), aipw="aipw" in methods,
                dml="dml" in methods, propensity_level=fx.propensity_level(ed, propensity),
                propensity_penalty=propensity_penalty,
-               fold=fx.cluster_folds(ed.cluster, folds, seed, ed.d))
+               folds=[fx.cluster_folds(ed.cluster, folds, fx.split_seed(seed, s), ed.d)
+                      for s in range(fx.check_repeats(repeats))])
     rows, pending = [], []
     for name in methods:
         with warnings.catch_warnings(record=True) as caught:

@@ -44,6 +44,17 @@ aipw
 
 t_learner
     τ(x) = μ1(x) − μ0(x), each arm fitted by the method on all its rows.
+
+Repeated cross-fitting (``repeats`` = S > 1; Chernozhukov et al. 2018,
+"Double/debiased machine learning", Section 3.4): the whole estimator is
+run on S independent fold splits (split s uses seed ``split_seed(seed, s)``)
+and aggregated by the median,
+
+    τ̂ = median_s τ̂_s,   σ̂² = median_s [σ̂_s² + (τ̂_s − τ̂)²],
+
+so the spread due to the split enters the standard error. With about 40
+clusters this matters: validation/RESULTS.md shows DML's 95% interval
+covering 0.875–0.905 of the time with one split and 0.945–0.97 with five.
 """
 from __future__ import annotations
 
@@ -237,6 +248,42 @@ def cluster_folds(cluster, folds: int = 5, seed: int = 0, treatment=None) -> np.
     fold_of_cluster = np.empty(n_groups, dtype=np.int64)
     fold_of_cluster[order] = rng.permutation(folds)[np.arange(n_groups) % folds]
     return fold_of_cluster[codes]
+
+
+def split_seed(seed: int, s: int) -> int:
+    """Seed of fold split s (0, 1, ...) under repeated cross-fitting; split 0
+    uses ``seed`` itself, so ``repeats=1`` is plain cross-fitting."""
+    return int(seed) + 7919 * int(s)
+
+
+def check_repeats(repeats) -> int:
+    if isinstance(repeats, bool) or int(repeats) != repeats or repeats < 1:
+        raise ValueError(f"repeats must be a whole number >= 1, got {repeats!r}")
+    return int(repeats)
+
+
+def median_over_splits(splits: list) -> "Effect":
+    """Median aggregation of one estimate over S fold splits (module
+    docstring; Chernozhukov et al. 2018, Section 3.4). The nuisances and
+    diagnostics are those of the split closest to the median; diagnostics gain
+    repeats, split_estimates and converged = every split converged."""
+    if len(splits) == 1:
+        splits[0].diagnostics.setdefault("repeats", 1)
+        return splits[0]
+    est = np.array([e.estimate for e in splits])
+    se = np.array([e.std_error for e in splits])
+    tau = float(np.median(est))
+    sigma = float(np.sqrt(np.median(se ** 2 + (est - tau) ** 2)))
+    first = splits[int(np.argmin(np.abs(est - tau)))]
+    test = t_test(tau, sigma, df=first.df, level=first.level)
+    diagnostics = dict(first.diagnostics)
+    if "converged" in diagnostics:
+        diagnostics["converged"] = bool(all(e.diagnostics.get("converged", True) for e in splits))
+    diagnostics["repeats"] = len(splits)
+    diagnostics["split_estimates"] = [float(v) for v in est]
+    return Effect(first.method, first.estimand, tau, sigma, float(test.ci_low),
+                  float(test.ci_high), first.n, first.n_clusters, first.df, first.level,
+                  diagnostics, first.nuisance)
 
 
 def _settings(fit_settings: dict) -> dict:
@@ -597,24 +644,30 @@ def aipw_from_nuisances(y, d, e_hat, mu0, mu1, cluster, estimand="ATE", clip=0.0
 # public estimators
 
 def dml_plm(data, y=None, d=None, x=None, cluster=None, *, folds: int = 5, seed: int = 0,
-            design=None, level: float = 0.95, warn_share: float | None = WARN_SHARE,
-            na_action: str = "fail", **fit_settings) -> Effect:
+            repeats: int = 1, design=None, level: float = 0.95,
+            warn_share: float | None = WARN_SHARE, na_action: str = "fail",
+            **fit_settings) -> Effect:
     """Partially linear model by double ML with cluster-fold cross-fitting
-    (module docstring). ``fit_settings`` go to ``rfp.fit_arrays`` for both
-    nuisances (model, hidden, alpha, inner_steps, inner_lr, max_steps, ...)."""
+    (module docstring); ``repeats`` > 1 repeats it over fold splits and takes
+    the median. ``fit_settings`` go to ``rfp.fit_arrays`` for both nuisances
+    (model, hidden, alpha, inner_steps, inner_lr, max_steps, ...)."""
     ed = read(data, y, d, x, cluster, na_action=na_action, design=design, method="dml_plm")
-    fold = cluster_folds(ed.cluster, folds, seed, ed.d)
-    nz = nuisances(ed, fold, ("g", "m"), seed=seed, **fit_settings)
-    out = plm_from_residuals(ed.y, ed.d, nz["g"], nz["m"], ed.cluster, level, warn_share,
-                             ed.treatment, "dml")
-    out.diagnostics["converged"] = nz["converged"]
-    out.diagnostics["folds"] = int(folds)
-    out.nuisance["fold"] = fold
-    return out
+    splits = []
+    for s in range(check_repeats(repeats)):
+        seed_s = split_seed(seed, s)
+        fold = cluster_folds(ed.cluster, folds, seed_s, ed.d)
+        nz = nuisances(ed, fold, ("g", "m"), seed=seed_s, **fit_settings)
+        out = plm_from_residuals(ed.y, ed.d, nz["g"], nz["m"], ed.cluster, level,
+                                 warn_share if s == 0 else None, ed.treatment, "dml")
+        out.diagnostics["converged"] = nz["converged"]
+        out.diagnostics["folds"] = int(folds)
+        out.nuisance["fold"] = fold
+        splits.append(out)
+    return median_over_splits(splits)
 
 
 def aipw(data, y=None, d=None, x=None, cluster=None, *, estimand: str = "ATE", folds: int = 5,
-         seed: int = 0, clip: float = 0.01, design=None, level: float = 0.95,
+         seed: int = 0, repeats: int = 1, clip: float = 0.01, design=None, level: float = 0.95,
          na_action: str = "fail", propensity: str = "auto",
          propensity_penalty: float | str = PROPENSITY_PENALTY, **fit_settings) -> Effect:
     """AIPW (ATE or ATT) for a binary treatment with cluster-fold
@@ -633,19 +686,23 @@ def aipw(data, y=None, d=None, x=None, cluster=None, *, estimand: str = "ATE", f
     ed = read(data, y, d, x, cluster, na_action=na_action, binary=True, design=design,
               method="AIPW")
     level_e = propensity_level(ed, propensity)
-    fold = cluster_folds(ed.cluster, folds, seed, ed.d)
     need = ("mu0", "mu1") if estimand == "ATE" else ("mu0",)
     need = need + (("m",) if level_e == "individual" else ())
-    nz = nuisances(ed, fold, need, seed=seed, **fit_settings)
-    e_hat, e_info = aipw_propensity(ed, fold, level_e, propensity_penalty, nz)
-    mu1 = nz.get("mu1", np.full(len(ed.y), np.nan))
-    out = aipw_from_nuisances(ed.y, ed.d, e_hat, nz["mu0"], mu1, ed.cluster, estimand, clip,
-                              level)
-    out.diagnostics["converged"] = bool(nz["converged"] and e_info["propensity_converged"])
-    out.diagnostics.update(e_info)
-    out.diagnostics["folds"] = int(folds)
-    out.nuisance["fold"] = fold
-    return out
+    splits = []
+    for s in range(check_repeats(repeats)):
+        seed_s = split_seed(seed, s)
+        fold = cluster_folds(ed.cluster, folds, seed_s, ed.d)
+        nz = nuisances(ed, fold, need, seed=seed_s, **fit_settings)
+        e_hat, e_info = aipw_propensity(ed, fold, level_e, propensity_penalty, nz)
+        mu1 = nz.get("mu1", np.full(len(ed.y), np.nan))
+        out = aipw_from_nuisances(ed.y, ed.d, e_hat, nz["mu0"], mu1, ed.cluster, estimand,
+                                  clip, level)
+        out.diagnostics["converged"] = bool(nz["converged"] and e_info["propensity_converged"])
+        out.diagnostics.update(e_info)
+        out.diagnostics["folds"] = int(folds)
+        out.nuisance["fold"] = fold
+        splits.append(out)
+    return median_over_splits(splits)
 
 
 @dataclass

@@ -451,6 +451,59 @@ def test_dml_coverage_and_bias_on_cluster_trial():
     assert abs(bias) <= 3 * bias_se
 
 
+# ----------------------------------------------------------------------------- repeated cross-fitting
+def test_median_over_splits_is_chernozhukov_median_aggregation():
+    """tau = median tau_s; sigma^2 = median(sigma_s^2 + (tau_s - tau)^2)
+    (Chernozhukov et al. 2018, Section 3.4), written out here."""
+    est = np.array([1.0, 1.4, 0.7, 1.1, 2.0])
+    se = np.array([0.3, 0.2, 0.5, 0.25, 0.4])
+    splits = [effects.Effect("dml", "PLM", e, s, np.nan, np.nan, 100, 20, 19, 0.95,
+                             {"converged": k != 3})
+              for k, (e, s) in enumerate(zip(est, se))]
+    out = effects.median_over_splits(splits)
+    assert out.estimate == 1.1
+    sigma = np.sqrt(np.median(se ** 2 + (est - 1.1) ** 2))
+    assert out.std_error == pytest.approx(sigma, rel=1e-14)
+    from scipy import stats
+    q = stats.t.ppf(0.975, 19)
+    assert out.ci_low == pytest.approx(1.1 - q * sigma, rel=1e-12)
+    assert out.ci_high == pytest.approx(1.1 + q * sigma, rel=1e-12)
+    assert out.diagnostics["repeats"] == 5 and out.diagnostics["converged"] is False
+    assert out.diagnostics["split_estimates"] == list(est)
+
+
+def test_repeated_crossfitting_is_the_median_of_single_splits_and_compare_agrees():
+    table = continuous_frame(seed=4)
+    kw = dict(folds=2, model="linear", alpha=0.5, inner_steps=1, max_steps=40, patience=None,
+              validation_share=0.0)
+    single = [effects.dml_plm(table, "y", "d", ["x1", "z"], "g", seed=effects.split_seed(3, s),
+                              **kw) for s in range(3)]
+    rep = effects.dml_plm(table, "y", "d", ["x1", "z"], "g", seed=3, repeats=3, **kw)
+    est = np.array([e.estimate for e in single])
+    se = np.array([e.std_error for e in single])
+    assert rep.estimate == pytest.approx(np.median(est), abs=1e-12)
+    assert rep.std_error == pytest.approx(np.sqrt(np.median(se ** 2 + (est - np.median(est)) ** 2)),
+                                          abs=1e-12)
+    assert len(set(np.round(est, 10))) == 3       # the splits differ
+    assert effects.dml_plm(table, "y", "d", ["x1", "z"], "g", seed=3, repeats=1,
+                           **kw).estimate == single[0].estimate
+    # the same in compare(), whose DML row shares its nuisances with AIPW
+    sim = cluster_trial(n_strata=2, clusters_per_stratum=8, n_per_cluster=6, seed=21)
+    ckw = dict(folds=2, model="linear", inner_steps=1, max_steps=30, patience=None,
+               eval_every=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        row = rfp.compare(sim, methods=["dml", "aipw"], seed=5, repeats=3, **ckw).to_pylist()
+        dml = effects.dml_plm(sim, seed=5, repeats=3, **ckw)
+        att = effects.aipw(sim, estimand="ATT", seed=5, repeats=3, **ckw)
+    assert row[0]["estimate"] == pytest.approx(dml.estimate, abs=1e-10)
+    assert row[0]["std_error"] == pytest.approx(dml.std_error, abs=1e-10)
+    assert (row[2]["method"], row[2]["estimand"]) == ("aipw", "ATT")
+    assert row[2]["estimate"] == pytest.approx(att.estimate, abs=1e-10)
+    with pytest.raises(ValueError, match="repeats must be a whole number >= 1"):
+        effects.dml_plm(table, "y", "d", ["x1", "z"], "g", repeats=0, **kw)
+
+
 def test_cluster_trial_truths_match_large_sample_averages():
     sim = cluster_trial(n_strata=4, clusters_per_stratum=5000, n_per_cluster=2,
                         effect="heterogeneous", overlap="low", seed=8)

@@ -41,6 +41,25 @@ test_that("the method's rows of rfp_compare equal rfp_effect on the same folds",
   expect_equal(row("aipw", "ATT")$std.error, r$att$std.error, tolerance = 1e-12)
 })
 
+test_that("repeated cross-fitting: the median over splits, the same in rfp_compare", {
+  skip_if_no_backend()
+  df <- trial_data()
+  f <- y ~ x1 + x2 + z | g
+  one <- function(seed) do.call(rfp_effect, c(list(f, df, "d", folds = 2, seed = seed),
+                                              effect_settings))$estimate
+  rep <- do.call(rfp_effect, c(list(f, df, "d", folds = 2, seed = 1, repeats = 3),
+                               effect_settings))
+  # split s uses seed + 7919 s (rfp.effects.split_seed)
+  expect_equal(rep$estimate, median(vapply(1 + 7919 * 0:2, one, numeric(1))),
+               tolerance = 1e-12)
+  expect_identical(rep$diagnostics$repeats, 3L)
+  cmp <- do.call(rfp_compare, c(list(f, df, "d", methods = "dml", folds = 2, seed = 1,
+                                     repeats = 3), effect_settings))
+  expect_equal(cmp$estimate, rep$estimate, tolerance = 1e-12)
+  expect_equal(cmp$std.error, rep$std.error, tolerance = 1e-12)
+  expect_error(rfp_effect(f, df, "d", repeats = 0), "repeats must be a whole number >= 1")
+})
+
 test_that("a T-learner predicts tau(x) on new data, also after saveRDS", {
   skip_if_no_backend()
   r <- effects_r()
