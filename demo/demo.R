@@ -41,12 +41,13 @@ cat(strwrap(sprintf(paste(
   truth[["ATE"]], truth[["ATT"]], truth[["PLM"]]), width = 100, prefix = "  "), sep = "\n")
 
 stage(paste("rfp_compare(): fixed effects with strata, entropy and cluster balancing,",
-            "the method's DML and AIPW, kernel, MAML and ERM (3 folds of whole schools)"))
+            "the method's DML and AIPW, kernel, MAML and ERM (3 folds of whole schools,",
+            "cross-fitting repeated over 5 splits)"))
 comparison <- rfp_compare(
   y ~ x1 + x2 + z | cluster, data = rfp_trial, treatment = "d", fe = ~stratum,
-  truth = truth, folds = 3, seed = 0, verbose = TRUE,
+  truth = truth, folds = 3, repeats = 5, seed = 0, verbose = TRUE,
   model = "mlp", hidden = 16, alpha = 0.5, inner_steps = 1, inner_lr = 0.1,
-  learning_rate = 0.01, max_steps = 300, patience = 30)
+  learning_rate = 0.01, max_steps = 3000, patience = 30)
 cat("\n")
 print(comparison)
 path <- png_file("compare_estimates.png", height = 650)
