@@ -4,7 +4,10 @@
 
 # A named list of R vectors -> a Python dict of columns.
 py_columns <- function(columns) {
-  reticulate::py_dict(names(columns), unname(lapply(columns, py_column)), convert = FALSE)
+  # Convert first: py_dict() would start reticulate's default Python before
+  # its (lazy) values argument gets to start rfp's backend.
+  values <- unname(lapply(columns, py_column))
+  reticulate::py_dict(names(columns), values, convert = FALSE)
 }
 
 # One R vector -> a NumPy array (numbers) or a list of str (labels).

@@ -55,6 +55,32 @@ test_that("library(rfp) works without Python; the first fit says how to get it",
   expect_match(out, "install_rfp()", fixed = TRUE)
 })
 
+test_that("every entry point can be the first call of a session", {
+  skip_if_no_backend()
+  first_calls <- c(
+    rfp = "rfp(y ~ x1 | cluster, rfp_trial, model = 'linear', max_steps = 5)",
+    rfp_effect = "rfp_effect(y ~ x1 + z | cluster, rfp_trial, 'd', folds = 2, model = 'linear', max_steps = 5)",
+    rfp_compare = "rfp_compare(y ~ x1 + z | cluster, rfp_trial, 'd', methods = 'fixed_effects')",
+    rfp_balance = "rfp_balance(y ~ x1 + z | cluster, rfp_trial, 'd')",
+    rfp_simulate = "rfp_simulate('tragic_triad', n_clusters = 4, seed = 1)",
+    rfp_geometry = "rfp_geometry(dims = 1, n_clusters = 3, n_per_cluster = 3, seed = 1)")
+  # reticulate put the backend's bin/ on this session's PATH; a new session
+  # would not have it there (and would find another Python first)
+  python <- rfp_python()$python
+  path <- strsplit(Sys.getenv("PATH"), .Platform$path.sep, fixed = TRUE)[[1]]
+  path <- path[normalizePath(path, mustWork = FALSE) != normalizePath(dirname(python))]
+  env <- c(paste0("RFP_PYTHON=", python),
+           paste0("PATH=", paste(path, collapse = .Platform$path.sep)))
+  for (name in names(first_calls)) {
+    res <- run_rscript(c("suppressPackageStartupMessages(library(rfp))", "data(rfp_trial)",
+                         paste0("invisible(", first_calls[[name]], ")"), "cat('ok\\n')"),
+                       env = env)
+    out <- paste(res$output, collapse = "\n")
+    expect_identical(res$status, 0L, label = paste(name, out))
+    expect_match(out, "ok", label = name)
+  }
+})
+
 test_that("install_rfp needs to know where the source is", {
   old <- setwd(tempdir())
   on.exit(setwd(old))
