@@ -50,6 +50,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import effects as fx
+from .progress import over_fits
 from .baselines import kernel as kernel_mod
 from .baselines.balancing import (
     cluster_balance_from_table, entropy_balance_from_table, hierarchical_balance_from_table,
@@ -301,6 +302,37 @@ RUNNERS = {
 }
 
 
+def _fits_per_split(methods, propensity_level) -> int:
+    """Nuisance fits per fold and split (for the progress bar): the method's
+    own, shared by DML and AIPW (``_method_nuisances``), and MAML's and ERM's."""
+    own = 0
+    if "aipw" in methods:
+        own = 2 + ("dml" in methods or propensity_level == "individual") + ("dml" in methods)
+    elif "dml" in methods:
+        own = 2
+    return own + 2 * ("dml_maml" in methods) + 2 * ("dml_erm" in methods)
+
+
+def _run(name, ctx, pending) -> list:
+    """The rows of one method; a ValueError becomes a row of NaN with the
+    reason in ``note``; functional-form warnings are noted and kept for later."""
+    ed, level, warn_share = ctx["ed"], ctx["level"], ctx["warn_share"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            out = RUNNERS[name](ctx)
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
+            out = [_row(name, "", np.nan, np.nan, len(ed.y), ed.n_clusters, level,
+                        converged=False, note=f"{type(err).__name__}: {err}")]
+    for w in caught:
+        if issubclass(w.category, fx.FunctionalFormWarning):
+            pending.append(w)
+            for r in out:
+                r["note"] = "; ".join(filter(None, [r["note"], "variance_share above "
+                                                    f"{warn_share}: see the warning"]))
+    return out
+
+
 def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=METHODS,
             truth=None, *, folds: int = 5, seed: int = 0, level: float = 0.95,
             repeats: int = 1, clip: float = 0.01, icc: float | None = None,
@@ -359,21 +391,11 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
                folds=[fx.cluster_folds(ed.cluster, folds, fx.split_seed(seed, s), ed.d)
                       for s in range(fx.check_repeats(repeats))])
     rows, pending = [], []
-    for name in methods:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                out = RUNNERS[name](ctx)
-            except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
-                out = [_row(name, "", np.nan, np.nan, len(ed.y), ed.n_clusters, level,
-                            converged=False, note=f"{type(err).__name__}: {err}")]
-        for w in caught:
-            if issubclass(w.category, fx.FunctionalFormWarning):
-                pending.append(w)
-                for r in out:
-                    r["note"] = "; ".join(filter(None, [r["note"], "variance_share above "
-                                                        f"{warn_share}: see the warning"]))
-        rows.extend(out)
+    total = _fits_per_split(methods, ctx["propensity_level"]) * int(folds) * len(ctx["folds"])
+    with over_fits(settings, total) as fit_settings:
+        ctx["settings"] = fit_settings
+        for name in methods:
+            rows.extend(_run(name, ctx, pending))
     for w in pending:
         warnings.warn(w.message, w.category, stacklevel=2)
     columns = {c: [r[c] for r in rows] for c in COLUMNS}

@@ -68,6 +68,7 @@ from scipy.special import expit
 from . import data as data_mod
 from .api import FittedModel, fit_arrays
 from .inference import cluster_if_se, cr1_vcov, t_test
+from .progress import over_fits
 from .simulate import Simulation
 
 WARN_SHARE = 0.9
@@ -652,17 +653,19 @@ def dml_plm(data, y=None, d=None, x=None, cluster=None, *, folds: int = 5, seed:
     the median. ``fit_settings`` go to ``rfp.fit_arrays`` for both nuisances
     (model, hidden, alpha, inner_steps, inner_lr, max_steps, ...)."""
     ed = read(data, y, d, x, cluster, na_action=na_action, design=design, method="dml_plm")
+    repeats = check_repeats(repeats)
     splits = []
-    for s in range(check_repeats(repeats)):
-        seed_s = split_seed(seed, s)
-        fold = cluster_folds(ed.cluster, folds, seed_s, ed.d)
-        nz = nuisances(ed, fold, ("g", "m"), seed=seed_s, **fit_settings)
-        out = plm_from_residuals(ed.y, ed.d, nz["g"], nz["m"], ed.cluster, level,
-                                 warn_share if s == 0 else None, ed.treatment, "dml")
-        out.diagnostics["converged"] = nz["converged"]
-        out.diagnostics["folds"] = int(folds)
-        out.nuisance["fold"] = fold
-        splits.append(out)
+    with over_fits(fit_settings, 2 * int(folds) * repeats) as settings:
+        for s in range(repeats):
+            seed_s = split_seed(seed, s)
+            fold = cluster_folds(ed.cluster, folds, seed_s, ed.d)
+            nz = nuisances(ed, fold, ("g", "m"), seed=seed_s, **settings)
+            out = plm_from_residuals(ed.y, ed.d, nz["g"], nz["m"], ed.cluster, level,
+                                     warn_share if s == 0 else None, ed.treatment, "dml")
+            out.diagnostics["converged"] = nz["converged"]
+            out.diagnostics["folds"] = int(folds)
+            out.nuisance["fold"] = fold
+            splits.append(out)
     return median_over_splits(splits)
 
 
@@ -688,20 +691,23 @@ def aipw(data, y=None, d=None, x=None, cluster=None, *, estimand: str = "ATE", f
     level_e = propensity_level(ed, propensity)
     need = ("mu0", "mu1") if estimand == "ATE" else ("mu0",)
     need = need + (("m",) if level_e == "individual" else ())
+    repeats = check_repeats(repeats)
     splits = []
-    for s in range(check_repeats(repeats)):
-        seed_s = split_seed(seed, s)
-        fold = cluster_folds(ed.cluster, folds, seed_s, ed.d)
-        nz = nuisances(ed, fold, need, seed=seed_s, **fit_settings)
-        e_hat, e_info = aipw_propensity(ed, fold, level_e, propensity_penalty, nz)
-        mu1 = nz.get("mu1", np.full(len(ed.y), np.nan))
-        out = aipw_from_nuisances(ed.y, ed.d, e_hat, nz["mu0"], mu1, ed.cluster, estimand,
-                                  clip, level)
-        out.diagnostics["converged"] = bool(nz["converged"] and e_info["propensity_converged"])
-        out.diagnostics.update(e_info)
-        out.diagnostics["folds"] = int(folds)
-        out.nuisance["fold"] = fold
-        splits.append(out)
+    with over_fits(fit_settings, len(need) * int(folds) * repeats) as settings:
+        for s in range(repeats):
+            seed_s = split_seed(seed, s)
+            fold = cluster_folds(ed.cluster, folds, seed_s, ed.d)
+            nz = nuisances(ed, fold, need, seed=seed_s, **settings)
+            e_hat, e_info = aipw_propensity(ed, fold, level_e, propensity_penalty, nz)
+            mu1 = nz.get("mu1", np.full(len(ed.y), np.nan))
+            out = aipw_from_nuisances(ed.y, ed.d, e_hat, nz["mu0"], mu1, ed.cluster, estimand,
+                                      clip, level)
+            out.diagnostics["converged"] = bool(nz["converged"]
+                                                and e_info["propensity_converged"])
+            out.diagnostics.update(e_info)
+            out.diagnostics["folds"] = int(folds)
+            out.nuisance["fold"] = fold
+            splits.append(out)
     return median_over_splits(splits)
 
 
@@ -733,17 +739,18 @@ def t_learner(data, y=None, d=None, x=None, cluster=None, *, seed: int = 0, desi
     """Fit μ0 on the untreated rows and μ1 on the treated rows by the method."""
     ed = read(data, y, d, x, cluster, na_action=na_action, binary=True, design=design,
               method="the T-learner")
-    settings = _settings(fit_settings)
+    _settings(fit_settings)
     arms = []
-    for arm in (0, 1):
-        rows = ed.d == arm
-        if np.unique(ed.cluster[rows]).size < 2:
-            raise ValueError(f"the T-learner needs rows from at least two clusters with "
-                             f"{ed.treatment} = {arm}")
-        model = fit_arrays(ed.x[rows], ed.y[rows], ed.cluster[rows], loss="squared", seed=seed,
-                           **settings)
-        model.x_names = list(ed.x_names)
-        arms.append(model)
+    with over_fits(fit_settings, 2) as settings:
+        for arm in (0, 1):
+            rows = ed.d == arm
+            if np.unique(ed.cluster[rows]).size < 2:
+                raise ValueError(f"the T-learner needs rows from at least two clusters with "
+                                 f"{ed.treatment} = {arm}")
+            model = fit_arrays(ed.x[rows], ed.y[rows], ed.cluster[rows], loss="squared",
+                               seed=seed, **settings)
+            model.x_names = list(ed.x_names)
+            arms.append(model)
     return TLearner(arms[0], arms[1], list(ed.x_names), ed.treatment)
 
 

@@ -504,6 +504,32 @@ def test_repeated_crossfitting_is_the_median_of_single_splits_and_compare_agrees
         effects.dml_plm(table, "y", "d", ["x1", "z"], "g", repeats=0, **kw)
 
 
+def test_one_progress_bar_counts_every_fit_of_an_estimator(capsys):
+    """progress=True: one bar over folds x nuisances x repeats fits (here
+    2 x 2 x 2 = 8), counted by the steps each fit reports; a user callback
+    reaches every fit unchanged."""
+    from rfp.progress import over_fits
+    with over_fits({"progress": True}, 3) as settings:
+        counter = settings["progress"]
+        for _ in range(3):                       # three fits of 30 steps, reported every 10
+            for step in (10, 20, 30):
+                counter(step, 30)
+        assert counter.bar.n == 2               # the third is counted when it is over
+    assert counter.bar.n == 3
+    table = continuous_frame(seed=4)
+    kw = dict(folds=2, model="linear", alpha=0.5, inner_steps=1, max_steps=40, patience=None,
+              validation_share=0.0, eval_every=10)
+    effects.dml_plm(table, "y", "d", ["x1", "z"], "g", repeats=2, progress=True, **kw)
+    err = capsys.readouterr().err
+    assert "rfp fits" in err and "0/8" in err    # one bar, 8 fits (tqdm redraws sparingly)
+    seen = []
+    effects.dml_plm(table, "y", "d", ["x1", "z"], "g", progress=lambda *a: seen.append(a[0]),
+                    **kw)
+    assert seen.count(10) == 4                   # 2 folds x 2 nuisances, each from step 10
+    with over_fits({}, 3) as settings:           # not a terminal: no bar
+        assert settings["progress"] is False
+
+
 def test_cluster_trial_truths_match_large_sample_averages():
     sim = cluster_trial(n_strata=4, clusters_per_stratum=5000, n_per_cluster=2,
                         effect="heterogeneous", overlap="low", seed=8)
