@@ -15,6 +15,7 @@ setup: .stamp-apt .stamp-venv .stamp-rpkg
 # R and the R packages come from Debian (no CRAN here).
 .stamp-apt:
 	@missing=$$(for p in $(R_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	python3 -c 'import ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages: $$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
