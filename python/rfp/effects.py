@@ -287,6 +287,17 @@ def median_over_splits(splits: list) -> "Effect":
                   diagnostics, first.nuisance)
 
 
+def split_nuisances(ed: EffectData, folds: int, seed: int, repeats: int, need, fit_settings):
+    """For each fold split s (repeated cross-fitting): yields (s, fold, the
+    cross-fitted nuisances ``need``), every fit counted on one progress bar."""
+    repeats = check_repeats(repeats)
+    with over_fits(fit_settings, len(need) * int(folds) * repeats) as settings:
+        for s in range(repeats):
+            seed_s = split_seed(seed, s)
+            fold = cluster_folds(ed.cluster, folds, seed_s, ed.d)
+            yield s, fold, nuisances(ed, fold, need, seed=seed_s, **settings)
+
+
 def _settings(fit_settings: dict) -> dict:
     if "loss" in fit_settings:
         raise TypeError("loss is set per nuisance (squared for outcomes, logistic for a binary "
@@ -653,19 +664,14 @@ def dml_plm(data, y=None, d=None, x=None, cluster=None, *, folds: int = 5, seed:
     the median. ``fit_settings`` go to ``rfp.fit_arrays`` for both nuisances
     (model, hidden, alpha, inner_steps, inner_lr, max_steps, ...)."""
     ed = read(data, y, d, x, cluster, na_action=na_action, design=design, method="dml_plm")
-    repeats = check_repeats(repeats)
     splits = []
-    with over_fits(fit_settings, 2 * int(folds) * repeats) as settings:
-        for s in range(repeats):
-            seed_s = split_seed(seed, s)
-            fold = cluster_folds(ed.cluster, folds, seed_s, ed.d)
-            nz = nuisances(ed, fold, ("g", "m"), seed=seed_s, **settings)
-            out = plm_from_residuals(ed.y, ed.d, nz["g"], nz["m"], ed.cluster, level,
-                                     warn_share if s == 0 else None, ed.treatment, "dml")
-            out.diagnostics["converged"] = nz["converged"]
-            out.diagnostics["folds"] = int(folds)
-            out.nuisance["fold"] = fold
-            splits.append(out)
+    for s, fold, nz in split_nuisances(ed, folds, seed, repeats, ("g", "m"), fit_settings):
+        out = plm_from_residuals(ed.y, ed.d, nz["g"], nz["m"], ed.cluster, level,
+                                 warn_share if s == 0 else None, ed.treatment, "dml")
+        out.diagnostics["converged"] = nz["converged"]
+        out.diagnostics["folds"] = int(folds)
+        out.nuisance["fold"] = fold
+        splits.append(out)
     return median_over_splits(splits)
 
 
@@ -691,23 +697,17 @@ def aipw(data, y=None, d=None, x=None, cluster=None, *, estimand: str = "ATE", f
     level_e = propensity_level(ed, propensity)
     need = ("mu0", "mu1") if estimand == "ATE" else ("mu0",)
     need = need + (("m",) if level_e == "individual" else ())
-    repeats = check_repeats(repeats)
     splits = []
-    with over_fits(fit_settings, len(need) * int(folds) * repeats) as settings:
-        for s in range(repeats):
-            seed_s = split_seed(seed, s)
-            fold = cluster_folds(ed.cluster, folds, seed_s, ed.d)
-            nz = nuisances(ed, fold, need, seed=seed_s, **settings)
-            e_hat, e_info = aipw_propensity(ed, fold, level_e, propensity_penalty, nz)
-            mu1 = nz.get("mu1", np.full(len(ed.y), np.nan))
-            out = aipw_from_nuisances(ed.y, ed.d, e_hat, nz["mu0"], mu1, ed.cluster, estimand,
-                                      clip, level)
-            out.diagnostics["converged"] = bool(nz["converged"]
-                                                and e_info["propensity_converged"])
-            out.diagnostics.update(e_info)
-            out.diagnostics["folds"] = int(folds)
-            out.nuisance["fold"] = fold
-            splits.append(out)
+    for _, fold, nz in split_nuisances(ed, folds, seed, repeats, need, fit_settings):
+        e_hat, e_info = aipw_propensity(ed, fold, level_e, propensity_penalty, nz)
+        mu1 = nz.get("mu1", np.full(len(ed.y), np.nan))
+        out = aipw_from_nuisances(ed.y, ed.d, e_hat, nz["mu0"], mu1, ed.cluster, estimand, clip,
+                                  level)
+        out.diagnostics["converged"] = bool(nz["converged"] and e_info["propensity_converged"])
+        out.diagnostics.update(e_info)
+        out.diagnostics["folds"] = int(folds)
+        out.nuisance["fold"] = fold
+        splits.append(out)
     return median_over_splits(splits)
 
 

@@ -31,6 +31,11 @@ class FitCounter:
             self.bar.update(remaining)
 
 
+def wants_bar(progress) -> bool:
+    """A bar for ``progress`` None (when stderr is a terminal), True or False."""
+    return sys.stderr.isatty() if progress is None else bool(progress)
+
+
 @contextmanager
 def over_fits(settings: dict, total: int | None, desc: str = "rfp fits"):
     """Fit settings whose ``progress`` drives one bar over ``total`` fits.
@@ -43,8 +48,7 @@ def over_fits(settings: dict, total: int | None, desc: str = "rfp fits"):
     if callable(progress):
         yield dict(settings)
         return
-    show = sys.stderr.isatty() if progress is None else bool(progress)
-    if not show:
+    if not wants_bar(progress):
         yield {**settings, "progress": False}
         return
     from tqdm.auto import tqdm

@@ -8,7 +8,6 @@ improvement.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -19,6 +18,7 @@ import optax
 
 from .bilevel import Objective, gather
 from .layout import make_buckets
+from .progress import wants_bar
 
 
 @dataclass
@@ -68,9 +68,9 @@ def progress_bar(progress, total):
     ``progress(step, total, train_loss, validation_loss)``."""
     if callable(progress):
         return None
-    show = sys.stderr.isatty() if progress is None else bool(progress)
     from tqdm.auto import tqdm
-    return tqdm(total=total, disable=not show, desc="rfp", unit="step", leave=False)
+    return tqdm(total=total, disable=not wants_bar(progress), desc="rfp", unit="step",
+                leave=False)
 
 
 @partial(jax.jit, static_argnames=("objective", "opt_settings", "length"))
