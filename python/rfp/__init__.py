@@ -7,11 +7,12 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from .api import FittedModel, fit, fit_arrays  # noqa: E402
+from .api import FittedModel, fit, fit_arrays, tune, tune_arrays  # noqa: E402
+from . import alerts  # noqa: E402
 from .persist import load  # noqa: E402
 from . import simulate  # noqa: E402
 from .effects import effect  # noqa: E402
 from .compare import balance, compare  # noqa: E402
 
-__all__ = ["fit", "fit_arrays", "load", "simulate", "FittedModel", "effect", "compare", "balance"]
+__all__ = ["fit", "fit_arrays", "tune", "tune_arrays", "alerts", "load", "simulate", "FittedModel", "effect", "compare", "balance"]
 __version__ = "0.1.0"

@@ -25,6 +25,11 @@ DEFAULTS = dict(
 )
 
 
+# tune: a shorter run per model (each configuration x fold trains at once) and
+# patience on the cross-validated curve.
+TUNE_DEFAULTS = dict(max_steps=1000, patience=100)
+
+
 def _model_options(config):
     name = config["model"]
     if name == "mlp":
@@ -72,6 +77,7 @@ class FittedModel:
     stopped_early: bool
     n_dropped: int = 0
     user_model: object = field(default=None, repr=False)
+    cv: object = field(default=None, repr=False)   # tune's CVResult, when tuned
 
     @property
     def n_clusters(self) -> int:
@@ -140,11 +146,9 @@ class FittedModel:
                 f"{self.n_obs} obs in {self.n_clusters} clusters, best step {self.best_step}>")
 
 
-def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings) -> FittedModel:
-    """Fit on arrays: ``x`` a matrix or any pytree with a leading observation
-    axis (for user (init, apply) models), ``y`` a vector, ``cluster`` a vector
-    of labels.  See ``fit`` for the settings."""
-    config = _config({"model": model, **settings})
+def _design(x, y, cluster, model, config, scale):
+    """What fit and tune share: checks, cluster codes, scaling (x standardised,
+    y too for the squared loss) and the model's (init, apply)."""
     y = np.asarray(y, dtype=float)
     leaves = jax.tree.leaves(x)
     if not leaves or any(np.shape(a)[0] != len(y) for a in leaves):
@@ -169,7 +173,23 @@ def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings
         x, y_fit = scaler.x(x), scaler.y(y)
     else:
         y_fit = y
-    m = as_model(config["model"], **_model_options(config)) if isinstance(config["model"], str) else as_model(model)
+    return x, y_fit, codes, labels, scaler
+
+
+def _model_for(config, model):
+    """(init, apply) of a configuration: a named model, or the user's pair."""
+    if isinstance(config["model"], str) and config["model"] != "user":
+        return as_model(config["model"], **_model_options(config))
+    return as_model(model)
+
+
+def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings) -> FittedModel:
+    """Fit on arrays: ``x`` a matrix or any pytree with a leading observation
+    axis (for user (init, apply) models), ``y`` a vector, ``cluster`` a vector
+    of labels.  See ``fit`` for the settings."""
+    config = _config({"model": model, **settings})
+    x, y_fit, codes, labels, scaler = _design(x, y, cluster, model, config, scale)
+    m = _model_for(config, model)
     objective = Objective(m.apply, config["loss"], config["inner_steps"], float(config["inner_lr"]),
                           bool(config["first_order"]), float(config["penalty"]))
     w = observation_weights(codes, config["weights"])
@@ -187,6 +207,35 @@ def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings
                        user_model=None if isinstance(model, str) else model)
 
 
+def tune_arrays(x, y, cluster, model="mlp", grid=None, folds: int = 5, one_se: bool = False,
+                progress=None, scale=True, **settings) -> FittedModel:
+    """``tune`` on arrays (see ``fit_arrays`` for x, y and cluster)."""
+    from .crossval import check_choice, cross_validate, expand_grid
+    settings = {**TUNE_DEFAULTS, **settings}
+    base = _config({"model": model, **settings})
+    if base["schedule"] != "constant":
+        raise ValueError("tune trains with a constant learning rate: leave schedule at 'constant'")
+    configs = [_config(c) for c in expand_grid(grid, base)]
+    xs, y_fit, codes, labels, scaler = _design(x, y, cluster, model, base, scale)
+    w = observation_weights(codes, base["weights"])
+
+    def objective_for(c):
+        return Objective(_model_for(c, model).apply, c["loss"], c["inner_steps"], 0.0,
+                         bool(c["first_order"]), float(c["penalty"]))
+
+    cv = cross_validate(objective_for, lambda c: _model_for(c, model).init, xs, y_fit, codes, w,
+                        configs, folds=int(folds), seed=int(base["seed"]),
+                        max_steps=int(base["max_steps"]), eval_every=int(base["eval_every"]),
+                        patience=base["patience"], clip_norm=base["clip_norm"],
+                        loss=base["loss"], one_se=bool(one_se), progress=progress)
+    check_choice(cv)
+    chosen = {k: v for k, v in configs[cv.chosen].items() if k != "model"}
+    chosen.update(max_steps=cv.chosen_step, patience=None)
+    fitted = fit_arrays(x, y, cluster, model=model, progress=progress, scale=scale, **chosen)
+    fitted.cv = cv
+    return fitted
+
+
 def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",
         progress=None, **settings) -> FittedModel:
     """Fit f(theta, x) by regularized bi-level gradient descent (R_k, DESIGN.md).
@@ -199,12 +248,38 @@ def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",
     penalty (lambda), learning_rate, clip_norm, schedule ('constant'/'cosine'), max_steps, patience,
     eval_every, validation_share, seed.
     """
+    return _from_table(fit_arrays, data, y, x, cluster, na_action, progress, settings)
+
+
+def tune(data, y: str, x=None, cluster: str = None, *, grid=None, folds: int = 5,
+         one_se: bool = False, na_action: str = "fail", progress=None, **settings) -> FittedModel:
+    """Choose the settings and the number of outer steps by K-fold
+    cross-validation across whole clusters, then refit on all clusters.
+
+    grid: a dict of candidate lists (or a list of such dicts) over alpha,
+    inner_lr, learning_rate (one compiled program serves all their values) and
+    inner_steps, hidden, model, activation, first_order, penalty, width (a
+    program per combination); default ``rfp.crossval.DEFAULT_GRID`` (alpha from 1,
+    ERM, to 0, MAML).  folds: K.  one_se: the fewest steps within one SE of
+    the best.  Other settings as in ``fit`` are held fixed (max_steps, default
+    1000, and patience, default 100, bound the run of every configuration).
+    Returns the refitted model; ``model.cv`` holds the table (``print``,
+    ``to_pandas()``, ``plot()``).  Warns (``rfp.alerts``) when the chosen
+    configuration is no better than the training mean on held-out clusters, or
+    was still improving at max_steps.
+    """
+    return _from_table(tune_arrays, data, y, x, cluster, na_action, progress,
+                       dict(settings, grid=grid, folds=folds, one_se=one_se))
+
+
+def _from_table(fit_fn, data, y, x, cluster, na_action, progress, settings):
+    """fit / tune on a table: columns in, labels and names kept on the model."""
     if cluster is None:
         raise ValueError("cluster= is required: name the column that identifies clusters")
     prepared = data_mod.prepare(data, y, x, cluster, na_action)
     model = settings.pop("model", "mlp")
-    fitted = fit_arrays(prepared.x, prepared.y, prepared.cluster, model=model,
-                        progress=progress, **settings)
+    fitted = fit_fn(prepared.x, prepared.y, prepared.cluster, model=model,
+                    progress=progress, **settings)
     fitted.x_names = prepared.x_names
     fitted.cluster_labels = prepared.labels
     fitted.train_clusters = prepared.labels[fitted.train_clusters.astype(int)]

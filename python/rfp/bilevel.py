@@ -53,33 +53,37 @@ class Objective:
         """(1/n_c) sum_{i in c} L_i(theta) over the real rows of one cluster."""
         return jnp.sum(mask * self.observation_losses(params, x, y)) / jnp.maximum(jnp.sum(mask), 1.0)
 
-    def adapt(self, params, x, y, mask):
-        """theta_c^k: k gradient steps on one cluster's loss (eq. 20)."""
+    def adapt(self, params, x, y, mask, inner_lr=None):
+        """theta_c^k: k gradient steps on one cluster's loss (eq. 20).
+        ``inner_lr`` (eta) may be a traced array, so that one compiled
+        program serves many step sizes (tuning); default ``self.inner_lr``."""
+        eta = self.inner_lr if inner_lr is None else inner_lr
+
         def step(theta, _):
             g = jax.grad(self.cluster_loss)(theta, x, y, mask)
             if self.first_order:
                 g = jax.lax.stop_gradient(g)
-            return jax.tree.map(lambda t, gi: t - self.inner_lr * gi, theta, g), None
+            return jax.tree.map(lambda t, gi: t - eta * gi, theta, g), None
 
         theta, _ = jax.lax.scan(step, params, None, length=self.inner_steps,
                                 unroll=self.inner_steps <= 8)
         return theta
 
-    def bucket_sums(self, params, alpha, bucket):
+    def bucket_sums(self, params, alpha, bucket, inner_lr=None):
         """(sum_i w_i [alpha L_i(theta) + (1-alpha) L_i(theta_c^k)], sum_i w_i)
         over the clusters of one bucket, clusters in parallel."""
         def one_cluster(x, y, mask, w):
             pooled = self.observation_losses(params, x, y)
-            adapted = self.observation_losses(self.adapt(params, x, y, mask), x, y)
+            adapted = self.observation_losses(self.adapt(params, x, y, mask, inner_lr), x, y)
             wm = w * mask
             return jnp.sum(wm * (alpha * pooled + (1 - alpha) * adapted)), jnp.sum(wm)
 
         num, den = jax.vmap(one_cluster)(bucket["x"], bucket["y"], bucket["mask"], bucket["w"])
         return jnp.sum(num), jnp.sum(den)
 
-    def __call__(self, params, alpha, buckets):
+    def __call__(self, params, alpha, buckets, inner_lr=None):
         """R_k(theta) over all buckets."""
-        sums = [self.bucket_sums(params, alpha, b) for b in buckets]
+        sums = [self.bucket_sums(params, alpha, b, inner_lr) for b in buckets]
         return sum(s[0] for s in sums) / sum(s[1] for s in sums)
 
     def pooled(self, params, buckets):

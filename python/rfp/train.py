@@ -5,20 +5,37 @@ Adam with global-norm clipping by default.  Steps run in jitted chunks of
 L(theta) on the held-out clusters is evaluated; training keeps the parameters
 with the best held-out loss and stops after ``patience`` steps without
 improvement.
+
+After training, warnings (``alerts``) say when the result is not usable as it
+stands: the best held-out loss came at the first evaluation (the model kept is
+close to its random start) or at the last one (not converged: raise
+``max_steps``), it is no better than predicting the training clusters' mean
+outcome on the held-out clusters, or the objective rose more than
+``DIVERGED`` times above the loss of the starting parameters (training then
+stops and keeps the best step: a divergence that stays finite).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
 
+import dataclasses
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from . import alerts
 from .bilevel import Objective, gather
 from .layout import make_buckets
 from .progress import wants_bar
+
+
+# the objective is taken to diverge once it exceeds this multiple of the
+# pooled loss at the starting parameters
+DIVERGED = 1e3
 
 
 @dataclass
@@ -51,16 +68,29 @@ def split_clusters(cluster: np.ndarray, share: float, seed: int):
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
-def optimizer(learning_rate: float, clip_norm: float | None, schedule: str = "constant",
-              max_steps: int = 1):
-    """Adam after global-norm clipping; ``schedule="cosine"`` decays the
-    learning rate to zero over ``max_steps`` (for converging tightly)."""
+def optimizer(clip_norm: float | None, schedule: str = "constant", max_steps: int = 1):
+    """The direction of an outer step: Adam after global-norm clipping, times
+    a cosine decay from 1 to 0 over ``max_steps`` with ``schedule="cosine"``.
+    The learning rate multiplies it in ``outer_step``, as a traced value, so
+    one compiled program serves every learning rate."""
+    parts = [optax.clip_by_global_norm(clip_norm)] if clip_norm else []
+    parts.append(optax.scale_by_adam())
     if schedule == "cosine":
-        learning_rate = optax.cosine_decay_schedule(learning_rate, max_steps)
+        parts.append(optax.scale_by_schedule(optax.cosine_decay_schedule(1.0, max_steps)))
     elif schedule != "constant":
         raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
-    parts = [optax.clip_by_global_norm(clip_norm)] if clip_norm else []
-    return optax.chain(*parts, optax.adam(learning_rate))
+    return optax.chain(*parts)
+
+
+def outer_step(objective, opt, params, opt_state, hyper, buckets):
+    """One outer step on R_k: value and gradient (through the inner loop),
+    then theta <- theta - learning_rate * direction.  ``hyper`` holds alpha,
+    inner_lr and learning_rate as (traced) scalars."""
+    value, grads = jax.value_and_grad(objective)(params, hyper["alpha"], buckets,
+                                                 hyper["inner_lr"])
+    direction, opt_state = opt.update(grads, opt_state, params)
+    params = jax.tree.map(lambda p, d: p - hyper["learning_rate"] * d, params, direction)
+    return params, opt_state, value
 
 
 def progress_bar(progress, total):
@@ -74,17 +104,16 @@ def progress_bar(progress, total):
 
 
 @partial(jax.jit, static_argnames=("objective", "opt_settings", "length"))
-def chunk(params, opt_state, alpha, buckets, objective, opt_settings, length):
+def chunk(params, opt_state, hyper, buckets, objective, opt_settings, length):
     """``length`` outer steps of the optimiser on R_k, in one compiled scan.
-    Module-level with static settings, so fits with the same model, settings
-    and bucket shapes reuse the compiled code."""
+    Module-level with static settings (alpha, eta and the learning rate are
+    traced), so fits with the same model and bucket shapes reuse the
+    compiled code."""
     opt = optimizer(*opt_settings)
 
     def step(carry, _):
-        p, s = carry
-        value, grads = jax.value_and_grad(objective)(p, alpha, buckets)
-        updates, s = opt.update(grads, s, p)
-        return (optax.apply_updates(p, updates), s), value
+        p, s, value = outer_step(objective, opt, *carry, hyper, buckets)
+        return (p, s), value
 
     (params, opt_state), values = jax.lax.scan(step, (params, opt_state), None, length=length)
     return params, opt_state, values
@@ -113,18 +142,24 @@ def train(objective: Objective, init, x, y, cluster, w, *, alpha: float,
 
     first = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[:1]), x)
     params = init(jax.random.PRNGKey(seed), first)
-    opt_settings = (float(learning_rate), clip_norm, schedule, int(max_steps))
+    # only the cosine schedule depends on max_steps: other fits share a program
+    opt_settings = (clip_norm, schedule, int(max_steps) if schedule == "cosine" else 1)
     opt_state = optimizer(*opt_settings).init(params)
+    program = dataclasses.replace(objective, inner_lr=0.0)   # eta is traced
+    dtype = jnp.result_type(float)
+    hyper = {k: jnp.asarray(v, dtype=dtype) for k, v in
+             (("alpha", alpha), ("inner_lr", objective.inner_lr), ("learning_rate", learning_rate))}
     history = History()
     best = (np.inf, params, 0)
     bar = progress_bar(progress, max_steps)
-    alpha = jnp.asarray(alpha, dtype=jnp.result_type(float))
+    start_loss = float(pooled_loss(params, train_buckets, objective))
     step, stopped = 0, False
     try:
         while step < max_steps:
-            params, opt_state, values = chunk(params, opt_state, alpha, train_buckets,
-                                              objective, opt_settings, eval_every)
-            step += eval_every
+            length = min(eval_every, max_steps - step)
+            params, opt_state, values = chunk(params, opt_state, hyper, train_buckets,
+                                              program, opt_settings, length)
+            step += length
             train_loss = float(values[-1])
             if not np.isfinite(train_loss):
                 raise FloatingPointError(
@@ -137,16 +172,63 @@ def train(objective: Objective, init, x, y, cluster, w, *, alpha: float,
             if val < best[0]:
                 best = (val, params, step)
             if bar is not None:
-                bar.update(eval_every)
+                bar.update(length)
                 bar.set_postfix(train=f"{train_loss:.4g}", heldout=f"{val:.4g}")
             elif callable(progress):
                 progress(step, max_steps, train_loss, val)
+            if train_loss > DIVERGED * max(start_loss, 1e-12):
+                warnings.warn(
+                    f"training diverged: the objective rose to {train_loss:.3g} at step {step} "
+                    f"from a starting loss of {start_loss:.3g}; lower learning_rate or inner_lr "
+                    f"(now {learning_rate} and {objective.inner_lr}). The best step before it "
+                    f"({best[2]}) is kept", alerts.DivergenceWarning, stacklevel=4)
+                stopped = True
+                break
             if val_buckets and patience is not None and step - best[2] >= patience:
                 stopped = True
                 break
     finally:
         if bar is not None:
             bar.close()
+    if val_buckets:
+        check_stopping(history, best[2], stopped, constant_loss(y, w, rows_train, rows_val,
+                                                                objective.loss))
     params = best[1] if val_buckets else params
     return TrainResult(jax.tree.map(np.asarray, params), history, best[2] if val_buckets else step,
                        stopped, train_codes, val_codes)
+
+
+def constant_loss(y, w, rows_train, rows_val, loss: str) -> float:
+    """Held-out loss of the constant predictor: the training clusters'
+    weighted mean outcome (its log-odds for the logistic loss)."""
+    m = np.sum(w[rows_train] * y[rows_train]) / np.sum(w[rows_train])
+    yv, wv = y[rows_val], w[rows_val]
+    if loss == "logistic":
+        m = np.clip(m, 1e-12, 1 - 1e-12)
+        c = np.log(m / (1 - m))
+        li = np.logaddexp(0.0, c) - yv * c
+    else:
+        li = (yv - m) ** 2
+    return float(np.sum(wv * li) / np.sum(wv))
+
+
+def check_stopping(history: History, best_step: int, stopped: bool, mean_loss: float) -> None:
+    """The warnings of the module docstring, from the held-out curve."""
+    steps = history.step
+    best_val = min(history.validation)
+    if len(steps) > 1 and best_step == steps[0]:
+        warnings.warn(
+            f"the best held-out loss came at the first evaluation (step {best_step}) and only "
+            f"rose after it: the model kept is close to its random start. Tune the settings "
+            f"(rfp.tune / rfp(tune = TRUE)) or lower learning_rate", alerts.StoppedAtOnceWarning,
+            stacklevel=5)
+    elif not stopped and best_step == steps[-1]:
+        warnings.warn(
+            f"not converged: the held-out loss was still falling at the last step "
+            f"({best_step}); increase max_steps", alerts.NotConvergedWarning, stacklevel=5)
+    if best_val >= mean_loss:
+        warnings.warn(
+            f"the held-out loss ({best_val:.4g}) is no better than predicting the training "
+            f"clusters' mean outcome ({mean_loss:.4g}): the fit does not generalise to new "
+            f"clusters. Tune the settings (rfp.tune / rfp(tune = TRUE))",
+            alerts.NoBetterThanMeanWarning, stacklevel=5)

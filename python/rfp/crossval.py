@@ -1,0 +1,373 @@
+"""Settings chosen by K-fold cross-validation across whole clusters, with every
+configuration x fold trained at once in one compiled program.
+
+The clusters are split into K folds.  For each configuration g of a grid and
+each fold f, a model theta_{g,f} minimises R_k (eq. 18-20, ``bilevel.py``) on
+the clusters outside f; every ``eval_every`` outer steps its prediction loss
+L(theta) on the clusters of f is recorded.  The cross-validated curve of g is
+
+    CV_g(t) = sum_f sum_{i in f} w_i L_i(theta_{g,f,t}) / sum_i w_i,
+
+and the chosen configuration and number of outer steps are the (g, t) that
+minimise it, as boosting libraries choose their number of rounds.  With
+``one_se=True`` the choice is the fewest steps (then the lowest CV) among the
+(g, t) whose CV is within one standard error of the minimum (the SE of the
+fold losses at the minimum, across folds).  The final model is refitted on all
+clusters with configuration g for t steps.
+
+Configurations that differ only in alpha, inner_lr (eta) and learning_rate
+share array shapes: they and the K folds form one batch of models whose
+parameters, Adam states, hyperparameters and per-cluster fold weights carry a
+leading model axis under ``jax.vmap``; one jitted ``lax.scan`` runs
+``eval_every`` outer steps of all of them, and a second jitted function
+evaluates them all on their held-out folds.  Settings that change shapes or
+the program (inner_steps, hidden, model, activation, first_order, penalty,
+width) start another batch: one compilation per batch, not per model.
+
+A row "mean" in the table is the constant predictor (the training folds'
+mean outcome, or its log-odds for the logistic loss) scored the same way: a
+configuration that does not beat it has learnt nothing that generalises to
+new clusters.
+"""
+from __future__ import annotations
+
+import itertools
+import warnings
+from dataclasses import dataclass, field
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import alerts
+from .bilevel import Objective, gather, observation_weights
+from .layout import make_buckets
+from .progress import wants_bar
+from .train import optimizer, outer_step
+
+# alpha, eta and the learning rate are traced: one program serves every value.
+TRACED = ("alpha", "inner_lr", "learning_rate")
+# settings that change the compiled program: a separate batch per combination.
+STATIC = ("model", "hidden", "activation", "inner_steps", "first_order", "penalty",
+          "width", "steps")
+
+# Chosen on development seeds (validation/TUNING.md): ERM and MAML are in it, so
+# the table itself says whether the regularisation helps on the user's data.
+DEFAULT_GRID = {
+    "alpha": [1.0, 0.75, 0.5, 0.25, 0.0],
+    "inner_lr": [0.1, 0.3],
+    "learning_rate": [1e-2, 3e-3],
+}
+
+
+def expand_grid(grid, base: dict) -> list[dict]:
+    """The grid (a dict of candidate lists, or a list of such dicts) as a list
+    of full configurations, without duplicates.  With alpha = 1 the inner loop
+    has no weight, so eta and k are irrelevant and set to base values."""
+    if grid is None:
+        grid = DEFAULT_GRID
+    if isinstance(grid, dict):
+        grid = [grid]
+    if not isinstance(grid, (list, tuple)) or not grid:
+        raise TypeError("grid must be a dict of candidate lists (e.g. {'alpha': [1, 0.5, 0]}) "
+                        "or a list of such dicts")
+    configs, seen = [], set()
+    for part in grid:
+        if not isinstance(part, dict):
+            raise TypeError(f"each grid part must be a dict of candidate lists, got {type(part).__name__}")
+        unknown = set(part) - set(TRACED) - set(STATIC)
+        if unknown:
+            raise ValueError(f"grid setting(s) {sorted(unknown)} cannot be tuned; tunable: "
+                             f"{sorted(TRACED + STATIC)}")
+        keys = list(part)
+        values = []
+        for k in keys:
+            v = part[k]
+            if isinstance(v, (str, int, float)) or (k == "hidden" and v and
+                                                    all(isinstance(h, (int, np.integer)) for h in v)):
+                raise TypeError(f"grid['{k}'] must be a list of candidates, e.g. "
+                                f"{{'{k}': [{v!r}]}}")
+            if len(v) == 0:
+                raise ValueError(f"grid['{k}'] is empty: give at least one candidate")
+            values.append(list(v))
+        for combo in itertools.product(*values):
+            c = {**base, **dict(zip(keys, combo))}
+            if "hidden" in c and c["hidden"] is not None:
+                c["hidden"] = tuple(int(h) for h in c["hidden"])
+            if float(c["alpha"]) == 1.0:
+                c["inner_lr"], c["inner_steps"] = base["inner_lr"], base["inner_steps"]
+            key = tuple(sorted((k, _hashable(v)) for k, v in c.items()))
+            if key not in seen:
+                seen.add(key)
+                configs.append(c)
+    return configs
+
+
+def _hashable(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
+def cluster_folds(cluster_codes: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Fold of each cluster code (0..G-1): a seeded permutation cut into
+    ``folds`` parts of nearly equal numbers of clusters."""
+    g = int(cluster_codes.max()) + 1
+    if not 2 <= folds <= g:
+        raise ValueError(f"folds must be between 2 and the number of clusters ({g}), got {folds}")
+    fold = np.empty(g, dtype=np.int64)
+    fold[np.random.default_rng(seed).permutation(g)] = np.arange(g) % folds
+    return fold
+
+
+def _weighted(buckets, cluster_weight):
+    """The buckets with each cluster's weights multiplied by its fold weight."""
+    return [dict(b, w=b["w"] * cw[:, None]) for b, cw in zip(buckets, cluster_weight)]
+
+
+@partial(jax.jit, static_argnames=("objective", "clip_norm", "length"))
+def batch_chunk(params, opt_state, hyper, train_weight, buckets, objective, clip_norm, length):
+    """``length`` outer steps (``train.outer_step``) of every model of the
+    batch (leading axis of params, opt_state, hyper and train_weight), in one
+    compiled program."""
+    opt = optimizer(clip_norm)
+
+    def one_model(p, s, h, tw):
+        own = _weighted(buckets, tw)
+
+        def step(carry, _):
+            p, s, value = outer_step(objective, opt, *carry, h, own)
+            return (p, s), value
+
+        (p, s), values = jax.lax.scan(step, (p, s), None, length=length)
+        return p, s, values
+
+    return jax.vmap(one_model)(params, opt_state, hyper, train_weight)
+
+
+@partial(jax.jit, static_argnames=("objective",))
+def batch_heldout(params, heldout_weight, buckets, objective):
+    """Prediction loss L(theta) of every model on its held-out fold."""
+    return jax.vmap(lambda p, vw: objective.pooled(p, _weighted(buckets, vw)))(params, heldout_weight)
+
+
+@dataclass
+class CVResult:
+    """The cross-validation: one row per configuration (and one for the
+    constant predictor), the chosen row, and the curves CV_g(t)."""
+    configs: list
+    loss: np.ndarray           # (G,) min_t CV_g(t)
+    se: np.ndarray             # (G,) SE across folds at that t
+    best_step: np.ndarray      # (G,)
+    steps: list                # evaluation steps of the curves, per config
+    curves: list               # CV_g(t), per config
+    chosen: int
+    chosen_step: int
+    mean_loss: float           # the constant predictor
+    mean_se: float
+    folds: int
+    one_se: bool
+    max_steps: int
+    fold_of_cluster: np.ndarray = field(repr=False, default=None)
+
+    def table(self) -> list[dict]:
+        """Rows: the tuned settings, mean held-out loss, its SE across folds,
+        the chosen step, and whether the row was chosen."""
+        keys = [k for k in TRACED + STATIC if any(k in c for c in self.configs)
+                and len({_hashable(c.get(k)) for c in self.configs}) > 1]
+        keys = keys or ["alpha"]
+        rows = []
+        for g, c in enumerate(self.configs):
+            row = {k: c.get(k) for k in keys}
+            if float(c["alpha"]) == 1.0:
+                for k in ("inner_lr", "inner_steps"):
+                    if k in row:
+                        row[k] = None   # no inner loop at alpha = 1
+            row.update(cv_loss=float(self.loss[g]), se=float(self.se[g]),
+                       step=int(self.best_step[g]), chosen=g == self.chosen)
+            rows.append(row)
+        rows.append({**{k: None for k in keys}, "cv_loss": self.mean_loss, "se": self.mean_se,
+                     "step": 0, "chosen": False})
+        return rows
+
+    def to_pandas(self):
+        import pandas as pd
+        rows = self.table()
+        df = pd.DataFrame(rows)
+        df.index = [f"config {i}" for i in range(len(rows) - 1)] + ["mean (no model)"]
+        return df
+
+    def __repr__(self):
+        lines = [f"cross-validation over {len(self.configs)} configuration(s) x {self.folds} "
+                 f"cluster folds{' (one-SE rule)' if self.one_se else ''}:"]
+        rows = self.table()
+        keys = [k for k in rows[0] if k not in ("cv_loss", "se", "step", "chosen")]
+        head = "  ".join(f"{k:>13s}" for k in keys) + "      cv_loss         se   step"
+        lines.append(head)
+        order = np.argsort(self.loss)
+        for g in list(order) + [len(rows) - 1]:
+            r = rows[g]
+            label = "  ".join(f"{_fmt(r[k]):>13s}" for k in keys)
+            if g == len(rows) - 1:
+                label = f"{'mean (no model)':>{len(label)}s}"
+            mark = "  <- chosen" if r["chosen"] else ""
+            lines.append(f"{label}  {r['cv_loss']:11.5g}  {r['se']:9.3g}  {r['step']:5d}{mark}")
+        return "\n".join(lines)
+
+    def plot(self, path=None):
+        """CV_g(t) for every configuration, the chosen one highlighted, and
+        the constant predictor as a dashed line."""
+        from .plots import cv_curves
+        return cv_curves(self, path)
+
+
+def _fmt(v):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def _static_key(c):
+    return tuple((k, _hashable(c.get(k))) for k in STATIC)
+
+
+def _constant_cv(y, w, cluster, fold, folds, loss):
+    """Held-out loss of the training folds' weighted mean (the constant
+    predictor), per fold: (losses, held-out weight sums)."""
+    out, dens = np.empty(folds), np.empty(folds)
+    f_of_row = fold[cluster]
+    for f in range(folds):
+        tr, te = f_of_row != f, f_of_row == f
+        m = np.sum(w[tr] * y[tr]) / np.sum(w[tr])
+        if loss == "logistic":
+            m = np.clip(m, 1e-12, 1 - 1e-12)
+            c = np.log(m / (1 - m))
+            li = np.logaddexp(0.0, c) - y[te] * c
+        else:
+            li = (y[te] - m) ** 2
+        out[f] = np.sum(w[te] * li) / np.sum(w[te])
+        dens[f] = np.sum(w[te])
+    return out, dens
+
+
+def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=5, seed=0,
+                   max_steps=1000, eval_every=10, patience=200, clip_norm=1.0,
+                   loss="squared", one_se=False, progress=None) -> CVResult:
+    """Train every configuration on every split of the clusters into K folds
+    (batched by shape group) and choose (g, t) by the mean held-out curve.
+
+    ``objective_for(config)`` and ``init_for(config)`` give the Objective and
+    the parameter initialiser of a configuration; x, y are already scaled;
+    ``cluster`` holds codes 0..G-1; ``w`` the observation weights.
+    """
+    fold = cluster_folds(cluster, folds, seed)
+    buckets_np = make_buckets(cluster)
+    buckets = gather(buckets_np, x, y, w)
+    # per bucket, per fold: which clusters train (1) and which are held out (1)
+    in_fold = [np.stack([(fold[b.clusters] == f).astype(float) for f in range(folds)])
+               for b in buckets_np]
+    dens = np.array([np.sum(w[fold[cluster] == f]) for f in range(folds)])
+    mean_losses, _ = _constant_cv(y, w, cluster, fold, folds, loss)
+    mean_loss = float(np.sum(mean_losses * dens) / np.sum(dens))
+    mean_se = float(np.std(mean_losses, ddof=1) / np.sqrt(folds))
+
+    groups = {}
+    for g, c in enumerate(configs):
+        groups.setdefault(_static_key(c), []).append(g)
+    n_evals = -(-max_steps // eval_every)
+    fold_curves = np.full((len(configs), n_evals, folds), np.inf)   # per-fold held-out loss
+    last_eval = np.zeros(len(configs), dtype=int)
+
+    bar = _bar(progress, len(groups) * max_steps)
+    first = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[:1]), x)
+    try:
+        for members in groups.values():
+            c0 = configs[members[0]]
+            objective = objective_for(c0)
+            # models: config-major, fold-minor
+            n_models = len(members) * folds
+            hyper = {k: jnp.asarray(np.repeat([float(configs[g][k]) if not (
+                k == "inner_lr" and float(configs[g]["alpha"]) == 1.0) else 0.0
+                for g in members], folds)) for k in TRACED}
+            train_w = [jnp.asarray(np.tile(1.0 - f, (len(members), 1))) for f in in_fold]
+            held_w = [jnp.asarray(np.tile(f, (len(members), 1))) for f in in_fold]
+            p0 = init_for(c0)(jax.random.PRNGKey(seed), first)
+            params = jax.tree.map(lambda a: jnp.broadcast_to(a, (n_models,) + a.shape), p0)
+            opt_state = jax.vmap(optimizer(clip_norm).init)(params)
+            best = np.full(len(members), np.inf)
+            best_at = np.zeros(len(members), dtype=int)
+            step, e = 0, 0
+            while step < max_steps:
+                length = min(eval_every, max_steps - step)
+                params, opt_state, _ = batch_chunk(params, opt_state, hyper, train_w, buckets,
+                                                   objective, clip_norm, length)
+                step += length
+                held = np.asarray(batch_heldout(params, held_w, buckets, objective))
+                held = np.where(np.isfinite(held), held, np.inf).reshape(len(members), folds)
+                fold_curves[members, e] = held
+                last_eval[members] = e
+                cv = held @ dens / dens.sum()
+                improved = cv < best
+                best = np.where(improved, cv, best)
+                best_at = np.where(improved, step, best_at)
+                e += 1
+                if bar is not None:
+                    bar.update(length)
+                    bar.set_postfix(best=f"{np.min(best):.4g}", mean=f"{mean_loss:.4g}")
+                if patience is not None and np.all(step - best_at >= patience):
+                    if bar is not None:
+                        bar.update(max_steps - step)
+                    break
+    finally:
+        if bar is not None:
+            bar.close()
+
+    eval_steps = np.minimum((np.arange(n_evals) + 1) * eval_every, max_steps)
+    cv_curves = fold_curves @ dens / dens.sum()                      # (G, n_evals)
+    with np.errstate(invalid="ignore"):
+        fold_se = np.std(fold_curves, axis=2, ddof=1) / np.sqrt(folds)
+    fold_se = np.where(np.isfinite(fold_se), fold_se, np.inf)
+    best_e = np.argmin(cv_curves, axis=1)
+    loss_g = cv_curves[np.arange(len(configs)), best_e]
+    se_g = fold_se[np.arange(len(configs)), best_e]
+    chosen = int(np.argmin(loss_g))
+    chosen_e = int(best_e[chosen])
+    if one_se and np.isfinite(loss_g[chosen]):
+        bound = loss_g[chosen] + se_g[chosen]
+        ok = np.argwhere(cv_curves <= bound)                         # (g, e) pairs
+        ok = sorted(ok.tolist(), key=lambda ge: (eval_steps[ge[1]], cv_curves[ge[0], ge[1]]))
+        chosen, chosen_e = ok[0]
+    return CVResult(
+        configs=configs, loss=loss_g, se=se_g, best_step=eval_steps[best_e],
+        steps=[eval_steps[:last_eval[g] + 1] for g in range(len(configs))],
+        curves=[cv_curves[g, :last_eval[g] + 1] for g in range(len(configs))],
+        chosen=int(chosen), chosen_step=int(eval_steps[chosen_e]), mean_loss=mean_loss,
+        mean_se=mean_se, folds=folds, one_se=one_se, max_steps=max_steps, fold_of_cluster=fold)
+
+
+def _bar(progress, total):
+    if callable(progress) or not wants_bar(progress):
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc="rfp tune", unit="step", leave=False)
+
+
+def check_choice(cv: CVResult) -> None:
+    """Warnings about the chosen row: no better than the constant predictor,
+    chosen at the first evaluation, or at the last (not converged)."""
+    loss = cv.loss[cv.chosen]
+    if not np.isfinite(loss):
+        warnings.warn("every configuration diverged in cross-validation: lower learning_rate "
+                      "or inner_lr in the grid", alerts.DivergenceWarning, stacklevel=3)
+        return
+    if loss >= cv.mean_loss:
+        warnings.warn(
+            f"no configuration predicts held-out clusters better than their training mean "
+            f"(cross-validated loss {loss:.4g} vs {cv.mean_loss:.4g}): the controls may not "
+            f"predict the outcome across clusters; check the cv table (model.cv)",
+            alerts.NoBetterThanMeanWarning, stacklevel=3)
+    if cv.chosen_step >= cv.max_steps:
+        warnings.warn(
+            f"the held-out loss was still falling at the last step ({cv.chosen_step}): "
+            f"increase max_steps", alerts.NotConvergedWarning, stacklevel=3)
