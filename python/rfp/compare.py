@@ -49,6 +49,7 @@ import warnings
 import numpy as np
 import pyarrow as pa
 
+from . import alerts
 from . import effects as fx
 from .progress import over_fits
 from .baselines import kernel as kernel_mod
@@ -325,6 +326,11 @@ def _run(name, ctx, pending) -> list:
             out = [_row(name, "", np.nan, np.nan, len(ed.y), ed.n_clusters, level,
                         converged=False, note=f"{type(err).__name__}: {err}")]
     for w in caught:
+        if issubclass(w.category, alerts.RFPWarning):   # a nuisance fit is not usable
+            pending.append(warnings.WarningMessage(f"{name}: {w.message}", w.category,
+                                                   w.filename, w.lineno))
+            for r in out:
+                r["note"] = "; ".join(filter(None, [r["note"], w.category.__name__]))
         if issubclass(w.category, fx.FunctionalFormWarning):
             pending.append(w)
             for r in out:

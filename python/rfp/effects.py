@@ -65,6 +65,7 @@ import numpy as np
 import pyarrow as pa
 from scipy.special import expit
 
+from . import alerts
 from . import data as data_mod
 from .api import FittedModel, fit_arrays
 from .inference import cluster_if_se, cr1_vcov, t_test
@@ -329,18 +330,35 @@ def crossfit(x, target, cluster, fold, loss="squared", rows=None, seed=0, what="
     pred = np.full(n, np.nan)
     models = []
     settings = _settings(fit_settings)
-    for k in np.unique(fold):
-        train = (fold != k) & rows
-        test = fold == k
-        if np.unique(cluster[train]).size < 2:
-            raise ValueError(f"cross-fitting {what}: the training rows outside fold {k} come from "
-                             f"{np.unique(cluster[train]).size} cluster(s); the method needs at "
-                             f"least two (use fewer folds or more clusters)")
-        model = fit_arrays(x[train], target[train], cluster[train], loss=loss,
-                           seed=int(seed) + int(k), **settings)
-        pred[test] = model.predict_arrays(x[test])
-        models.append(model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", alerts.RFPWarning)
+        for k in np.unique(fold):
+            train = (fold != k) & rows
+            test = fold == k
+            if np.unique(cluster[train]).size < 2:
+                raise ValueError(f"cross-fitting {what}: the training rows outside fold {k} come "
+                                 f"from {np.unique(cluster[train]).size} cluster(s); the method "
+                                 f"needs at least two (use fewer folds or more clusters)")
+            model = fit_arrays(x[train], target[train], cluster[train], loss=loss,
+                               seed=int(seed) + int(k), **settings)
+            pred[test] = model.predict_arrays(x[test])
+            models.append(model)
+    summarise_fit_warnings(caught, what, len(models))
     return pred, models
+
+
+def summarise_fit_warnings(caught, what: str, n_fits: int) -> None:
+    """One warning per kind (``alerts``) over the cross-fitting fits of a
+    nuisance, naming it and counting the fits; other warnings pass on."""
+    kinds = {}
+    for w in caught:
+        if issubclass(w.category, alerts.RFPWarning):
+            kinds.setdefault(w.category, []).append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    for category, messages in kinds.items():
+        warnings.warn(f"{what}: {len(messages)} of {n_fits} cross-fitting fit(s): {messages[0]}",
+                      category, stacklevel=4)
 
 
 def nuisances(ed: EffectData, fold: np.ndarray, need=("g", "m"), seed: int = 0,
