@@ -3,8 +3,11 @@ beside fixed effects, balancing weights and a kernel smoother.
 
 ``compare`` returns one Arrow table, a row per (method, estimand):
 
-fixed_effects       OLS of y on d + controls with strata fixed effects, CR1 by
-                    cluster (``baselines.fixed_effects``). Estimand "PLM": a
+fixed_effects       OLS of y on d + controls with strata fixed effects, by
+                    cluster (``baselines.fixed_effects``) with ``vcov`` "CR1"
+                    (default), "CR2" (Satterthwaite df) or "wild" (wild
+                    cluster bootstrap p-value and interval around the CR1
+                    SE). Estimand "PLM": a
                     regression coefficient, i.e. a variance-weighted effect (the
                     linear projection's weights). variance_share: the share of
                     Var(D) the linear first stage (controls + strata) explains.
@@ -20,6 +23,13 @@ dml, aipw           the method (the settings passed in), cluster-fold
 kernel              ATT by imputation: μ̂0 is Nadaraya–Watson on the controls
                     with a leave-cluster-out CV bandwidth, τ̂ = mean_T(Y − μ̂0(X)).
 dml_maml, dml_erm   DML with α = 0 (MAML) and α = 1 (ERM) nuisances.
+
+Every other row uses CR1-type variances with t on G − 1 (``se_type`` "CR1"):
+``vcov`` applies to the fixed-effects row only (``effects.check_vcov`` says
+why DML and AIPW have no CR2 or bootstrap option). Columns ``p_value``
+(two-sided, of estimate = 0), ``df`` and ``se_type`` give each row's test.
+With ``vcov = "CR1"`` and fewer than 30 clusters a ``SmallClusterWarning``
+recommends CR2 or the bootstrap.
 
 Standard errors of the weighting estimators. Entropy, cluster balancing and
 the kernel imputation are all weighted differences in means,
@@ -58,13 +68,13 @@ from .baselines.balancing import (
 from .baselines.fixed_effects import demean, fixed_effects
 from .data import as_table, encode_clusters
 from .diagnostics import effective_sample_size
-from .inference import cluster_if_se, t_test
+from .inference import check_se_type, cluster_if_se, t_test, warn_small_clusters
 from .simulate import Simulation
 
 METHODS = ("fixed_effects", "entropy_balancing", "cluster_balancing", "dml", "aipw", "kernel",
            "dml_maml", "dml_erm")
 COLUMNS = ("method", "estimand", "estimate", "std_error", "ci_low", "ci_high", "n", "clusters",
-           "ess", "converged", "variance_share")
+           "ess", "converged", "variance_share", "p_value", "df", "se_type")
 
 
 # ----------------------------------------------------------------------------
@@ -132,15 +142,17 @@ def weighted_att(y, d, w, cluster, covariates=None, level=0.95):
 
 def _row(method, estimand, estimate, se, n, clusters, level, ess=np.nan, converged=True,
          share=np.nan, note=""):
+    """A table row with CR1-type inference: t on G − 1."""
     if np.isfinite(estimate) and np.isfinite(se) and se > 0:
         test = t_test(estimate, se, df=clusters - 1, level=level)
-        lo, hi = float(test.ci_low), float(test.ci_high)
+        lo, hi, p = float(test.ci_low), float(test.ci_high), float(test.p)
     else:
-        lo = hi = np.nan
+        lo = hi = p = np.nan
     return {"method": method, "estimand": estimand, "estimate": float(estimate),
             "std_error": float(se), "ci_low": lo, "ci_high": hi, "n": int(n),
             "clusters": int(clusters), "ess": float(ess), "converged": bool(converged),
-            "variance_share": float(share), "note": note}
+            "variance_share": float(share), "p_value": p, "df": float(clusters - 1),
+            "se_type": "CR1", "note": note}
 
 
 def _effect_row(method, e: fx.Effect, converged, note=""):
@@ -156,15 +168,25 @@ def _fixed_effects(ctx):
     ed, strata = ctx["ed"], ctx["strata"]
     fe = ["stratum"] if strata is not None else []
     fit = fixed_effects(ctx["table"], "y", "d", controls=ctx["x_cols"], fe=fe, cluster="cluster",
-                        level=ctx["level"])
+                        level=ctx["level"], vcov=ctx["vcov"], seed=ctx["seed"],
+                        bootstrap_draws=ctx["bootstrap_draws"],
+                        bootstrap_weights=ctx["bootstrap_weights"])
     row = fit.row()
     # the linear first stage of FWL: D on controls (+ strata), eq. 2 of the paper
     both = np.column_stack([ed.d, ed.x])
     both = demean(both, [strata])[0] if strata is not None else both - both.mean(axis=0)
     v = both[:, 0] - both[:, 1:] @ np.linalg.lstsq(both[:, 1:], both[:, 0], rcond=None)[0]
     share = 1.0 - float(np.var(v)) / float(np.var(ed.d))
-    return [_row("fixed_effects", "PLM", row["estimate"], row["std_error"], fit.n, fit.n_clusters,
-                 ctx["level"], fx.kish_ess(v * v), fit.converged, share)]
+    out = _row("fixed_effects", "PLM", row["estimate"], row["std_error"], fit.n, fit.n_clusters,
+               ctx["level"], fx.kish_ess(v * v), fit.converged, share)
+    out.update(ci_low=row["ci_low"], ci_high=row["ci_high"], p_value=row["p"], df=row["df"],
+               se_type=fit.se_type)
+    if fit.se_type == "wild":
+        b = fit.bootstrap
+        out["note"] = (f"wild cluster bootstrap (null imposed, {b['weights']} weights, "
+                       f"{b['draws']} draws{', all sign vectors' if b['full_enumeration'] else ''},"
+                       f" seed {b['seed']}): p-value and interval; std_error is CR1")
+    return [out]
 
 
 def _entropy_balancing(ctx):
@@ -324,6 +346,8 @@ def _run(name, ctx, pending) -> list:
         except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
             out = [_row(name, "", np.nan, np.nan, len(ed.y), ed.n_clusters, level,
                         converged=False, note=f"{type(err).__name__}: {err}")]
+            if name == "fixed_effects":
+                out[0]["se_type"] = ctx["vcov"]
     for w in caught:
         if issubclass(w.category, fx.FunctionalFormWarning):
             pending.append(w)
@@ -338,7 +362,9 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
             repeats: int = 1, clip: float = 0.01, icc: float | None = None,
             warn_share=fx.WARN_SHARE,
             na_action: str = "fail", propensity: str = "auto",
-            propensity_penalty=fx.PROPENSITY_PENALTY, **settings) -> pa.Table:
+            propensity_penalty=fx.PROPENSITY_PENALTY, vcov: str = "CR1",
+            bootstrap_draws: int = 9999, bootstrap_weights: str = "rademacher",
+            **settings) -> pa.Table:
     """Every estimator in ``methods`` on the same rows; one Arrow table.
 
     ``data`` is any Arrow-compatible table or an ``rfp.simulate.Simulation``
@@ -363,6 +389,7 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
     unknown = [m for m in methods if m not in RUNNERS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; known: {list(RUNNERS)}")
+    check_se_type(vcov)
     table = as_table(data)
     extra = [strata] if strata is not None else []
     ed = fx.read(table, y, d, x, cluster, na_action=na_action, binary=True,
@@ -383,7 +410,10 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
         x_cols = [f"x{j}" for j in range(ed.x.shape[1])]
     clean = pa.table({"y": ed.y, "d": ed.d, **{c: ed.x[:, j] for j, c in enumerate(x_cols)},
                       "cluster": ed.cluster, **({"stratum": strata_codes} if extra else {})})
+    if vcov == "CR1" and "fixed_effects" in methods:
+        warn_small_clusters(ed.n_clusters)
     ctx = dict(ed=ed, table=clean, x_cols=x_cols, strata=strata_codes, level=level, seed=seed,
+               vcov=vcov, bootstrap_draws=bootstrap_draws, bootstrap_weights=bootstrap_weights,
                clip=clip, icc=icc, warn_share=warn_share, treatment=d, settings=settings,
                clustered=fx.treatment_is_clustered(ed.d, ed.cluster), aipw="aipw" in methods,
                dml="dml" in methods, propensity_level=fx.propensity_level(ed, propensity),

@@ -45,6 +45,18 @@ aipw
 t_learner
     τ(x) = μ1(x) − μ0(x), each arm fitted by the method on all its rows.
 
+Small-cluster inference (``vcov``): only "CR1" (t on G − 1). CR2 and the
+wild cluster bootstrap are offered for the fixed-effects regression
+(``baselines.fixed_effects``) but not here, because their theory does not
+carry over: CR2's adjustment (I − H_gg)^{-1/2} undoes the shrinkage of OLS
+residuals by a fixed design's hat matrix H, while DML's and AIPW's residuals
+come from nonlinear nuisance fits on the other clusters, which have no hat
+matrix; a leverage correction of the final residual-on-residual step alone
+would ignore the nuisance estimation error, the larger part with few
+clusters. A wild bootstrap that keeps the nuisances fixed has the same gap,
+and one that refits them costs folds × nuisances fits per draw.
+``check_vcov`` raises ``NotImplementedError`` saying so.
+
 Repeated cross-fitting (``repeats`` = S > 1; Chernozhukov et al. 2018,
 "Double/debiased machine learning", Section 3.4): the whole estimator is
 run on S independent fold splits (split s uses seed ``split_seed(seed, s)``)
@@ -67,7 +79,7 @@ from scipy.special import expit
 
 from . import data as data_mod
 from .api import FittedModel, fit_arrays
-from .inference import cluster_if_se, cr1_vcov, t_test
+from .inference import SE_TYPES, cluster_if_se, cr1_vcov, t_test
 from .progress import over_fits
 from .simulate import Simulation
 
@@ -86,7 +98,8 @@ class Effect:
     """One estimate: ``estimand`` is "ATE", "ATT" or "PLM" (the partially
     linear model's τ, a variance-weighted average of effects when they vary).
     ``diagnostics`` holds plain numbers (variance_share, ess, converged,
-    n_clipped, ...); ``nuisance`` the cross-fitted predictions and folds."""
+    n_clipped, ...); ``nuisance`` the cross-fitted predictions and folds;
+    ``se_type`` the variance ("CR1": cluster-robust, t on ``df`` = G − 1)."""
     method: str
     estimand: str
     estimate: float
@@ -99,6 +112,7 @@ class Effect:
     level: float
     diagnostics: dict = field(default_factory=dict)
     nuisance: dict = field(default_factory=dict, repr=False)
+    se_type: str = "CR1"
 
     @property
     def t(self) -> float:
@@ -221,6 +235,22 @@ def treatment_is_clustered(d: np.ndarray, cluster: np.ndarray) -> bool:
     np.minimum.at(lo, cluster, d)
     np.maximum.at(hi, cluster, d)
     return bool(np.all(hi == lo))
+
+
+def check_vcov(vcov, method: str) -> str:
+    """Only "CR1" for DML and AIPW (module docstring, "Small-cluster
+    inference"); a clear error for "CR2" and "wild"."""
+    if vcov not in SE_TYPES:
+        raise ValueError(f"vcov / se_type must be one of {list(SE_TYPES)}, got {vcov!r}")
+    if vcov != "CR1":
+        raise NotImplementedError(
+            f"vcov = {vcov!r} is not available for {method}: CR2 and the wild cluster bootstrap "
+            f"correct OLS residuals for a fixed design's leverage (hat matrix), but {method}'s "
+            f"residuals come from cross-fitted nonlinear nuisance models, which have none, and a "
+            f"correction of the final step alone would ignore the nuisance estimation error. "
+            f"Use vcov = 'CR1' here, and vcov = 'CR2' or 'wild' on the fixed-effects row of "
+            f"rfp.compare (or baselines.fixed_effects) for small-cluster inference.")
+    return vcov
 
 
 # ----------------------------------------------------------------------------
@@ -658,11 +688,12 @@ def aipw_from_nuisances(y, d, e_hat, mu0, mu1, cluster, estimand="ATE", clip=0.0
 def dml_plm(data, y=None, d=None, x=None, cluster=None, *, folds: int = 5, seed: int = 0,
             repeats: int = 1, design=None, level: float = 0.95,
             warn_share: float | None = WARN_SHARE, na_action: str = "fail",
-            **fit_settings) -> Effect:
+            vcov: str = "CR1", **fit_settings) -> Effect:
     """Partially linear model by double ML with cluster-fold cross-fitting
     (module docstring); ``repeats`` > 1 repeats it over fold splits and takes
     the median. ``fit_settings`` go to ``rfp.fit_arrays`` for both nuisances
     (model, hidden, alpha, inner_steps, inner_lr, max_steps, ...)."""
+    check_vcov(vcov, "DML")
     ed = read(data, y, d, x, cluster, na_action=na_action, design=design, method="dml_plm")
     splits = []
     for s, fold, nz in split_nuisances(ed, folds, seed, repeats, ("g", "m"), fit_settings):
@@ -678,7 +709,8 @@ def dml_plm(data, y=None, d=None, x=None, cluster=None, *, folds: int = 5, seed:
 def aipw(data, y=None, d=None, x=None, cluster=None, *, estimand: str = "ATE", folds: int = 5,
          seed: int = 0, repeats: int = 1, clip: float = 0.01, design=None, level: float = 0.95,
          na_action: str = "fail", propensity: str = "auto",
-         propensity_penalty: float | str = PROPENSITY_PENALTY, **fit_settings) -> Effect:
+         propensity_penalty: float | str = PROPENSITY_PENALTY, vcov: str = "CR1",
+         **fit_settings) -> Effect:
     """AIPW (ATE or ATT) for a binary treatment with cluster-fold
     cross-fitting and cluster-robust influence-function SEs (module docstring).
 
@@ -692,6 +724,7 @@ def aipw(data, y=None, d=None, x=None, cluster=None, *, estimand: str = "ATE", f
     converged (every nuisance fit)."""
     if estimand not in ("ATE", "ATT"):
         raise ValueError(f"estimand must be 'ATE' or 'ATT', got {estimand!r}")
+    check_vcov(vcov, "AIPW")
     ed = read(data, y, d, x, cluster, na_action=na_action, binary=True, design=design,
               method="AIPW")
     level_e = propensity_level(ed, propensity)

@@ -171,11 +171,11 @@ def test_wild_p_value_and_interval_match_wildboottest(df, weights):
 
 
 def test_wild_is_seeded_and_checks_its_settings(df):
-    a = fixed_effects(df, "y", "d", ["x1"], cluster="cl", vcov="wild", seed=5, draws=999,
+    a = fixed_effects(df, "y", "d", ["x1"], cluster="cl", vcov="wild", seed=5, bootstrap_draws=999,
                       bootstrap_weights="webb")
-    b = fixed_effects(df, "y", "d", ["x1"], cluster="cl", vcov="wild", seed=5, draws=999,
+    b = fixed_effects(df, "y", "d", ["x1"], cluster="cl", vcov="wild", seed=5, bootstrap_draws=999,
                       bootstrap_weights="webb")
-    c = fixed_effects(df, "y", "d", ["x1"], cluster="cl", vcov="wild", seed=6, draws=999,
+    c = fixed_effects(df, "y", "d", ["x1"], cluster="cl", vcov="wild", seed=6, bootstrap_draws=999,
                       bootstrap_weights="webb")
     np.testing.assert_array_equal(a.p, b.p)
     np.testing.assert_array_equal(a.ci_low, b.ci_low)
@@ -183,7 +183,7 @@ def test_wild_is_seeded_and_checks_its_settings(df):
     with pytest.raises(ValueError, match="bootstrap weights must be one of"):
         fixed_effects(df, "y", "d", ["x1"], cluster="cl", vcov="wild", bootstrap_weights="mammen")
     with pytest.raises(ValueError, match="draws must be a whole number >= 99"):
-        fixed_effects(df, "y", "d", ["x1"], cluster="cl", vcov="wild", draws=10)
+        fixed_effects(df, "y", "d", ["x1"], cluster="cl", vcov="wild", bootstrap_draws=10)
     with pytest.raises(ValueError, match=r"vcov / se_type must be one of \['CR1', 'CR2', 'wild'\]"):
         fixed_effects(df, "y", "d", ["x1"], cluster="cl", vcov="HC1")
 
@@ -222,3 +222,68 @@ def test_cr2_coverage_beats_cr1_with_few_clusters():
     cover = {k: v / reps for k, v in hits.items()}
     assert cover["CR2"] - cover["CR1"] > 0.05, cover
     assert cover["CR2"] >= 0.90, cover
+
+
+# ----------------------------------------------------------------------------
+# exposed on rfp.compare (the fixed-effects row) and refused for DML / AIPW
+
+def binary_data(seed=4, n_clusters=12):
+    rng = np.random.default_rng(seed)
+    cl = np.repeat(np.arange(n_clusters), rng.integers(8, 20, n_clusters))
+    n = len(cl)
+    stratum = cl % 3
+    x1 = rng.normal(size=n)
+    d = (rng.random(n) < 0.3 + 0.1 * stratum).astype(float)
+    y = 0.5 * d + 0.4 * x1 + 0.3 * stratum + rng.normal(size=n_clusters)[cl] + rng.normal(size=n)
+    return pd.DataFrame({"y": y, "d": d, "x1": x1, "cl": cl, "stratum": stratum})
+
+
+def test_compare_cr2_row_matches_clubsandwich(r):
+    import rfp
+    from rfp.inference import SmallClusterWarning
+    frame = binary_data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SmallClusterWarning)      # none with CR2
+        table = rfp.compare(frame, "y", "d", ["x1"], "cl", strata="stratum",
+                            methods=["fixed_effects", "entropy_balancing"], vcov="CR2")
+    rows = table.to_pandas().set_index("method")
+    fe_row = rows.loc["fixed_effects"]
+    out = r.r("""function(d) {
+        fit <- lm(y ~ d + x1 + factor(stratum), data = d)
+        ct <- clubSandwich::coef_test(fit, vcov = "CR2", cluster = d$cl, test = "Satterthwaite",
+                                      coefs = "d")
+        ci <- clubSandwich::conf_int(fit, vcov = "CR2", cluster = d$cl, coefs = "d")
+        c(ct$beta, ct$SE, ct$df_Satt, ct$p_Satt, ci$CI_L, ci$CI_U)
+    }""")(r_frame(r, frame))
+    got = fe_row[["estimate", "std_error", "df", "p_value", "ci_low", "ci_high"]].to_numpy(float)
+    np.testing.assert_allclose(got, np.array(out), rtol=0, atol=TOL)
+    assert fe_row["se_type"] == "CR2"
+    assert rows.loc["entropy_balancing", "se_type"] == "CR1"
+    assert rows.loc["entropy_balancing", "df"] == frame["cl"].nunique() - 1
+
+
+def test_compare_warns_with_few_clusters_under_cr1_and_runs_wild():
+    import rfp
+    from rfp.inference import SmallClusterWarning
+    frame = binary_data()
+    with pytest.warns(SmallClusterWarning, match=r"only 12 clusters.*vcov = 'CR2'.*'wild'"):
+        cr1 = rfp.compare(frame, "y", "d", ["x1"], "cl", methods=["fixed_effects"])
+    assert cr1.column("se_type").to_pylist() == ["CR1"]
+    wild = rfp.compare(frame, "y", "d", ["x1"], "cl", methods=["fixed_effects"], vcov="wild",
+                       bootstrap_draws=999, seed=1)
+    ref = fixed_effects(frame, "y", "d", ["x1"], cluster="cl", vcov="wild", bootstrap_draws=999,
+                        seed=1).row("d")
+    assert wild.column("se_type").to_pylist() == ["wild"]
+    assert wild.column("ci_low")[0].as_py() == pytest.approx(ref["ci_low"], abs=1e-12)
+    assert wild.column("p_value")[0].as_py() == pytest.approx(ref["p"], abs=1e-12)
+    assert "wild cluster bootstrap" in wild.column("note")[0].as_py()
+    with pytest.raises(ValueError, match="vcov / se_type must be one of"):
+        rfp.compare(frame, "y", "d", ["x1"], "cl", methods=["fixed_effects"], vcov="CR3")
+
+
+@pytest.mark.parametrize("method", ["dml", "aipw"])
+@pytest.mark.parametrize("vcov", ["CR2", "wild"])
+def test_dml_and_aipw_refuse_cr2_and_wild_with_the_reason(method, vcov):
+    import rfp
+    with pytest.raises(NotImplementedError, match="hat matrix.*nuisance estimation error"):
+        rfp.effect(binary_data(), "y", "d", ["x1"], "cl", method=method, vcov=vcov)

@@ -103,7 +103,7 @@ class FixedEffectsFit:
 
 def fixed_effects(data, y: str, treatment: str, controls=(), fe=(), *, cluster: str,
                   na_action: str = "fail", level: float = 0.95, tol: float = 1e-14,
-                  max_iter: int = 100_000, vcov: str = "CR1", draws: int = 9999,
+                  max_iter: int = 100_000, vcov: str = "CR1", bootstrap_draws: int = 9999,
                   bootstrap_weights: str = "rademacher", seed: int = 0) -> FixedEffectsFit:
     """OLS of ``y`` on ``treatment`` + ``controls`` absorbing the ``fe``
     columns, standard errors clustered by ``cluster``.
@@ -128,7 +128,7 @@ def fixed_effects(data, y: str, treatment: str, controls=(), fe=(), *, cluster: 
         Convergence of the alternating projections (two or more ``fe``).
     vcov : {"CR1", "CR2", "wild"}
         Variance and inference (module docstring).
-    draws, bootstrap_weights, seed
+    bootstrap_draws, bootstrap_weights, seed
         The wild bootstrap's number of draws, weights ("rademacher" or
         "webb") and seed (``vcov = "wild"`` only).
 
@@ -202,8 +202,9 @@ def fixed_effects(data, y: str, treatment: str, controls=(), fe=(), *, cluster: 
     test = t_test(beta, se, df=df, level=level)
     p, lo, hi = test.p, test.ci_low, test.ci_high
     if vcov == "wild":
-        boots = [wild_cluster_bootstrap(x_tilde, y_tilde, cl_codes, j, fe_codes, draws=draws,
-                                        weights=bootstrap_weights, seed=seed, level=level, k=k)
+        boots = [wild_cluster_bootstrap(x_tilde, y_tilde, cl_codes, j, fe_codes,
+                                        draws=bootstrap_draws, weights=bootstrap_weights,
+                                        seed=seed, level=level, k=k)
                  for j in range(len(terms))]
         p = np.array([b.p_value for b in boots])
         lo = np.array([b.ci_low for b in boots])
