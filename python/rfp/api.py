@@ -96,7 +96,25 @@ class FittedModel:
     def predict(self, data, type: str = "response", as_numpy: bool = False,
                 na_action: str = "fail"):
         """E[y | x] (or P(y = 1 | x) for the logistic loss) on new data.
-        The cluster column is not needed: prediction uses theta alone."""
+
+        Parameters
+        ----------
+        data : Arrow-compatible table (pyarrow, pandas, polars, dict of arrays)
+            Must hold the control columns the model was fitted on; the
+            cluster column is not needed (prediction uses theta alone).
+        type : {"response", "link"}
+            "link" gives the logit for the logistic loss (same as "response"
+            for the squared loss).
+        as_numpy : bool
+            Return a NumPy array instead of a pyarrow Array.
+        na_action : {"fail", "omit"}
+            "omit" predicts NaN for rows with a missing control.
+
+        Returns
+        -------
+        pyarrow.Array or numpy.ndarray
+            One prediction per row of ``data``.
+        """
         if self.x_names is None:
             raise ValueError("this model was fitted with fit_arrays: use predict_arrays")
         x, kept = data_mod.prepare_x(data, self.x_names, na_action)
@@ -141,9 +159,33 @@ class FittedModel:
 
 
 def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings) -> FittedModel:
-    """Fit on arrays: ``x`` a matrix or any pytree with a leading observation
-    axis (for user (init, apply) models), ``y`` a vector, ``cluster`` a vector
-    of labels.  See ``fit`` for the settings."""
+    """Fit f(theta, x) on arrays (the engine behind ``fit``).
+
+    Parameters
+    ----------
+    x : array (n, p) or pytree
+        Inputs; any pytree with a leading observation axis for a user's
+        (init, apply) model.
+    y : array (n,)
+        Outcome (0/1 for ``loss="logistic"``).
+    cluster : array (n,)
+        Cluster labels (any type); at least two clusters.
+    model : str or (init, apply) pair
+        "linear", "mlp" (default), "neural_ode" or a user's pair of JAX
+        functions.
+    progress : bool, callable or None
+        A progress bar (None: when the session is interactive), or a
+        callback(step, total, train_loss, validation_loss).
+    scale : bool
+        Standardise a matrix x (and y for the squared loss) before fitting;
+        predictions are on the original scale.
+    **settings
+        As in ``fit`` (``DEFAULTS`` lists them).
+
+    Returns
+    -------
+    FittedModel
+    """
     config = _config({"model": model, **settings})
     y = np.asarray(y, dtype=float)
     leaves = jax.tree.leaves(x)
@@ -189,15 +231,49 @@ def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings
 
 def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",
         progress=None, **settings) -> FittedModel:
-    """Fit f(theta, x) by regularized bi-level gradient descent (R_k, DESIGN.md).
+    """Fit f(theta, x) by regularized bi-level gradient descent (the R_k
+    objective: alpha times the pooled loss plus 1 − alpha times the loss
+    after ``inner_steps`` per-cluster adaptation steps).
 
-    data: any Arrow-compatible table.  y: outcome column.  x: control columns
-    (default: all others).  cluster: the cluster column (any type), used in
-    training only.  Settings: model ('linear', 'mlp', 'neural_ode' or an
-    (init, apply) pair), hidden, activation, alpha, inner_steps, inner_lr,
-    first_order, loss ('squared'/'logistic'), weights ('obs'/'cluster'),
-    penalty (lambda), learning_rate, clip_norm, schedule ('constant'/'cosine'), max_steps, patience,
-    eval_every, validation_share, seed.
+    Parameters
+    ----------
+    data : Arrow-compatible table (pyarrow, pandas, polars, dict of arrays)
+    y : str
+        Outcome column (numeric; 0/1 for ``loss="logistic"``).
+    x : list of str, str, or "all"
+        Control columns (numeric). Required: ``x="all"`` takes every column
+        other than ``y`` and ``cluster``.
+    cluster : str
+        Cluster column (any type); used in training only.
+    na_action : {"fail", "omit"}
+        "fail" rejects missing values naming the column; "omit" drops those
+        rows with a warning.
+    progress : bool, callable or None
+        A progress bar (None: when the session is interactive), or a
+        callback(step, total, train_loss, validation_loss).
+    **settings
+        model ("linear", "mlp", "neural_ode" or an (init, apply) pair),
+        hidden (layer widths), activation, alpha (weight of the pooled loss,
+        in [0, 1]), inner_steps, inner_lr, first_order, loss ("squared" or
+        "logistic"), weights ("obs" or "cluster": each observation or each
+        cluster weighs the same), penalty (lambda), learning_rate,
+        clip_norm, schedule ("constant" or "cosine"), max_steps, patience
+        (early stopping on the held-out clusters; None to switch off),
+        eval_every, validation_share, seed; ``DEFAULTS`` has their values.
+
+    Returns
+    -------
+    FittedModel
+        ``predict(data)`` for new rows; ``history`` the training and
+        held-out losses.
+
+    Raises
+    ------
+    ValueError
+        A missing or non-numeric column, missing values, fewer than two
+        clusters, or a setting out of range (each named).
+    TypeError
+        An unknown setting.
     """
     if cluster is None:
         raise ValueError("cluster= is required: name the column that identifies clusters")

@@ -1,7 +1,9 @@
 """Same data, same table (DESIGN.md, "Comparisons"): the method's effects
 beside fixed effects, balancing weights and a kernel smoother.
 
-``compare`` returns one Arrow table, a row per (method, estimand):
+``compare`` returns a ``Comparison``: one Arrow table (``.table``; the
+Comparison answers every pyarrow.Table method too) with a readable repr,
+``summary()`` and ``to_pandas()``, a row per (method, estimand):
 
 fixed_effects       OLS of y on d + controls with strata fixed effects, by
                     cluster (``baselines.fixed_effects``) with ``vcov`` "CR1"
@@ -60,6 +62,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import effects as fx
+from . import results
 from .progress import over_fits
 from .baselines import kernel as kernel_mod
 from .baselines.balancing import (
@@ -78,15 +81,94 @@ COLUMNS = ("method", "estimand", "estimate", "std_error", "ci_low", "ci_high", "
 
 
 # ----------------------------------------------------------------------------
+# the result
+
+class Comparison:
+    """``compare``'s result: the Arrow table ``table`` (one row per method
+    and estimand; columns in the module docstring) with a readable repr,
+    ``summary()`` and ``to_pandas()``. Attributes it lacks come from the
+    table (``column``, ``to_pylist``, ``num_rows``, ...), and it passes to
+    ``pyarrow.table()`` and any Arrow consumer as the table itself."""
+
+    def __init__(self, table: pa.Table, outcome: str = "", treatment: str = "",
+                 level: float = 0.95):
+        self.table = table
+        self.outcome, self.treatment, self.level = outcome, treatment, level
+
+    def __getattr__(self, name):
+        if name == "table":                  # not yet set (e.g. while unpickling)
+            raise AttributeError(name)
+        return getattr(self.table, name)
+
+    def __arrow_c_stream__(self, requested_schema=None):
+        return self.table.__arrow_c_stream__(requested_schema)
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def __getitem__(self, key):
+        return self.table[key]
+
+    def to_pandas(self):
+        """The table as a pandas DataFrame."""
+        return self.table.to_pandas()
+
+    def summary(self):
+        """Coefficient table (pandas, indexed by method and estimand):
+        estimate, std_error, t, p_value, ci_low, ci_high, df, se_type."""
+        out = self.to_pandas().set_index(["method", "estimand"])
+        out["t"] = out["estimate"] / out["std_error"]
+        return out[["estimate", "std_error", "t", "p_value", "ci_low", "ci_high", "df",
+                    "se_type"]]
+
+    def __repr__(self) -> str:
+        rows = self.table.to_pylist()
+        columns = ["method", "estimand", "estimate", "std_error", "ci_low", "ci_high",
+                   "p_value", "se_type", "ess", "converged"]
+        if "truth" in self.table.column_names:
+            columns += ["truth", "error"]
+        notes = [(r["method"], r["note"]) for r in rows if r["note"]]
+        head = f"rfp comparison: effect of {self.treatment} on {self.outcome}"
+        if rows:
+            head += (f"; {rows[0]['n']} observations in {rows[0]['clusters']} clusters; "
+                     f"{self.level:.0%} intervals")
+        lines = [head, results.text_table(rows, columns)]
+        lines += [f"[{k}] {m}: {note}" for k, (m, note) in enumerate(notes, 1)]
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------
 # balance: a thin dispatcher
 
 def balance(data, d, x, cluster=None, method: str = "entropy", **kwargs):
-    """Balancing weights, balance table and ESS (a ``BalancingFit``).
+    """Balancing weights for the controls, with the balance table and ESS.
 
-    method "entropy" (``entropy_balance_from_table``), "hierarchical"
-    (needs ``cluster``; ``lam`` defaults to 1) or "cluster" (needs ``cluster``
-    and ``icc``; ``cluster_x`` defaults to the columns of ``x`` that are
-    constant within every cluster, the rest are averaged within cluster)."""
+    Parameters
+    ----------
+    data : Arrow-compatible table or ``rfp.simulate.Simulation``
+    d : str
+        Binary (0/1 or boolean) treatment column.
+    x : str or list of str
+        Covariates to balance (numeric).
+    cluster : str, optional
+        Cluster column; needed by "hierarchical" and "cluster".
+    method : {"entropy", "hierarchical", "cluster"}
+        "entropy": Hainmueller's entropy balancing
+        (``entropy_balance_from_table``); "hierarchical": balance within and
+        across clusters (``lam``, default 1); "cluster": weights on control
+        clusters with an ICC-aware dispersion penalty (needs ``icc``;
+        ``cluster_x`` defaults to the columns of ``x`` constant within every
+        cluster, the rest are averaged within cluster).
+    **kwargs
+        Passed to the balancing function (e.g. ``na_action``, ``lam``,
+        ``icc``, ``cluster_x``).
+
+    Returns
+    -------
+    BalancingFit
+        ``weights`` per kept row, ``balance`` (Arrow table; ``summary()`` /
+        ``to_pandas()`` give pandas), ``ess`` and the solver's ``result``.
+    """
     if isinstance(data, Simulation):
         data = data.data
     x = [x] if isinstance(x, str) else list(x)
@@ -364,22 +446,61 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
             na_action: str = "fail", propensity: str = "auto",
             propensity_penalty=fx.PROPENSITY_PENALTY, vcov: str = "CR1",
             bootstrap_draws: int = 9999, bootstrap_weights: str = "rademacher",
-            **settings) -> pa.Table:
-    """Every estimator in ``methods`` on the same rows; one Arrow table.
+            **settings) -> Comparison:
+    """Every estimator in ``methods`` on the same rows, one table.
 
-    ``data`` is any Arrow-compatible table or an ``rfp.simulate.Simulation``
-    (then y, d, x, cluster, strata and ``truth`` come from it). ``truth``: a
-    dict estimand -> true value, adding columns truth and error = estimate −
-    truth. ``settings`` go to ``rfp.fit_arrays`` for the method's nuisances
-    (``dml``, ``aipw``; ``dml_maml`` / ``dml_erm`` override alpha). ``icc``
-    for cluster balancing defaults to the one-way ANOVA estimate among the
-    control clusters' outcomes. ``propensity`` ("auto", "cluster",
-    "individual") is where AIPW fits ê, ``propensity_penalty`` ("cv" or a
-    float) the ridge penalty of a cluster-level ê (``effects.aipw``).
-    ``repeats`` > 1 repeats the method's cross-fitting over that many fold
-    splits and reports the median (``effects``, "Repeated cross-fitting"). A
-    method that cannot run on these data (a ``ValueError``) gives a row of
-    NaN with the reason in ``note``.
+    Parameters
+    ----------
+    data : Arrow-compatible table or ``rfp.simulate.Simulation``
+        A Simulation supplies y, d, x, cluster, strata and truth.
+    y, d : str
+        Outcome and binary (0/1) treatment columns.
+    x : list of str, str, or "all"
+        Control columns. Required for a table (``x="all"``: every column
+        other than y, d and cluster).
+    cluster : str
+        Cluster column (any type).
+    strata : str, optional
+        Fixed effects of the ``fixed_effects`` row.
+    methods : str or sequence of str
+        A subset of ``METHODS`` (module docstring).
+    truth : dict, optional
+        Estimand -> true value; adds columns truth and error = estimate − truth.
+    folds, seed, repeats : int
+        Cross-fitting folds (whole clusters), the seed (folds, fits and the
+        wild bootstrap), and repeated cross-fitting (median over that many
+        fold splits; ``effects``, "Repeated cross-fitting").
+    level : float
+        Confidence level.
+    clip : float
+        AIPW's propensity clipping to [clip, 1 − clip].
+    icc : float, optional
+        Cluster balancing's intraclass correlation; default: the one-way
+        ANOVA estimate among the control clusters' outcomes.
+    warn_share : float
+        DML's variance share above which a FunctionalFormWarning is raised.
+    na_action : {"fail", "omit"}
+    propensity : {"auto", "cluster", "individual"}
+        Where AIPW fits ê; ``propensity_penalty`` ("cv" or a float) is the
+        ridge penalty of a cluster-level ê (``effects.aipw``).
+    vcov : {"CR1", "CR2", "wild"}
+        Variance of the fixed-effects row (module docstring); the other rows
+        are CR1. With "CR1" and fewer than 30 clusters a SmallClusterWarning.
+    bootstrap_draws, bootstrap_weights : int, {"rademacher", "webb"}
+        The wild bootstrap's draws and weights (``vcov="wild"``).
+    **settings
+        Fit settings of the method's nuisances as in ``rfp.fit`` (``dml``,
+        ``aipw``; ``dml_maml`` / ``dml_erm`` override alpha).
+
+    Returns
+    -------
+    Comparison
+        The Arrow table (``.table``) with columns method, estimand,
+        estimate, std_error, ci_low, ci_high, n, clusters, ess, converged,
+        variance_share, p_value, df, se_type, [truth, error,] note; a method
+        that cannot run on these data (a ``ValueError``) gives a row of NaN
+        with the reason in ``note``. ``summary()`` and ``to_pandas()`` give
+        pandas.
     """
     if isinstance(data, Simulation):
         strata = data.settings.get("strata") if strata is None else strata
@@ -433,4 +554,4 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
         columns["truth"] = [float(truth.get(r["estimand"], np.nan)) for r in rows]
         columns["error"] = [r["estimate"] - t for r, t in zip(rows, columns["truth"])]
     columns["note"] = [r["note"] for r in rows]
-    return pa.table(columns)
+    return Comparison(pa.table(columns), y, d, level)

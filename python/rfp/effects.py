@@ -75,9 +75,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+from scipy import stats
 from scipy.special import expit
 
 from . import data as data_mod
+from . import results
 from .api import FittedModel, fit_arrays
 from .inference import SE_TYPES, cluster_if_se, cr1_vcov, t_test
 from .progress import over_fits
@@ -117,6 +119,45 @@ class Effect:
     @property
     def t(self) -> float:
         return self.estimate / self.std_error
+
+    @property
+    def p_value(self) -> float:
+        """Two-sided p-value of estimate = 0 (t on ``df``)."""
+        t = self.t
+        return float(2 * stats.t.sf(abs(t), self.df)) if np.isfinite(t) else float("nan")
+
+    def summary(self):
+        """Coefficient table (pandas, one row indexed by the estimand):
+        estimate, std_error, t, p_value, ci_low, ci_high, df, se_type."""
+        pd = results.pandas()
+        row = {"estimate": self.estimate, "std_error": self.std_error, "t": self.t,
+               "p_value": self.p_value, "ci_low": self.ci_low, "ci_high": self.ci_high,
+               "df": self.df, "se_type": self.se_type}
+        return pd.DataFrame([row], index=pd.Index([self.estimand], name="estimand"))
+
+    def to_pandas(self):
+        """``tidy()`` as a pandas DataFrame, with p_value, df and se_type."""
+        out = self.tidy().to_pandas()
+        out["p_value"], out["df"], out["se_type"] = self.p_value, self.df, self.se_type
+        return out
+
+    def __repr__(self) -> str:
+        row = {"estimand": self.estimand, "estimate": self.estimate,
+               "std_error": self.std_error, "t": self.t, "p_value": self.p_value,
+               "ci_low": self.ci_low, "ci_high": self.ci_high}
+        d = self.diagnostics
+        notes = [f"{k} {results.number(d[k], 3)}" for k in ("variance_share", "ess")
+                 if isinstance(d.get(k), (int, float))]
+        if "converged" in d:
+            notes.append(f"converged {results.number(bool(d['converged']))}")
+        if d.get("repeats", 1) > 1:
+            notes.append(f"median of {d['repeats']} fold splits")
+        return "\n".join([
+            f"rfp effect: {self.method}, {self.n} observations in {self.n_clusters} clusters",
+            results.text_table([row], list(row)),
+            f"{self.se_type} standard error by cluster; t on {self.df} df; "
+            f"{self.level:.0%} interval" + (f"; {', '.join(notes)}" if notes else ""),
+        ])
 
     def tidy(self) -> pa.Table:
         """One row: method, estimand, estimate, std_error, ci_low, ci_high, n, n_clusters."""
@@ -186,9 +227,7 @@ def read(data, y, d, x=None, cluster=None, *, na_action="fail", binary=False,
     if na_action not in ("fail", "omit"):
         raise ValueError(f"na_action must be 'fail' or 'omit', got {na_action!r}")
     table = data_mod.as_table(data)
-    if x is None:
-        x = [c for c in table.column_names if c not in (y, d, cluster)]
-    x = [x] if isinstance(x, str) else list(x)
+    x = data_mod.controls(table, x, (y, d, cluster))
     if not x:
         raise ValueError("no controls: pass x=[...] naming at least one numeric column")
     for role, name in (("outcome", y), ("treatment", d), ("cluster", cluster)):
@@ -766,6 +805,11 @@ class TLearner:
     def converged(self) -> bool:
         return fit_converged(self.mu0) and fit_converged(self.mu1)
 
+    def __repr__(self) -> str:
+        return (f"rfp T-learner for the effect of {self.treatment}: mu0 on "
+                f"{self.mu0.n_obs} untreated and mu1 on {self.mu1.n_obs} treated rows, "
+                f"controls {self.x_names}; predict(data) gives tau(x)")
+
 
 def t_learner(data, y=None, d=None, x=None, cluster=None, *, seed: int = 0, design=None,
               na_action: str = "fail", **fit_settings) -> TLearner:
@@ -791,7 +835,39 @@ ESTIMATORS = {"dml": dml_plm, "aipw": aipw, "t_learner": t_learner}
 
 
 def effect(data, y=None, d=None, x=None, cluster=None, method: str = "dml", **kwargs):
-    """``rfp.effect``: method "dml" (``dml_plm``), "aipw" or "t_learner"."""
+    """A treatment effect by the method, with cross-fitting by whole clusters.
+
+    Parameters
+    ----------
+    data : Arrow-compatible table or ``rfp.simulate.Simulation``
+        A Simulation supplies y, d, x and cluster.
+    y, d : str
+        Outcome and treatment columns (d binary 0/1 for "aipw" and
+        "t_learner"; any numbers for "dml").
+    x : list of str, str, or "all"
+        Control columns. Required for a table (``x="all"``: every column
+        other than y, d and cluster).
+    cluster : str
+        Cluster column (any type).
+    method : {"dml", "aipw", "t_learner"}
+        "dml": partially linear model by double ML (``dml_plm``; estimand
+        "PLM"); "aipw": augmented IPW (``aipw``; ``estimand`` "ATE" or
+        "ATT"); "t_learner": mu1(x) − mu0(x) (``t_learner``).
+    **kwargs
+        The estimator's options: folds (5), seed (0), repeats (1, repeated
+        cross-fitting), design (None, "cluster", "individual"), level
+        (0.95), na_action ("fail"/"omit"), vcov ("CR1" only; "CR2" and
+        "wild" raise NotImplementedError with the reason), warn_share
+        ("dml"), estimand, clip, propensity, propensity_penalty ("aipw"),
+        and the settings of the nuisance fits as in ``rfp.fit`` (model,
+        hidden, alpha, max_steps, ...; the loss is chosen per nuisance).
+
+    Returns
+    -------
+    Effect or TLearner
+        ``Effect``: estimate, std_error, ci_low, ci_high, df, se_type,
+        diagnostics, nuisance, with ``summary()`` and ``to_pandas()``.
+    """
     if method not in ESTIMATORS:
         raise ValueError(f"method must be one of {sorted(ESTIMATORS)}, got {method!r}")
     return ESTIMATORS[method](data, y, d, x, cluster, **kwargs)

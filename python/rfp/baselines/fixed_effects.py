@@ -35,6 +35,7 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from .. import data as rdata
+from .. import results
 from ..inference import CR2, check_se_type, cr1_vcov, fixest_dof_k, t_test
 from ..wild_bootstrap import wild_cluster_bootstrap
 
@@ -87,6 +88,42 @@ class FixedEffectsFit:
             "ci_low": self.ci_low,
             "ci_high": self.ci_high,
         })
+
+    def summary(self):
+        """Coefficient table (pandas, indexed by term): estimate, std_error,
+        t, p_value, ci_low, ci_high, df, se_type."""
+        pd = results.pandas()
+        out = pd.DataFrame({"estimate": self.estimate, "std_error": self.std_error, "t": self.t,
+                            "p_value": self.p, "ci_low": self.ci_low, "ci_high": self.ci_high,
+                            "df": np.broadcast_to(np.asarray(self.df, float), len(self.terms)),
+                            "se_type": self.se_type},
+                           index=pd.Index(list(self.terms), name="term"))
+        return out
+
+    def to_pandas(self):
+        """``summary()`` with the term as a column (one row per regressor)."""
+        return self.summary().reset_index()
+
+    def __repr__(self) -> str:
+        rows = [{"term": t, "estimate": e, "std_error": s, "t": tt, "p_value": p, "ci_low": lo,
+                 "ci_high": hi} for t, e, s, tt, p, lo, hi in
+                zip(self.terms, self.estimate, self.std_error, self.t, self.p, self.ci_low,
+                    self.ci_high)]
+        if self.se_type == "CR2":
+            how = "CR2 (Bell-McCaffrey), t with Satterthwaite df"
+        elif self.se_type == "wild":
+            b = self.bootstrap
+            how = (f"CR1; p-values and intervals from the wild cluster bootstrap "
+                   f"({b['weights']}, {b['draws']} draws, seed {b['seed']})")
+        else:
+            how = f"CR1, t on {self.df} df"
+        fe = f", fixed effects: {', '.join(self.fe)}" if self.fe else ""
+        return "\n".join([
+            f"rfp fixed effects: {self.outcome} on {', '.join(self.terms)}{fe}",
+            f"{self.n} observations in {self.n_clusters} clusters ({self.cluster}); standard "
+            f"errors {how}; {self.level:.0%} intervals",
+            results.text_table(rows, list(rows[0])),
+        ])
 
     def row(self, term: str | None = None) -> dict:
         """The table row of ``term`` (the treatment by default) as a dict."""
