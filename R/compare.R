@@ -75,8 +75,9 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
                         folds = 5L, seed = 0L, repeats = 1L, na.action = stats::na.fail,
                         verbose = FALSE, vcov = c("CR1", "CR2", "wild"), se_type = NULL,
                         bootstrap_draws = 9999L, bootstrap_weights = c("rademacher", "webb"),
-                        ...) {
+                        subset = NULL, ...) {
   call <- match.call()
+  if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
   vcov <- vcov_type(vcov, se_type)
   bootstrap_draws <- check_whole(bootstrap_draws, "bootstrap_draws", 99)
   bootstrap_weights <- match.arg(bootstrap_weights)

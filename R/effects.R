@@ -47,6 +47,9 @@
 #'   interval from 0.88-0.91 to 0.95-0.97, at five times the fitting time.
 #' @param design `NULL`, `"cluster"` (treatment is assigned to whole clusters:
 #'   an error if it varies within one) or `"individual"`.
+#' @param subset Optional rows to use, as in [stats::lm()]: an expression
+#'   evaluated in `data` giving a logical vector (`NA` counts as `FALSE`) or
+#'   row numbers, e.g. `subset = year > 2000`.
 #' @param na.action `na.fail` (default), `na.omit` or `na.exclude`, for the
 #'   outcome, controls, cluster and treatment.
 #' @param verbose Show a progress bar over the fits.
@@ -84,8 +87,9 @@
 rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_learner"),
                        estimand = c("ATE", "ATT"), folds = 5L, seed = 0L, repeats = 1L,
                        design = NULL, na.action = stats::na.fail, verbose = FALSE,
-                       vcov = c("CR1", "CR2", "wild"), se_type = NULL, ...) {
+                       vcov = c("CR1", "CR2", "wild"), se_type = NULL, subset = NULL, ...) {
   call <- match.call()
+  if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
   method <- match.arg(method)
   vcov <- vcov_type(vcov, se_type)
   if (method == "t_learner" && vcov != "CR1") {
