@@ -150,10 +150,13 @@ print.rfp_compare <- function(x, digits = 3L, ...) {
               attr(x, "outcome") %||% "outcome",
               if (is.null(formula)) "" else paste0(", ", deparse1(formula))))
   if (nrow(x)) {
-    cat(sprintf("%d observations in %d clusters%s; %g%% intervals (t, G - 1 df)\n\n",
+    inference <- switch(attr(x, "se_type") %||% "CR1",
+                        CR2 = "; fixed effects: CR2, t with Satterthwaite df",
+                        wild = "; fixed effects: wild cluster bootstrap", "")
+    cat(sprintf("%d observations in %d clusters%s; %g%% intervals (t, G - 1 df%s)\n\n",
                 x$n[1], x$clusters[1],
                 if (!is.null(attr(x, "strata"))) paste0(", strata: ", attr(x, "strata")) else "",
-                100 * (attr(x, "level") %||% 0.95)))
+                100 * (attr(x, "level") %||% 0.95), inference))
   }
   fixed <- function(v, digits) {
     v[is.finite(v) & abs(v) < 0.5 * 10^-digits] <- 0  # no "-0.00"

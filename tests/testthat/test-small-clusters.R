@@ -33,6 +33,7 @@ test_that("vcov = 'CR2' on the fixed-effects row equals clubSandwich and estimat
   expect_equal(cmp$conf.high, unname(lr$conf.high["d"]), tolerance = 1e-8)
   expect_identical(cmp$se_type, "CR2")
   expect_identical(attr(cmp, "se_type"), "CR2")
+  expect_output(print(cmp), "fixed effects: CR2, t with Satterthwaite df")
   # se_type is the same setting under estimatr's name
   same <- rfp_compare(y ~ x1 | g, df, treatment = "d", fe = ~stratum, methods = "fixed_effects",
                       se_type = "CR2")
