@@ -15,6 +15,13 @@ correction:
 
 How K counts fixed effects (``fixest_dof_k``) follows fixest's default
 ``ssc(adj = TRUE, fixef.K = "nested", cluster.adj = TRUE)``.
+
+For few clusters, ``CR2`` is the bias-reduced linearization of Bell &
+McCaffrey (2002) with Satterthwaite degrees of freedom (Pustejovsky & Tipton
+2018), its adjustment computed for the regression with the fixed effects as
+dummies even when they are absorbed (as clubSandwich does); the wild cluster
+bootstrap lives in ``rfp.wild_bootstrap``. ``SmallClusterWarning`` flags CR1
+with fewer than ``SMALL_CLUSTERS`` (30) clusters.
 """
 from __future__ import annotations
 

@@ -138,7 +138,7 @@ def test_wild_full_enumeration_equals_wildboottest():
         assert ours.p_value in (pytest.approx(ref, abs=1e-12), pytest.approx(ref - 2 / 512))
 
 
-@pytest.mark.parametrize("weights", ["webb"])
+@pytest.mark.parametrize("weights", ["webb", "rademacher"])
 def test_wild_p_value_and_interval_match_wildboottest(df, weights):
     """G = 15 (2^15 > B: random draws): p-values within Monte Carlo error
     (4 SDs of the difference of two independent B = 9999 estimates), and at
@@ -204,6 +204,7 @@ def coverage_data(rng, n_clusters=8):
     return pd.DataFrame({"y": y, "d": d, "x1": x1, "cl": cl, "fe1": fe1})
 
 
+@pytest.mark.slow
 def test_cr2_coverage_beats_cr1_with_few_clusters():
     """A simulation with a known truth (β_d = 0.2), 8 clusters, 400
     replications (about 12 s): CR1 with t on G − 1 under-covers (0.80 here);
