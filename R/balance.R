@@ -51,8 +51,9 @@
 #' }
 #' @export
 rfp_balance <- function(formula, data, treatment, method = c("entropy", "hierarchical", "cluster"),
-                        lambda = 1, icc = NULL, na.action = stats::na.fail, ...) {
+                        lambda = 1, icc = NULL, na.action = stats::na.fail, subset = NULL, ...) {
   call <- match.call()
+  if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
   method <- match.arg(method)
   ed <- effect_design(formula, data, treatment, na.action, binary = TRUE,
                       what = "balancing weights")

@@ -5,7 +5,8 @@
 # Evaluate `expr` (a call into Python) recording Python warnings; a Python
 # error becomes an R error, and each recorded user-facing warning is raised
 # again as an R warning with its message (class `rfp_functional_form_warning`
-# for the backend's FunctionalFormWarning).
+# for the backend's FunctionalFormWarning, `rfp_small_cluster_warning` for its
+# SmallClusterWarning: CR1 with fewer than 30 clusters).
 py_call_warnings <- function(expr) {
   b <- backend()
   py_warnings <- reticulate::import("warnings", convert = FALSE)
@@ -32,7 +33,8 @@ python_warnings <- function(caught) {
     category <- r_plain(w$category$`__name__`)
     if (category %in% quiet) next
     message <- r_plain(b$builtins$str(w$message))
-    class <- if (category == "FunctionalFormWarning") "rfp_functional_form_warning" else NULL
+    class <- switch(category, FunctionalFormWarning = "rfp_functional_form_warning",
+                    SmallClusterWarning = "rfp_small_cluster_warning", NULL)
     out[[length(out) + 1L]] <- warningCondition(message, class = c(class, "rfp_python_warning"))
   }
   out
@@ -93,4 +95,26 @@ fits_progress <- function(n_fits, verbose) {
          utils::setTxtProgressBar(bar, n_fits)
          close(bar)
        })
+}
+
+# The variance type: `vcov` ("CR1", "CR2", "wild") or its alias `se_type`
+# (estimatr's name); a formula such as `~cluster` gets an error saying where
+# the cluster goes.
+vcov_type <- function(vcov, se_type = NULL) {
+  types <- c("CR1", "CR2", "wild")
+  if (!is.null(se_type)) {
+    if (!identical(vcov, types) && !identical(vcov, se_type)) {
+      stop("give vcov or se_type, not both (they are the same setting)", call. = FALSE)
+    }
+    vcov <- se_type
+  }
+  if (inherits(vcov, "formula")) {
+    stop("vcov takes \"CR1\", \"CR2\" or \"wild\"; the cluster is the right side of the ",
+         "formula's `|` (y ~ x | cluster), not a vcov formula", call. = FALSE)
+  }
+  if (identical(vcov, types)) return("CR1")
+  if (!is.character(vcov) || length(vcov) != 1L || is.na(vcov) || !vcov %in% types) {
+    stop("vcov / se_type must be \"CR1\", \"CR2\" or \"wild\"", call. = FALSE)
+  }
+  vcov
 }

@@ -47,9 +47,18 @@
 #'   interval from 0.88-0.91 to 0.95-0.97, at five times the fitting time.
 #' @param design `NULL`, `"cluster"` (treatment is assigned to whole clusters:
 #'   an error if it varies within one) or `"individual"`.
+#' @param subset Optional rows to use, as in [stats::lm()]: an expression
+#'   evaluated in `data` giving a logical vector (`NA` counts as `FALSE`) or
+#'   row numbers, e.g. `subset = year > 2000`.
 #' @param na.action `na.fail` (default), `na.omit` or `na.exclude`, for the
 #'   outcome, controls, cluster and treatment.
 #' @param verbose Show a progress bar over the fits.
+#' @param vcov,se_type The variance (`se_type` is estimatr's name for the
+#'   same setting): only `"CR1"` (cluster-robust, t on G - 1) for these
+#'   estimators. `"CR2"` and `"wild"` exist for the fixed-effects row of
+#'   [rfp_compare()]; here they are an error that says why: their leverage
+#'   correction is derived for OLS with a fixed design, while DML's and AIPW's
+#'   residuals come from cross-fitted nonlinear nuisance fits.
 #' @param ... Settings of the nuisance fits, as in [rfp()]: `model`,
 #'   `hidden`, `alpha`, `inner_steps`, `inner_lr`, `max_steps`, `patience`,
 #'   `learning_rate`, ... (the loss is chosen per nuisance); and `level`
@@ -60,7 +69,7 @@
 #'   `propensity_penalty`, `warn_share` (`"dml"`: the variance share above
 #'   which to warn, default 0.9).
 #' @return An object of class `rfp_effect`: a list with `estimate`,
-#'   `std.error`, `conf.low`, `conf.high`, `level`, `df`, `n`, `n_clusters`,
+#'   `std.error`, `conf.low`, `conf.high`, `level`, `df`, `se_type`, `n`, `n_clusters`,
 #'   `method`, `estimand`, `diagnostics` (a list: `variance_share`, `ess`,
 #'   `converged`, ...) and `nuisance` (a data frame of the cross-fitted
 #'   predictions, residuals and folds per row; for `"t_learner"`, `tau`).
@@ -77,9 +86,16 @@
 #' @export
 rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_learner"),
                        estimand = c("ATE", "ATT"), folds = 5L, seed = 0L, repeats = 1L,
-                       design = NULL, na.action = stats::na.fail, verbose = FALSE, ...) {
+                       design = NULL, na.action = stats::na.fail, verbose = FALSE,
+                       vcov = c("CR1", "CR2", "wild"), se_type = NULL, subset = NULL, ...) {
   call <- match.call()
+  if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
   method <- match.arg(method)
+  vcov <- vcov_type(vcov, se_type)
+  if (method == "t_learner" && vcov != "CR1") {
+    stop("vcov = \"", vcov, "\" does not apply to the T-learner, which reports no standard error",
+         call. = FALSE)
+  }
   if (method == "dml" && !missing(estimand)) {
     warning("method = \"dml\" estimates the partially linear model's tau (estimand \"PLM\"); ",
             "estimand is ignored", call. = FALSE)
@@ -114,6 +130,7 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
     args$repeats <- repeats
   }
   if (method == "aipw") args$estimand <- estimand
+  if (method != "t_learner") args$vcov <- vcov
   result <- py_call_warnings(do.call(b$rfp$effect, c(args, settings, progress$settings)))
 
   out <- if (method == "t_learner") {
@@ -161,6 +178,7 @@ backend_effect <- function(e) {
        conf.high = as.numeric(r_plain(e$ci_high)),
        level = as.numeric(r_plain(e$level)),
        df = as.integer(r_plain(e$df)),
+       se_type = r_plain(e$se_type),
        n = as.integer(r_plain(e$n)),
        n_clusters = as.integer(r_plain(e$n_clusters)),
        diagnostics = diagnostics,

@@ -37,6 +37,9 @@
 #' @param eval_every Steps between evaluations of the held-out loss.
 #' @param validation_share Share of clusters held out for early stopping.
 #' @param seed Random seed (initial parameters and held-out clusters).
+#' @param subset Optional rows to use, as in [stats::lm()]: an expression
+#'   evaluated in `data` giving a logical vector (`NA` counts as `FALSE`) or
+#'   row numbers, e.g. `subset = year > 2000`.
 #' @param na.action `na.fail` (default: an error naming each column with
 #'   missing values), `na.omit` or `na.exclude` (drop those rows, with a
 #'   message).
@@ -62,8 +65,9 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
                 learning_rate = 0.01, clip_norm = 1, schedule = c("constant", "cosine"),
                 max_steps = 2000L, patience = 200L,
                 eval_every = 10L, validation_share = 0.2, seed = 0L,
-                na.action = stats::na.fail, verbose = interactive(), ...) {
+                na.action = stats::na.fail, verbose = interactive(), subset = NULL, ...) {
   call <- match.call()
+  if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
   settings <- fit_settings(
     model = match.arg(model), alpha = alpha, inner_steps = inner_steps, inner_lr = inner_lr,
     first_order = first_order, loss = match.arg(loss), weights = match.arg(weights),

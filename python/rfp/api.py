@@ -102,7 +102,25 @@ class FittedModel:
     def predict(self, data, type: str = "response", as_numpy: bool = False,
                 na_action: str = "fail"):
         """E[y | x] (or P(y = 1 | x) for the logistic loss) on new data.
-        The cluster column is not needed: prediction uses theta alone."""
+
+        Parameters
+        ----------
+        data : Arrow-compatible table (pyarrow, pandas, polars, dict of arrays)
+            Must hold the control columns the model was fitted on; the
+            cluster column is not needed (prediction uses theta alone).
+        type : {"response", "link"}
+            "link" gives the logit for the logistic loss (same as "response"
+            for the squared loss).
+        as_numpy : bool
+            Return a NumPy array instead of a pyarrow Array.
+        na_action : {"fail", "omit"}
+            "omit" predicts NaN for rows with a missing control.
+
+        Returns
+        -------
+        pyarrow.Array or numpy.ndarray
+            One prediction per row of ``data``.
+        """
         if self.x_names is None:
             raise ValueError("this model was fitted with fit_arrays: use predict_arrays")
         x, kept = data_mod.prepare_x(data, self.x_names, na_action)
@@ -184,9 +202,33 @@ def _model_for(config, model):
 
 
 def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings) -> FittedModel:
-    """Fit on arrays: ``x`` a matrix or any pytree with a leading observation
-    axis (for user (init, apply) models), ``y`` a vector, ``cluster`` a vector
-    of labels.  See ``fit`` for the settings."""
+    """Fit f(theta, x) on arrays (the engine behind ``fit``).
+
+    Parameters
+    ----------
+    x : array (n, p) or pytree
+        Inputs; any pytree with a leading observation axis for a user's
+        (init, apply) model.
+    y : array (n,)
+        Outcome (0/1 for ``loss="logistic"``).
+    cluster : array (n,)
+        Cluster labels (any type); at least two clusters.
+    model : str or (init, apply) pair
+        "linear", "mlp" (default), "neural_ode" or a user's pair of JAX
+        functions.
+    progress : bool, callable or None
+        A progress bar (None: when the session is interactive), or a
+        callback(step, total, train_loss, validation_loss).
+    scale : bool
+        Standardise a matrix x (and y for the squared loss) before fitting;
+        predictions are on the original scale.
+    **settings
+        As in ``fit`` (``DEFAULTS`` lists them).
+
+    Returns
+    -------
+    FittedModel
+    """
     config = _config({"model": model, **settings})
     x, y_fit, codes, labels, scaler = _design(x, y, cluster, model, config, scale)
     m = _model_for(config, model)
@@ -238,15 +280,49 @@ def tune_arrays(x, y, cluster, model="mlp", grid=None, folds: int = 5, one_se: b
 
 def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",
         progress=None, **settings) -> FittedModel:
-    """Fit f(theta, x) by regularized bi-level gradient descent (R_k, DESIGN.md).
+    """Fit f(theta, x) by regularized bi-level gradient descent (the R_k
+    objective: alpha times the pooled loss plus 1 − alpha times the loss
+    after ``inner_steps`` per-cluster adaptation steps).
 
-    data: any Arrow-compatible table.  y: outcome column.  x: control columns
-    (default: all others).  cluster: the cluster column (any type), used in
-    training only.  Settings: model ('linear', 'mlp', 'neural_ode' or an
-    (init, apply) pair), hidden, activation, alpha, inner_steps, inner_lr,
-    first_order, loss ('squared'/'logistic'), weights ('obs'/'cluster'),
-    penalty (lambda), learning_rate, clip_norm, schedule ('constant'/'cosine'), max_steps, patience,
-    eval_every, validation_share, seed.
+    Parameters
+    ----------
+    data : Arrow-compatible table (pyarrow, pandas, polars, dict of arrays)
+    y : str
+        Outcome column (numeric; 0/1 for ``loss="logistic"``).
+    x : list of str, str, or "all"
+        Control columns (numeric). Required: ``x="all"`` takes every column
+        other than ``y`` and ``cluster``.
+    cluster : str
+        Cluster column (any type); used in training only.
+    na_action : {"fail", "omit"}
+        "fail" rejects missing values naming the column; "omit" drops those
+        rows with a warning.
+    progress : bool, callable or None
+        A progress bar (None: when the session is interactive), or a
+        callback(step, total, train_loss, validation_loss).
+    **settings
+        model ("linear", "mlp", "neural_ode" or an (init, apply) pair),
+        hidden (layer widths), activation, alpha (weight of the pooled loss,
+        in [0, 1]), inner_steps, inner_lr, first_order, loss ("squared" or
+        "logistic"), weights ("obs" or "cluster": each observation or each
+        cluster weighs the same), penalty (lambda), learning_rate,
+        clip_norm, schedule ("constant" or "cosine"), max_steps, patience
+        (early stopping on the held-out clusters; None to switch off),
+        eval_every, validation_share, seed; ``DEFAULTS`` has their values.
+
+    Returns
+    -------
+    FittedModel
+        ``predict(data)`` for new rows; ``history`` the training and
+        held-out losses.
+
+    Raises
+    ------
+    ValueError
+        A missing or non-numeric column, missing values, fewer than two
+        clusters, or a setting out of range (each named).
+    TypeError
+        An unknown setting.
     """
     return _from_table(fit_arrays, data, y, x, cluster, na_action, progress, settings)
 
@@ -256,17 +332,43 @@ def tune(data, y: str, x=None, cluster: str = None, *, grid=None, folds: int = 5
     """Choose the settings and the number of outer steps by K-fold
     cross-validation across whole clusters, then refit on all clusters.
 
-    grid: a dict of candidate lists (or a list of such dicts) over alpha,
-    inner_lr, learning_rate (one compiled program serves all their values) and
-    inner_steps, hidden, model, activation, first_order, penalty, width (a
-    program per combination); default ``rfp.crossval.DEFAULT_GRID`` (alpha from 1,
-    ERM, to 0, MAML).  folds: K.  one_se: the fewest steps within one SE of
-    the best.  Other settings as in ``fit`` are held fixed (max_steps, default
-    1000, and patience, default 100, bound the run of every configuration).
-    Returns the refitted model; ``model.cv`` holds the table (``print``,
-    ``to_pandas()``, ``plot()``).  Warns (``rfp.alerts``) when the chosen
-    configuration is no better than the training mean on held-out clusters, or
-    was still improving at max_steps.
+    Every configuration x fold of a shape group trains at once, in one
+    compiled program (``crossval.py``); the chosen configuration and step
+    minimise the held-out loss averaged over the folds.
+
+    Parameters
+    ----------
+    data, y, x, cluster, na_action, progress
+        As in ``fit``.
+    grid : dict of lists, list of such dicts, or None
+        Candidate values: alpha, inner_lr, learning_rate (traced: one program
+        serves all their values) and inner_steps, hidden, model, activation,
+        first_order, penalty, width (a program per combination). Default
+        ``rfp.crossval.DEFAULT_GRID``: alpha in {1 (ERM), 0.75, 0.5, 0.25,
+        0 (MAML)} x inner_lr in {0.1, 0.3}.
+    folds : int
+        K, the number of folds of whole clusters (default 5).
+    one_se : bool
+        Choose the fewest steps whose cross-validated loss is within one
+        standard error (across folds) of the best, rather than the best.
+    **settings
+        Other settings, as in ``fit``, held fixed; max_steps (default 1000)
+        and patience (default 100, on the fold-averaged curve) bound every
+        configuration's run.
+
+    Returns
+    -------
+    FittedModel
+        Refitted on all clusters at the chosen configuration and step;
+        ``model.cv`` holds the table (print it, ``to_pandas()``, ``plot()``).
+
+    Warns
+    -----
+    rfp.alerts.NoBetterThanMeanWarning
+        The chosen configuration predicts held-out clusters no better than
+        their training mean.
+    rfp.alerts.NotConvergedWarning
+        The chosen configuration was still improving at max_steps.
     """
     return _from_table(tune_arrays, data, y, x, cluster, na_action, progress,
                        dict(settings, grid=grid, folds=folds, one_se=one_se))

@@ -138,6 +138,20 @@ def drop_missing(table: pa.Table, names, na_action: str = "fail") -> tuple[pa.Ta
     return table, ~bad
 
 
+def controls(table: pa.Table, x, others) -> list:
+    """The control columns: ``x`` as a list; ``x = "all"`` takes every column
+    not in ``others`` (outcome, treatment, cluster). ``x`` is required: a
+    silent default would take every other column, a simulated truth or an
+    identifier included."""
+    if x is None:
+        raise ValueError(
+            "x= is required: name the control columns (x=['x1', 'x2']), or pass x='all' to use "
+            f"every column other than {[o for o in others if o is not None]}")
+    if isinstance(x, str) and x == "all" and "all" not in table.column_names:
+        return [c for c in table.column_names if c not in others]
+    return [x] if isinstance(x, str) else list(x)
+
+
 def prepare(data, y: str, x, cluster: str, na_action: str = "fail",
             min_clusters: int = 2) -> Prepared:
     """Check and extract y, x and cluster.
@@ -146,11 +160,7 @@ def prepare(data, y: str, x, cluster: str, na_action: str = "fail",
     count; ``na_action="omit"`` drops those rows and warns with the count.
     """
     table = as_table(data)
-    if x is None:
-        x = [c for c in table.column_names if c not in (y, cluster)]
-    if isinstance(x, str):
-        x = [x]
-    x = list(x)
+    x = controls(table, x, (y, cluster))
     if not x:
         raise ValueError("no controls: pass x=[...] naming at least one numeric column")
     require_columns(table, [y, *x, cluster])

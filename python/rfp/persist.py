@@ -59,8 +59,26 @@ def save(model, path) -> None:
 
 
 def load(path, model=None):
-    """Load a model saved with ``save``.  A model fitted with a user's
-    (init, apply) pair needs that pair again: ``load(path, model=(init, apply))``."""
+    """Load a model saved with ``FittedModel.save``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file written by ``save`` (NumPy ``.npz`` with the settings as JSON).
+    model : (init, apply) pair, optional
+        Needed again, and only, for a model fitted with a user's pair of JAX
+        functions (their code is not stored).
+
+    Returns
+    -------
+    FittedModel
+        Predicts exactly as the saved model did.
+
+    Raises
+    ------
+    ValueError
+        The file is not an rfp model file, or a user model is missing.
+    """
     from .api import FittedModel
     with np.load(path, allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}

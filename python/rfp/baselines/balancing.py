@@ -36,6 +36,7 @@ import osqp
 import pyarrow as pa
 from scipy import sparse
 
+from .. import results
 from ..data import as_table, drop_missing, encode_clusters, numeric, require_columns
 from ..diagnostics import balance_table, effective_sample_size
 
@@ -595,6 +596,26 @@ class BalancingFit:
     balance: pa.Table
     ess: float
     x_names: list
+
+    def summary(self):
+        """The balance table as a pandas DataFrame indexed by covariate."""
+        out = self.balance.to_pandas()
+        return out.set_index(out.columns[0]) if len(out.columns) else out
+
+    def to_pandas(self):
+        """The balance table as a pandas DataFrame (one row per covariate)."""
+        return self.balance.to_pandas()
+
+    def __repr__(self) -> str:
+        rows = self.balance.to_pylist()
+        table = results.text_table(rows, list(rows[0])) if rows else "(no covariates)"
+        converged = getattr(self.result, "converged", getattr(self.result, "solved", None))
+        return "\n".join([
+            f"rfp balancing weights: {type(self.result).__name__}, {int(self.kept.sum())} rows, "
+            f"effective sample size of the controls {results.number(self.ess, 1)}"
+            + ("" if converged is None else f", converged {results.number(bool(converged))}"),
+            table,
+        ])
 
 
 def _read(data, treatment, x, cluster=None, cluster_x=(), weight_col=None, na_action="fail"):
