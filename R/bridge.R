@@ -4,9 +4,8 @@
 
 # Evaluate `expr` (a call into Python) recording Python warnings; a Python
 # error becomes an R error, and each recorded user-facing warning is raised
-# again as an R warning with its message (class `rfp_functional_form_warning`
-# for the backend's FunctionalFormWarning, `rfp_small_cluster_warning` for its
-# SmallClusterWarning: CR1 with fewer than 30 clusters).
+# again as an R warning with its message and class `rfp_<name>_warning` for
+# the backend's warning class <Name>Warning (`warning_class()`).
 py_call_warnings <- function(expr) {
   b <- backend()
   py_warnings <- reticulate::import("warnings", convert = FALSE)
@@ -33,11 +32,19 @@ python_warnings <- function(caught) {
     category <- r_plain(w$category$`__name__`)
     if (category %in% quiet) next
     message <- r_plain(b$builtins$str(w$message))
-    class <- switch(category, FunctionalFormWarning = "rfp_functional_form_warning",
-                    SmallClusterWarning = "rfp_small_cluster_warning", NULL)
+    module <- r_plain(w$category$`__module__`)
+    class <- if (startsWith(module, "rfp")) warning_class(category) else NULL
     out[[length(out) + 1L]] <- warningCondition(message, class = c(class, "rfp_python_warning"))
   }
   out
+}
+
+# The R class of one of the backend's warnings: NotConvergedWarning ->
+# "rfp_not_converged_warning" (FunctionalFormWarning, SmallClusterWarning,
+# StoppedAtOnceWarning, NoBetterThanMeanWarning, DivergenceWarning alike).
+warning_class <- function(category) {
+  snake <- tolower(gsub("([a-z0-9])([A-Z])", "\\1_\\2", sub("Warning$", "", category)))
+  paste0("rfp_", snake, "_warning")
 }
 
 # Fit settings for the nuisance models of an estimator, given in `...`:

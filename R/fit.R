@@ -44,6 +44,22 @@
 #'   missing values), `na.omit` or `na.exclude` (drop those rows, with a
 #'   message).
 #' @param verbose Show a progress bar (default: in interactive sessions).
+#' @param tune Choose the settings by cross-validation across whole clusters
+#'   (`folds` folds) over `tune_grid`, and the number of outer steps from
+#'   the fold-averaged held-out loss, then refit on all clusters. Every
+#'   configuration x fold trains at once in one compiled program. The table
+#'   is `fit$cv` (printed by `summary()`); its last row is the training mean,
+#'   so it says whether anything beats predicting the mean on new clusters.
+#'   With `tune = TRUE`, `max_steps` and `patience` default to 1000 and 100
+#'   per configuration.
+#' @param tune_grid A named list of candidate values for `alpha`, `inner_lr`,
+#'   `learning_rate`, `inner_steps`, `hidden` (a list of width vectors),
+#'   `activation`, `model`, `first_order`, `penalty`; `NULL` is the default
+#'   grid: `alpha` in 1 (ERM), 0.75, 0.5, 0.25, 0 (MAML) times `inner_lr` in
+#'   0.1, 0.3.
+#' @param folds Number of folds of whole clusters for `tune = TRUE`.
+#' @param one_se With `tune = TRUE`, choose the fewest steps within one
+#'   standard error (across folds) of the best cross-validated loss.
 #' @param ... Further backend settings (`width`, `steps` for
 #'   `model = "neural_ode"`).
 #' @return An object of class `rfp`; see [summary.rfp()], [predict.rfp()],
@@ -65,8 +81,12 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
                 learning_rate = 0.01, clip_norm = 1, schedule = c("constant", "cosine"),
                 max_steps = 2000L, patience = 200L,
                 eval_every = 10L, validation_share = 0.2, seed = 0L,
-                na.action = stats::na.fail, verbose = interactive(), subset = NULL, ...) {
+                na.action = stats::na.fail, verbose = interactive(), subset = NULL,
+                tune = FALSE, tune_grid = NULL, folds = 5L, one_se = FALSE, ...) {
   call <- match.call()
+  if (!is.logical(tune) || length(tune) != 1L || is.na(tune)) {
+    stop("tune must be TRUE or FALSE", call. = FALSE)
+  }
   if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
   settings <- fit_settings(
     model = match.arg(model), alpha = alpha, inner_steps = inner_steps, inner_lr = inner_lr,
@@ -84,11 +104,23 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
                stats::setNames(list(design$y, design$cluster), c(outcome_column, cluster_column)))
   progress <- progress_bar(settings$max_steps, verbose)
   on.exit(progress$close(), add = TRUE)
-  model <- py_call(do.call(b$rfp$fit, c(
+  entry <- b$rfp$fit
+  py_args <- py_settings(settings)
+  if (tune) {
+    # tune's own budget per configuration unless the user set one
+    if (missing(max_steps)) py_args$max_steps <- NULL
+    if (missing(patience)) py_args$patience <- NULL
+    entry <- b$rfp$tune
+    py_args <- c(py_args, list(grid = py_grid(tune_grid),
+                               folds = check_whole(folds, "folds", 2),
+                               one_se = check_flag(one_se, "one_se")))
+  }
+  model <- py_call_warnings(do.call(entry, c(
     list(py_columns(columns), y = outcome_column, x = as.list(design$columns),
          cluster = cluster_column, na_action = "fail", progress = progress$callback),
-    py_settings(settings))))
+    py_args)))
 
+  if (tune) settings <- chosen_settings(settings, model)
   fitted <- r_numeric(model$predict(py_columns(design_columns(design, design$x)),
                                     as_numpy = TRUE))
   history <- model$history
@@ -113,6 +145,7 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
     na.action = design$na_action,
     coefficients = linear_coefficients(model, settings, design$x_names),
     model_bytes = model_bytes(model),
+    cv = cv_table(model),
     backend = new.env(parent = emptyenv())
   ), class = "rfp")
   fit$backend$model <- model
@@ -149,6 +182,49 @@ fit_settings <- function(..., model, alpha, inner_steps, inner_lr, first_order, 
   ), lapply(extra, function(v) if (is.numeric(v) && all(v == round(v))) as.integer(v) else v))
   if (list2$validation_share >= 1) stop("validation_share must be below 1", call. = FALSE)
   list2
+}
+
+# After tuning: the settings the refitted model used (the chosen row).
+chosen_settings <- function(settings, model) {
+  config <- r_plain(model$config)
+  for (k in intersect(names(settings), names(config))) {
+    v <- config[[k]]
+    if (k == "hidden" && !is.null(v)) v <- as.integer(unlist(v))
+    if (!is.null(v)) settings[[k]] <- v
+  }
+  settings
+}
+
+# A tuning grid as the backend takes it: a named list of candidate vectors
+# (`hidden`: a list of width vectors) -> a dict of candidate lists; NULL, the
+# backend's default grid.
+py_grid <- function(grid) {
+  if (is.null(grid)) return(NULL)
+  if (!is.list(grid) || is.null(names(grid)) || any(!nzchar(names(grid)))) {
+    stop("tune_grid must be a named list of candidate values, e.g. ",
+         "list(alpha = c(1, 0.5, 0), inner_lr = c(0.1, 0.3))", call. = FALSE)
+  }
+  out <- lapply(names(grid), function(k) {
+    v <- grid[[k]]
+    if (k == "hidden") {
+      if (!is.list(v)) v <- list(v)
+      return(lapply(v, function(h) as.list(check_whole(h, "tune_grid$hidden", 1, scalar = FALSE))))
+    }
+    if (is.numeric(v) && k %in% c("inner_steps", "width", "steps")) v <- as.integer(v)
+    as.list(v)
+  })
+  stats::setNames(out, names(grid))
+}
+
+# The cross-validation table of a tuned fit (NULL for an untuned one): the
+# tuned settings, mean held-out loss (cv_loss), its SE across folds, the chosen
+# step; the last row is the constant predictor (the training mean).
+cv_table <- function(model) {
+  cv <- model$cv
+  if (inherits(cv, "python.builtin.NoneType")) return(NULL)
+  out <- r_table(cv$to_arrow())
+  rownames(out) <- c(paste("config", seq_len(nrow(out) - 1L)), "mean (no model)")
+  out
 }
 
 # Settings as the backend takes them: hidden as a list of ints, NULL as None.

@@ -42,7 +42,8 @@ summary.rfp <- function(object, ...) {
     objective = object$history$train[best],
     validation_loss = object$history$validation[best],
     loss = c(train = prediction_loss(object, !held), validation = prediction_loss(object, held)),
-    coefficients = object$coefficients
+    coefficients = object$coefficients,
+    cv = object$cv
   ), class = "summary.rfp")
 }
 
@@ -79,6 +80,11 @@ print.summary.rfp <- function(x, digits = max(3L, getOption("digits") - 3L), ...
   if (!is.null(x$coefficients)) {
     cat("\nCoefficients (original scale):\n")
     print(signif(x$coefficients, digits))
+  }
+  if (!is.null(x$cv)) {
+    cat(sprintf("\nCross-validation across clusters (%d configurations; cv_loss: mean held-out loss, standardised):\n",
+                nrow(x$cv) - 1L))
+    print(x$cv, digits = digits)
   }
   invisible(x)
 }

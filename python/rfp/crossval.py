@@ -188,6 +188,16 @@ class CVResult:
                      "step": 0, "chosen": False})
         return rows
 
+    def to_arrow(self):
+        """The table as a pyarrow Table (settings such as hidden as text)."""
+        import pyarrow as pa
+        rows = self.table()
+        cols = {k: [r[k] for r in rows] for k in rows[0]}
+        for k, v in cols.items():
+            if any(isinstance(e, (tuple, list, str)) for e in v):
+                cols[k] = [None if e is None else str(e) for e in v]
+        return pa.table(cols)
+
     def to_pandas(self):
         import pandas as pd
         rows = self.table()
@@ -278,7 +288,8 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
     fold_curves = np.full((len(configs), n_evals, folds), np.inf)   # per-fold held-out loss
     last_eval = np.zeros(len(configs), dtype=int)
 
-    bar = _bar(progress, len(groups) * max_steps)
+    total, done = len(groups) * max_steps, 0
+    bar = _bar(progress, total)
     first = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[:1]), x)
     try:
         for members in groups.values():
@@ -311,10 +322,14 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
                 best = np.where(improved, cv, best)
                 best_at = np.where(improved, step, best_at)
                 e += 1
+                done += length
                 if bar is not None:
                     bar.update(length)
                     bar.set_postfix(best=f"{np.min(best):.4g}", mean=f"{mean_loss:.4g}")
+                elif callable(progress):
+                    progress(done, total, float(np.min(best)), mean_loss)
                 if patience is not None and np.all(step - best_at >= patience):
+                    done += max_steps - step
                     if bar is not None:
                         bar.update(max_steps - step)
                     break
@@ -346,6 +361,8 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
 
 
 def _bar(progress, total):
+    """A tqdm bar over every group's steps, or None (off, or the user's
+    callback ``progress(done, total, best_cv, mean_cv)``)."""
     if callable(progress) or not wants_bar(progress):
         return None
     from tqdm.auto import tqdm
