@@ -50,7 +50,7 @@
 #'   configuration x fold trains at once in one compiled program. The table
 #'   is `fit$cv` (printed by `summary()`); its last row is the training mean,
 #'   so it says whether anything beats predicting the mean on new clusters.
-#'   With `tune = TRUE`, `max_steps` and `patience` default to 1000 and 100
+#'   With `tune = TRUE`, `max_steps` and `patience` default to 500 and 100
 #'   per configuration.
 #' @param tune_grid A named list of candidate values for `alpha`, `inner_lr`,
 #'   `learning_rate`, `inner_steps`, `hidden` (a list of width vectors),

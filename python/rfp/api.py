@@ -27,7 +27,7 @@ DEFAULTS = dict(
 
 # tune: a shorter run per model (each configuration x fold trains at once) and
 # patience on the cross-validated curve.
-TUNE_DEFAULTS = dict(max_steps=1000, patience=100)
+TUNE_DEFAULTS = dict(max_steps=500, patience=100)
 
 
 def _model_options(config):
@@ -352,7 +352,7 @@ def tune(data, y: str, x=None, cluster: str = None, *, grid=None, folds: int = 5
         Choose the fewest steps whose cross-validated loss is within one
         standard error (across folds) of the best, rather than the best.
     **settings
-        Other settings, as in ``fit``, held fixed; max_steps (default 1000)
+        Other settings, as in ``fit``, held fixed; max_steps (default 500)
         and patience (default 100, on the fold-averaged curve) bound every
         configuration's run.
 
