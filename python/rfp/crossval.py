@@ -370,8 +370,9 @@ def _bar(progress, total):
 
 
 def check_choice(cv: CVResult) -> None:
-    """Warnings about the chosen row: no better than the constant predictor,
-    chosen at the first evaluation, or at the last (not converged)."""
+    """Warnings about the chosen row: every configuration diverged, no better
+    than the constant predictor, chosen at the first evaluation, or at the
+    last (not converged)."""
     loss = cv.loss[cv.chosen]
     if not np.isfinite(loss):
         warnings.warn("every configuration diverged in cross-validation: lower learning_rate "
@@ -383,7 +384,13 @@ def check_choice(cv: CVResult) -> None:
             f"(cross-validated loss {loss:.4g} vs {cv.mean_loss:.4g}): the controls may not "
             f"predict the outcome across clusters; check the cv table (model.cv)",
             alerts.NoBetterThanMeanWarning, stacklevel=3)
-    if cv.chosen_step >= cv.max_steps:
+    if cv.chosen_step == cv.steps[cv.chosen][0]:
+        warnings.warn(
+            f"the chosen configuration is best at the first evaluation (step "
+            f"{cv.chosen_step}): the model kept is close to its random start; the controls "
+            f"may not predict the outcome across clusters, or learning_rate is too high for "
+            f"them (check model.cv)", alerts.StoppedAtOnceWarning, stacklevel=3)
+    elif cv.chosen_step >= cv.max_steps:
         warnings.warn(
             f"the held-out loss was still falling at the last step ({cv.chosen_step}): "
             f"increase max_steps", alerts.NotConvergedWarning, stacklevel=3)
