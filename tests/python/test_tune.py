@@ -117,3 +117,13 @@ def test_tune_on_a_table_and_bad_settings():
     with pytest.raises(ValueError, match="schedule"):
         rfp.tune(sim.data, y="y", x=["x"], cluster="cluster", schedule="cosine", progress=False,
                  **SMALL)
+
+
+def test_cv_plot(tmp_path):
+    x, y, cluster = _data(seed=5)
+    m = rfp.tune_arrays(x, y, cluster, grid={"alpha": [1.0, 0.5]}, folds=3, progress=False,
+                        **SMALL)
+    fig = m.cv.plot(tmp_path / "cv.png")
+    assert (tmp_path / "cv.png").stat().st_size > 0
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "training mean" in labels and sum("(chosen)" in t for t in labels) == 1
