@@ -57,9 +57,13 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
                         folds = 5L, seed = 0L, repeats = 1L, na.action = stats::na.fail,
                         verbose = FALSE, ...) {
   call <- match.call()
-  folds <- check_whole(folds, "folds", 2)
-  seed <- check_whole(seed, "seed", 0)
-  repeats <- check_whole(repeats, "repeats", 1)
+  # the backend's validator checks every setting (R and Python say the same)
+  checked <- check_settings(c(list(folds = folds, seed = seed, repeats = repeats), list(...)),
+                            "compare")
+  settings <- checked$r
+  folds <- settings$folds
+  seed <- settings$seed
+  repeats <- settings$repeats
   b <- backend()
   module <- reticulate::import("rfp.compare", convert = FALSE)
   known <- unlist(r_plain(module$METHODS))
@@ -73,7 +77,6 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
     stop(sprintf("unknown method(s) %s; known: %s", paste0("'", unknown, "'", collapse = ", "),
                  paste(known, collapse = ", ")), call. = FALSE)
   }
-  settings <- backend_settings(list(...), c("level", "clip", "icc", "warn_share", "propensity"))
   ed <- effect_design(formula, data, treatment, na.action, fe = fe, binary = TRUE,
                       what = "rfp_compare() (use rfp_effect(method = \"dml\") for another treatment)")
   columns <- effect_columns(ed)
@@ -83,9 +86,8 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
   on.exit(progress$close(), add = TRUE)
   args <- list(columns$table, y = columns$y, d = columns$d, x = columns$x,
                cluster = columns$cluster, strata = columns$strata %||% reticulate::py_none(),
-               methods = as.list(methods), truth = py_truth(truth), folds = folds, seed = seed,
-               repeats = repeats, na_action = "fail")
-  table <- py_call_warnings(do.call(b$rfp$compare, c(args, settings, progress$settings)))
+               methods = as.list(methods), truth = py_truth(truth), na_action = "fail")
+  table <- py_call_warnings(do.call(b$rfp$compare, c(args, checked$py, progress$settings)))
 
   out <- r_table(table)
   names(out)[match(c("std_error", "ci_low", "ci_high"), names(out))] <-

@@ -57,9 +57,9 @@ print.summary.rfp <- function(x, digits = max(3L, getOption("digits") - 3L), ...
   }
   cat(sprintf("alpha = %s, inner_steps = %d, inner_lr = %s%s\n", format(s$alpha),
               s$inner_steps, format(s$inner_lr), if (s$first_order) " (first order)" else ""))
-  cat(sprintf("learning_rate = %s (%s), max_steps = %d, patience = %s, seed = %d\n",
-              format(s$learning_rate), s$schedule %||% "constant", s$max_steps,
-              if (is.null(s$patience)) "none" else s$patience, s$seed))
+  cat(sprintf("learning_rate = %s (%s), max_steps = %s, patience = %s, seed = %s\n",
+              format(s$learning_rate), s$schedule %||% "constant", format(s$max_steps),
+              if (is.null(s$patience)) "none" else s$patience, format(s$seed)))
   cat(sprintf("\nObservations: %d (%d training, %d held out)%s\n", x$n_obs, x$n_train_obs,
               x$n_validation_obs,
               if (x$n_dropped) sprintf("; %d dropped for missing values", x$n_dropped) else ""))

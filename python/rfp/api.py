@@ -14,15 +14,10 @@ from . import data as data_mod
 from .bilevel import Objective, observation_weights
 from .layout import make_buckets
 from .models import as_model
+from . import settings as settings_mod
 from .train import History, train
 
-DEFAULTS = dict(
-    model="mlp", hidden=(32, 32), activation="tanh",
-    alpha=0.5, inner_steps=1, inner_lr=0.1, first_order=False,
-    loss="squared", weights="obs", penalty=0.0,
-    learning_rate=1e-2, clip_norm=1.0, schedule="constant", max_steps=2000, patience=200,
-    eval_every=10, validation_share=0.2, seed=0,
-)
+DEFAULTS = settings_mod.DEFAULTS  # the settings and their checks live in settings.py
 
 
 def _model_options(config):
@@ -35,15 +30,8 @@ def _model_options(config):
 
 
 def _config(overrides) -> dict:
-    unknown = set(overrides) - set(DEFAULTS) - {"width", "steps"}
-    if unknown:
-        raise TypeError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    config = {**DEFAULTS, **overrides}
-    if config["loss"] not in ("squared", "logistic"):
-        raise ValueError(f"loss must be 'squared' or 'logistic', got {config['loss']!r}")
-    if int(config["inner_steps"]) < 0:
-        raise ValueError("inner_steps must be >= 0")
-    config["inner_steps"] = int(config["inner_steps"])
+    """DEFAULTS updated by the user's settings, checked (settings.validate)."""
+    config = {**DEFAULTS, **settings_mod.validate(overrides, "fit")}
     if not isinstance(config["model"], str):
         config["hidden"] = None
     return config
@@ -145,6 +133,7 @@ def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings
     axis (for user (init, apply) models), ``y`` a vector, ``cluster`` a vector
     of labels.  See ``fit`` for the settings."""
     config = _config({"model": model, **settings})
+    progress = settings_mod.check("progress", progress)
     y = np.asarray(y, dtype=float)
     leaves = jax.tree.leaves(x)
     if not leaves or any(np.shape(a)[0] != len(y) for a in leaves):
@@ -199,6 +188,7 @@ def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",
     penalty (lambda), learning_rate, clip_norm, schedule ('constant'/'cosine'), max_steps, patience,
     eval_every, validation_share, seed.
     """
+    settings = settings_mod.validate(settings, "fit")  # before the data: cheap, and first
     if cluster is None:
         raise ValueError("cluster= is required: name the column that identifies clusters")
     prepared = data_mod.prepare(data, y, x, cluster, na_action)

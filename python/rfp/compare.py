@@ -59,6 +59,7 @@ from .baselines.fixed_effects import demean, fixed_effects
 from .data import as_table, encode_clusters
 from .diagnostics import effective_sample_size
 from .inference import cluster_if_se, t_test
+from .settings import check, validate
 from .simulate import Simulation
 
 METHODS = ("fixed_effects", "entropy_balancing", "cluster_balancing", "dml", "aipw", "kernel",
@@ -77,6 +78,9 @@ def balance(data, d, x, cluster=None, method: str = "entropy", **kwargs):
     (needs ``cluster``; ``lam`` defaults to 1) or "cluster" (needs ``cluster``
     and ``icc``; ``cluster_x`` defaults to the columns of ``x`` that are
     constant within every cluster, the rest are averaged within cluster)."""
+    check("method", method)
+    kwargs = validate({"method": method, **kwargs}, f"balance:{method}")
+    kwargs.pop("method")
     if isinstance(data, Simulation):
         data = data.data
     x = [x] if isinstance(x, str) else list(x)
@@ -355,6 +359,16 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
     method that cannot run on these data (a ``ValueError``) gives a row of
     NaN with the reason in ``note``.
     """
+    checked = validate(dict(folds=folds, seed=seed, level=level, repeats=repeats, clip=clip,
+                            icc=icc, warn_share=warn_share, na_action=na_action,
+                            propensity=propensity, propensity_penalty=propensity_penalty,
+                            **settings), "compare")
+    folds, seed, level, repeats, clip = (checked.pop(k) for k in
+                                         ("folds", "seed", "level", "repeats", "clip"))
+    icc, warn_share, propensity_penalty = (checked.pop(k) for k in
+                                           ("icc", "warn_share", "propensity_penalty"))
+    checked.pop("na_action"), checked.pop("propensity")
+    settings = checked
     if isinstance(data, Simulation):
         strata = data.settings.get("strata") if strata is None else strata
         truth = data.settings.get("truth") if truth is None else truth

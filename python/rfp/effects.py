@@ -69,6 +69,7 @@ from . import data as data_mod
 from .api import FittedModel, fit_arrays
 from .inference import cluster_if_se, cr1_vcov, t_test
 from .progress import over_fits
+from .settings import LOSS_PER_NUISANCE, validate
 from .simulate import Simulation
 
 WARN_SHARE = 0.9
@@ -300,8 +301,7 @@ def split_nuisances(ed: EffectData, folds: int, seed: int, repeats: int, need, f
 
 def _settings(fit_settings: dict) -> dict:
     if "loss" in fit_settings:
-        raise TypeError("loss is set per nuisance (squared for outcomes, logistic for a binary "
-                        "treatment); do not pass loss=")
+        raise TypeError(LOSS_PER_NUISANCE)
     return {"progress": False, **fit_settings}
 
 
@@ -759,6 +759,7 @@ ESTIMATORS = {"dml": dml_plm, "aipw": aipw, "t_learner": t_learner}
 
 def effect(data, y=None, d=None, x=None, cluster=None, method: str = "dml", **kwargs):
     """``rfp.effect``: method "dml" (``dml_plm``), "aipw" or "t_learner"."""
-    if method not in ESTIMATORS:
+    if not isinstance(method, str) or method not in ESTIMATORS:
         raise ValueError(f"method must be one of {sorted(ESTIMATORS)}, got {method!r}")
+    kwargs = validate(kwargs, method)
     return ESTIMATORS[method](data, y, d, x, cluster, **kwargs)
