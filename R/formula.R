@@ -105,7 +105,7 @@ rfp_design_matrix <- function(design, newdata) {
   if (inherits(design, "rfp")) design <- design$design
   newdata <- as_data_frame(newdata)
   tt <- stats::delete.response(design$terms)
-  lacking <- setdiff(names(design$covariates), names(newdata))
+  lacking <- setdiff(names(design$covariates) %||% design$covariate_names, names(newdata))
   if (length(lacking)) {
     stop(sprintf("newdata lacks the column(s) %s used by the controls",
                  paste0("'", lacking, "'", collapse = ", ")), call. = FALSE)

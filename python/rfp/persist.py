@@ -64,8 +64,10 @@ def _config_json(config) -> dict:
     return out
 
 
-def archive(model) -> bytes:
-    """The model file's bytes (built in memory: nothing is written)."""
+def archive(model, extra: dict | None = None) -> bytes:
+    """The model file's bytes (built in memory: nothing is written).
+    ``extra``: plain data (JSON) stored beside the model, e.g. the R
+    package's design (``rfp_save``)."""
     leaves = []
     structure = _structure(model.params, leaves)
     meta = {
@@ -82,15 +84,18 @@ def archive(model) -> bytes:
         arrays[k] = _label_array(getattr(model, k))
     if model.scaler is not None:
         arrays["x_mean"], arrays["x_scale"] = model.scaler.x_mean, model.scaler.x_scale
+    if extra is not None:
+        arrays["extra"] = np.array(json.dumps(extra, allow_nan=True))
     buffer = io.BytesIO()
     np.savez(buffer, meta=np.array(json.dumps(meta, allow_nan=True)), **arrays)
     return buffer.getvalue()
 
 
-def save(model, path) -> None:
-    """Write ``model`` to ``path`` atomically: a temporary file in the same
-    folder, renamed over the target only once it is complete."""
-    payload = archive(model)
+def save(model, path, extra: dict | None = None) -> None:
+    """Write ``model`` (and ``extra``, see ``archive``) to ``path``
+    atomically: a temporary file in the same folder, renamed over the target
+    only once it is complete."""
+    payload = archive(model, extra)
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".rfp-save-", suffix=".tmp", dir=folder)
@@ -125,9 +130,21 @@ def _file_mode(path) -> int:
 def load(path, model=None):
     """Load a model saved with ``save``.  A model fitted with a user's
     (init, apply) pair needs that pair again: ``load(path, model=(init, apply))``."""
-    from .api import FittedModel
+    return load_with_extra(path, model)[0]
+
+
+def load_with_extra(path, model=None):
+    """(the model, the ``extra`` data saved with it or None)."""
     arrays = _read_archive(path)
     bad = lambda why: NotAModelFile(f"{path} is not an rfp model file ({why})")  # noqa: E731
+    extra = arrays.pop("extra", None)
+    if extra is not None:
+        extra = _read_meta(extra, bad, "extra")
+    return _model(path, arrays, model, bad), extra
+
+
+def _model(path, arrays, model, bad):
+    from .api import FittedModel
     meta = _read_meta(arrays.pop("meta", None), bad)
     if meta.get("format") not in READABLE:
         raise bad(f"format {meta.get('format')!r}; this rfp reads {', '.join(READABLE)}")
@@ -185,11 +202,11 @@ def _read_archive(path) -> dict:
         raise bad(f"a damaged or truncated archive: {err}") from None
 
 
-def _read_meta(meta, bad) -> dict:
+def _read_meta(meta, bad, member="meta") -> dict:
     if meta is None:
-        raise bad("no 'meta' member")
+        raise bad(f"no '{member}' member")
     if meta.shape != () or meta.dtype.kind != "U":
-        raise bad("its 'meta' member is not a JSON text")
+        raise bad(f"its '{member}' member is not a JSON text")
     try:
         out = json.loads(str(meta))
     except (json.JSONDecodeError, RecursionError) as err:

@@ -175,7 +175,8 @@ test_that("saveRDS, rfp_save and a new R session all predict identically", {
   loaded <- rfp_load(path)
   expect_identical(predict(loaded, newdata = df), before)
   expect_identical(loaded$history, fit$history)
-  expect_error(rfp_load({p <- tempfile(); saveRDS(list(a = 1), p); p}), "does not hold an rfp fit")
+  expect_error(rfp_load({p <- tempfile(); saveRDS(list(a = 1), p); p}),
+               "is an R data file (.rds), not an rfp model file", fixed = TRUE)
 
   data_path <- tempfile(fileext = ".rds")
   out_path <- tempfile(fileext = ".rds")

@@ -76,3 +76,106 @@ test_that("rfp_effect, rfp_compare and rfp_balance check their settings the same
   expect_error(rfp_balance(y ~ x1 | g, df, "d", max_iter = 0),
                "max_iter must be a whole number in [1, 100000], got 0", fixed = TRUE)
 })
+
+# An .rds whose top-level object is an unevaluated promise (CVE-2024-27322):
+# R < 4.4 evaluates it inside readRDS(). Built by hand: the serialization
+# header of any object, then a PROMSXP (type 5, with its environment as tag)
+# whose value is unbound and whose code writes `marker`.
+promise_rds <- function(path, marker, compress = FALSE) {
+  code <- bquote(writeLines("ran", .(marker)))
+  bytes <- serialize(code, NULL, xdr = TRUE, version = 3)
+  header <- bytes[1:23]                               # "X\n", versions, native encoding
+  int <- function(v) writeBin(as.integer(v), raw(), size = 4, endian = "big")
+  payload <- c(header, int(5L + 1024L), int(253L), int(252L), bytes[-(1:23)])
+  con <- if (compress) gzfile(path, "wb") else file(path, "wb")
+  writeBin(payload, con)
+  close(con)
+  path
+}
+
+test_that("rfp_load refuses a crafted promise .rds without running it", {
+  skip_if_no_backend()
+  dir <- tempfile("promise")
+  dir.create(dir)
+  marker <- file.path(dir, "marker")
+  for (compress in c(FALSE, TRUE)) {
+    path <- promise_rds(file.path(dir, sprintf("evil-%d.rds", compress)), marker, compress)
+    expect_error(rfp_load(path), "is an R data file (.rds), not an rfp model file", fixed = TRUE)
+    expect_false(file.exists(marker))
+  }
+  # the payload is live: what rfp_load() used to do (x <- readRDS(path), then
+  # look at x) runs it in a fresh R < 4.4 (the marker appears)
+  if (getRversion() < "4.4.0") {
+    res <- run_rscript(sprintf("x <- readRDS('%s'); try(inherits(x, 'rfp'))", path))
+    expect_true(file.exists(marker), label = paste(res$output, collapse = "\n"))
+  }
+})
+
+edit_saved <- function(path, edit) {
+  # rewrite the "extra" (R design) member of an rfp file, as an attacker could
+  json <- reticulate::import("json", convert = FALSE)
+  np <- reticulate::import("numpy", convert = FALSE)
+  builtins <- reticulate::import_builtins(convert = FALSE)
+  reader <- reticulate::py_eval("lambda p: dict(__import__('numpy').load(p))", convert = FALSE)
+  members <- reticulate::py_call(reader, path)
+  extra <- reticulate::py_to_r(json$loads(builtins$str(reticulate::py_get_item(members, "extra"))))
+  extra <- edit(extra)
+  reticulate::py_set_item(members, "extra", np$array(json$dumps(rfp:::py_plain(extra))))
+  writer <- reticulate::py_eval("lambda p, m: __import__('numpy').savez(open(p, 'wb'), **m)",
+                                convert = FALSE)
+  reticulate::py_call(writer, path, members)
+  path
+}
+
+test_that("rfp_load runs no code from a crafted formula or predvars", {
+  skip_if_no_backend()
+  df <- clustered_data()
+  fit <- rfp(y ~ poly(x1, 2) + f | g, data = df, hidden = 3, max_steps = 20)
+  dir <- tempfile("crafted")
+  dir.create(dir)
+  marker <- file.path(dir, "marker")
+  payload <- sprintf("list(y, writeLines('ran', '%s'))", marker)
+  for (field in c("predvars", "terms", "formula")) {
+    path <- file.path(dir, paste0(field, ".rfp"))
+    rfp_save(fit, path)
+    edit_saved(path, function(extra) {
+      extra[[field]] <- if (field == "predvars") payload
+                        else sprintf("y ~ writeLines('ran', '%s')", marker)
+      extra
+    })
+    expect_error(rfp_load(path), "calls writeLines\\(\\), which rfp_save\\(\\)/rfp_load\\(\\) do not run")
+    expect_false(file.exists(marker))
+  }
+  path <- file.path(dir, "ok.rfp")
+  rfp_save(fit, path)
+  expect_identical(predict(rfp_load(path), newdata = df), predict(fit, newdata = df))
+  myf <- function(x) x
+  expect_error(rfp_save(rfp(y ~ myf(x1) | g, data = df, hidden = 3, max_steps = 10), path),
+               "the formula calls myf\\(\\)")
+})
+
+test_that("a saved fit holds neither the formula's environment nor the training data", {
+  skip_if_no_backend()
+  make <- function(n_per) {
+    junk <- stats::rnorm(2e6)   # 16 MB in the formula's environment
+    rfp(y ~ x1 + x2 + f | g, data = clustered_data(n_per = n_per), hidden = 3, max_steps = 20)
+  }
+  small <- tempfile(fileext = ".rfp")
+  large <- tempfile(fileext = ".rfp")
+  fit <- make(15)
+  rfp_save(fit, small)
+  rfp_save(make(500), large)
+  expect_lt(file.size(small), 20000)
+  expect_lt(abs(file.size(large) - file.size(small)), 200)  # 90 vs 3000 rows: same size
+  loaded <- rfp_load(small)
+  expect_null(loaded$y)
+  expect_null(loaded$design$covariates)
+  expect_identical(loaded$settings$hidden, 3L)
+  expect_identical(summary(loaded)$loss, summary(fit)$loss)
+  expect_error(predict(loaded), "keeps no training data: pass newdata")
+  expect_error(plot(loaded, which = "covariate"), "keeps no training data")
+  expect_output(print(summary(loaded)), "Observations: 90")
+  # Python reads the same file (the R design is an extra member)
+  b <- rfp:::backend()
+  expect_identical(reticulate::py_to_r(b$rfp$load(small)$n_obs), 90L)
+})
