@@ -88,7 +88,7 @@ class FittedModel:
         if self.x_names is None:
             raise ValueError("this model was fitted with fit_arrays: use predict_arrays")
         x, kept = data_mod.prepare_x(data, self.x_names, na_action)
-        out = self.predict_arrays(x, type)
+        out = self.predict_arrays(x, type) if len(x) else np.empty(0)
         if not kept.all():
             full = np.full(len(kept), np.nan)
             full[kept] = out
@@ -142,6 +142,10 @@ def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings
         raise ValueError(f"cluster must have {len(y)} entries, got shape {np.shape(cluster)}")
     if not np.all(np.isfinite(y)):
         raise ValueError(f"y has {int((~np.isfinite(y)).sum())} missing or infinite value(s)")
+    data_mod.check_magnitudes(y, "y", "outcome")
+    if not isinstance(config["weights"], str) and np.shape(config["weights"]) != y.shape:
+        raise ValueError(f"weights must be 'obs', 'cluster' or one number per observation "
+                         f"({len(y)}), got {np.size(config['weights'])} number(s)")
     codes, labels = data_mod.encode_clusters(pa.chunked_array([pa.array(np.asarray(cluster))]))
     if len(labels) < 2:
         raise ValueError("the method needs at least two clusters")
@@ -154,6 +158,8 @@ def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings
         x = np.asarray(x, dtype=float)
         if x.ndim == 1:
             x = x[:, None]
+        for j in range(x.shape[1]):
+            data_mod.check_magnitudes(x[:, j], f"x[:, {j}]", "control")
         scaler = data_mod.Scaler.fit(x, y, scale_y=config["loss"] == "squared")
         x, y_fit = scaler.x(x), scaler.y(y)
     else:

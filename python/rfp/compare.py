@@ -64,6 +64,7 @@ from .simulate import Simulation
 
 METHODS = ("fixed_effects", "entropy_balancing", "cluster_balancing", "dml", "aipw", "kernel",
            "dml_maml", "dml_erm")
+CROSS_FITTED = ("dml", "aipw", "dml_maml", "dml_erm")  # the methods that need folds
 COLUMNS = ("method", "estimand", "estimate", "std_error", "ci_low", "ci_high", "n", "clusters",
            "ess", "converged", "variance_share")
 
@@ -379,8 +380,10 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
         raise ValueError(f"unknown method(s) {unknown}; known: {list(RUNNERS)}")
     table = as_table(data)
     extra = [strata] if strata is not None else []
+    crossfit = [m for m in methods if m in CROSS_FITTED]
     ed = fx.read(table, y, d, x, cluster, na_action=na_action, binary=True,
-                 method="compare (use rfp.effect(method='dml') for a non-binary treatment)")
+                 method="compare (use rfp.effect(method='dml') for a non-binary treatment)",
+                 allow_no_controls=set(methods) <= {"fixed_effects"})
     strata_codes = None
     if strata is not None:
         if strata not in table.column_names:
@@ -403,7 +406,7 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
                dml="dml" in methods, propensity_level=fx.propensity_level(ed, propensity),
                propensity_penalty=propensity_penalty,
                folds=[fx.cluster_folds(ed.cluster, folds, fx.split_seed(seed, s), ed.d)
-                      for s in range(fx.check_repeats(repeats))])
+                      for s in range(fx.check_repeats(repeats))] if crossfit else [])
     rows, pending = [], []
     total = _fits_per_split(methods, ctx["propensity_level"]) * int(folds) * len(ctx["folds"])
     with over_fits(settings, total) as fit_settings:

@@ -155,7 +155,7 @@ def resolve(data, y, d, x, cluster):
 
 
 def read(data, y, d, x=None, cluster=None, *, na_action="fail", binary=False,
-         design=None, method="this estimator") -> EffectData:
+         design=None, method="this estimator", allow_no_controls=False) -> EffectData:
     """Check and extract outcome, treatment, controls and clusters.
 
     Raises ``ValueError`` naming the column for missing columns or values, a
@@ -176,18 +176,23 @@ def read(data, y, d, x=None, cluster=None, *, na_action="fail", binary=False,
     if x is None:
         x = [c for c in table.column_names if c not in (y, d, cluster)]
     x = [x] if isinstance(x, str) else list(x)
-    if not x:
+    if not x and not allow_no_controls:
         raise ValueError("no controls: pass x=[...] naming at least one numeric column")
-    for role, name in (("outcome", y), ("treatment", d), ("cluster", cluster)):
-        if name in x:
-            raise ValueError(f"the {role} column '{name}' is also listed among the controls x")
+    data_mod.check_roles(y, x, cluster, d)
     data_mod.require_columns(table, [y, d, *x, cluster])
     for name, role in [(y, "outcome"), (d, "treatment"), *[(c, "control") for c in x]]:
         data_mod.numeric(table, name, role)
     table, kept = data_mod.drop_missing(table, [y, d, *x, cluster], na_action)
     yv = data_mod.numeric(table, y, "outcome")
     dv = data_mod.numeric(table, d, "treatment")
-    xv = np.column_stack([data_mod.numeric(table, c, "control") for c in x])
+    xv = (np.column_stack([data_mod.numeric(table, c, "control") for c in x]) if x
+          else np.zeros((table.num_rows, 0)))
+    for name, values, role in [(y, yv, "outcome"), (d, dv, "treatment"),
+                               *[(c, xv[:, j], "control") for j, c in enumerate(x)]]:
+        data_mod.check_magnitudes(values, name, role)
+    if np.ptp(yv) == 0:
+        raise ValueError(f"outcome column '{y}' is constant (every row is {yv[0]:g}): there is "
+                         f"no variation for a treatment to explain")
     codes, labels = data_mod.encode_clusters(table.column(cluster))
     if len(labels) < 2:
         raise ValueError(f"cluster column '{cluster}' has only {len(labels)} cluster(s); "
@@ -305,6 +310,19 @@ def _settings(fit_settings: dict) -> dict:
     return {"progress": False, **fit_settings}
 
 
+def rows_of(settings: dict, rows, n: int) -> dict:
+    """The settings of a fit on some of the rows: per-observation ``weights``
+    (an array of n numbers) cut to those rows."""
+    w = settings.get("weights")
+    if w is None or isinstance(w, str):
+        return settings
+    w = np.asarray(w, dtype=float)
+    if w.shape != (n,):
+        raise ValueError(f"weights must be 'obs', 'cluster' or one number per observation "
+                         f"({n}), got {w.size} number(s)")
+    return {**settings, "weights": w[rows]}
+
+
 def fit_converged(model: FittedModel, rel_tol: float = 1e-3) -> bool:
     """A fit has converged when early stopping ended it (its held-out loss
     stopped improving) or its training objective changed by less than
@@ -337,7 +355,7 @@ def crossfit(x, target, cluster, fold, loss="squared", rows=None, seed=0, what="
                              f"{np.unique(cluster[train]).size} cluster(s); the method needs at "
                              f"least two (use fewer folds or more clusters)")
         model = fit_arrays(x[train], target[train], cluster[train], loss=loss,
-                           seed=int(seed) + int(k), **settings)
+                           seed=int(seed) + int(k), **rows_of(settings, train, n))
         pred[test] = model.predict_arrays(x[test])
         models.append(model)
     return pred, models
@@ -748,7 +766,7 @@ def t_learner(data, y=None, d=None, x=None, cluster=None, *, seed: int = 0, desi
                 raise ValueError(f"the T-learner needs rows from at least two clusters with "
                                  f"{ed.treatment} = {arm}")
             model = fit_arrays(ed.x[rows], ed.y[rows], ed.cluster[rows], loss="squared",
-                               seed=seed, **settings)
+                               seed=seed, **rows_of(settings, rows, len(ed.y)))
             model.x_names = list(ed.x_names)
             arms.append(model)
     return TLearner(arms[0], arms[1], list(ed.x_names), ed.treatment)

@@ -60,7 +60,7 @@ def _config_json(config) -> dict:
         if callable(v):
             raise ValueError(f"cannot save this model: its setting {k} is a function, which a "
                              f"model file cannot hold; fit with a named {k} to save it")
-        out[k] = list(v) if isinstance(v, tuple) else v
+        out[k] = list(v) if isinstance(v, tuple) else v.tolist() if isinstance(v, np.ndarray) else v
     return out
 
 

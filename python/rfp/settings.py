@@ -18,6 +18,8 @@ import math
 import numbers
 from dataclasses import dataclass
 
+import numpy as np
+
 from .models import ACTIVATIONS
 
 DEFAULTS = dict(
@@ -72,7 +74,7 @@ RULES = {
     "inner_lr": number(0),
     "first_order": FLAG,
     "loss": choice("squared", "logistic"),
-    "weights": choice("obs", "cluster"),
+    "weights": Rule("weights", choices=("obs", "cluster")),
     "penalty": number(0),
     "learning_rate": number(0, low_open=True),
     "clip_norm": number(0, low_open=True, none=True),
@@ -171,6 +173,8 @@ def check(name: str, value, saved: bool = False):
         return value
     if kind == "sizes":
         return _sizes(name, value, rule)
+    if kind == "weights":
+        return _weights(name, value, rule)
     if kind == "model":
         return _model(value, saved)
     if kind == "activation":
@@ -256,6 +260,27 @@ def _sizes(name, value, rule):
     return tuple(out)
 
 
+def _weights(name, value, rule):
+    """'obs', 'cluster', or one finite number >= 0 per observation (their
+    count is checked against the data by the fit), not all zero."""
+    if isinstance(value, str):
+        if value not in rule.choices:
+            raise ValueError(_must(name, rule) + f", got {_show(value)}")
+        return value
+    if _is_bool(value) or isinstance(value, (numbers.Number, bytes)):
+        raise TypeError(_must(name, rule) + f", got {_show(value)}")
+    try:
+        w = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(_must(name, rule) + ", got an array that is not numbers") from None
+    if w.ndim != 1 or not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError(_must(name, rule) + ": an array of finite numbers >= 0")
+    if not np.any(w > 0):
+        raise ValueError(f"{name} are all zero: no observation would count; give some "
+                         f"observations a positive weight")
+    return w
+
+
 def _model(value, saved):
     if isinstance(value, str):
         if value in MODELS or (saved and value == "user"):
@@ -292,6 +317,8 @@ def _must(name, rule) -> str:
         what = "True or False (TRUE or FALSE in R)"
     elif k == "choice":
         what = "one of " + ", ".join(repr(c) for c in rule.choices)
+    elif k == "weights":
+        what = "'obs', 'cluster' or one number >= 0 per observation"
     elif k == "sizes":
         what = f"a list of layer widths, whole numbers in [{rule.low:g}, {rule.high:g}]"
     elif k == "activation":

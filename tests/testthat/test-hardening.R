@@ -179,3 +179,36 @@ test_that("a saved fit holds neither the formula's environment nor the training 
   b <- rfp:::backend()
   expect_identical(reticulate::py_to_r(b$rfp$load(small)$n_obs), 90L)
 })
+
+test_that("overlapping roles and extreme columns: the backend's messages, in R", {
+  skip_if_no_backend()
+  df <- clustered_data()
+  expect_error(rfp(y ~ y + x1 | g, df, max_steps = 10),
+               "^the outcome 'y' is also a control: remove it from the controls$")
+  expect_error(rfp_design(y ~ x1 + g | g, df),
+               "^the cluster variable 'g' is also a control; rfp never uses the cluster as an input")
+  b <- rfp:::backend()
+  table <- rfp:::py_columns(list(y = df$y, x1 = df$x1, g = df$g))
+  py <- python_message(b$rfp$fit(table, y = "y", x = list("y", "x1"), cluster = "g"))
+  expect_identical(py, "the outcome 'y' is also a control: remove it from the controls")
+  huge <- df
+  huge$x1[3] <- 1.3e154
+  expect_error(rfp(y ~ x1 | g, huge, max_steps = 10),
+               "control column 'x1' has values as large as 1.3e+154", fixed = TRUE)
+  tiny <- df
+  tiny$x1 <- tiny$x1 * 1e-300
+  expect_error(rfp(y ~ x1 | g, tiny, max_steps = 10), "control column 'x1' has values as small")
+  huge$d <- as.numeric(huge$g %in% c("c01", "c02", "c03"))
+  expect_error(rfp_balance(y ~ x1 | g, huge, "d"), "covariate column 'x1' has values as large")
+})
+
+test_that("predict on zero rows is empty in R as in Python", {
+  skip_if_no_backend()
+  df <- clustered_data()
+  fit <- rfp(y ~ x1 | g, df, hidden = 3, max_steps = 10)
+  expect_identical(unname(predict(fit, newdata = df[0, ])), numeric(0))
+  b <- rfp:::backend()
+  model <- rfp:::backend_model(fit)
+  empty <- model$predict(rfp:::py_columns(list(x1 = numeric(0))), as_numpy = TRUE)
+  expect_identical(rfp:::r_numeric(empty), numeric(0))
+})
