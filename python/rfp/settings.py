@@ -127,7 +127,7 @@ CONTEXTS = {
 }
 CONTEXTS = {k: tuple(dict.fromkeys(v)) for k, v in CONTEXTS.items()}  # seed is in two lists
 LOSS_PER_NUISANCE = ("loss is set per nuisance (squared for outcomes, logistic for a binary "
-                     "treatment); do not pass loss")
+                     "treatment); do not pass loss=")
 
 
 def validate(settings: dict, context: str = "fit", *, saved: bool = False) -> dict:
