@@ -22,7 +22,7 @@ import zipfile
 import numpy as np
 
 from .data import Scaler
-from .settings import validate
+from .settings import DEFAULTS, validate
 from .train import History
 
 FORMAT = "rfp-model-2"        # labels as arrays (format 1: labels in the JSON)
@@ -228,6 +228,7 @@ def _read_config(config, bad) -> dict:
         config = validate(config, "fit", saved=True)
     except (TypeError, ValueError) as err:
         raise bad(f"its settings are invalid: {err}") from None
+    config = {**DEFAULTS, **config}  # a file from an older rfp may lack a newer setting
     if hidden != "given":
         config["hidden"] = None
     return config
