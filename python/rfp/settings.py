@@ -39,7 +39,8 @@ MODELS = ("linear", "mlp", "neural_ode")
 @dataclass(frozen=True)
 class Rule:
     """What one setting may be.  kind: number, whole, flag, choice, sizes,
-    model, activation, penalty_or_cv, progress or column (checked elsewhere)."""
+    weights, model, activation, penalty_or_cv, progress or column (a column
+    name, checked by the data layer)."""
     kind: str
     low: float = -math.inf
     high: float = math.inf
@@ -70,7 +71,7 @@ RULES = {
     "hidden": Rule("sizes", 1, MAX_WIDTH),
     "activation": Rule("activation"),
     "alpha": number(0, 1),
-    "inner_steps": whole(0, 10_000),
+    "inner_steps": whole(0, 10_000),   # a sanity bound: each step is a gradient per cluster
     "inner_lr": number(0),
     "first_order": FLAG,
     "loss": choice("squared", "logistic"),
