@@ -78,12 +78,18 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
                         subset = NULL, ...) {
   call <- match.call()
   if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
-  vcov <- vcov_type(vcov, se_type)
-  bootstrap_draws <- check_whole(bootstrap_draws, "bootstrap_draws", 99)
-  bootstrap_weights <- match.arg(bootstrap_weights)
-  folds <- check_whole(folds, "folds", 2)
-  seed <- check_whole(seed, "seed", 0)
-  repeats <- check_whole(repeats, "repeats", 1)
+  # the backend's validator checks every setting (R and Python say the same)
+  v <- vcov_setting(vcov, se_type)
+  checked <- check_settings(c(list(
+    folds = folds, seed = seed, repeats = repeats, vcov = v$value,
+    bootstrap_draws = bootstrap_draws,
+    bootstrap_weights = if (missing(bootstrap_weights)) "rademacher" else bootstrap_weights),
+    list(...)), "compare", rename = v$rename)
+  settings <- checked$r
+  folds <- settings$folds
+  seed <- settings$seed
+  repeats <- settings$repeats
+  vcov <- settings$vcov
   b <- backend()
   module <- reticulate::import("rfp.compare", convert = FALSE)
   known <- unlist(r_plain(module$METHODS))
@@ -97,7 +103,6 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
     stop(sprintf("unknown method(s) %s; known: %s", paste0("'", unknown, "'", collapse = ", "),
                  paste(known, collapse = ", ")), call. = FALSE)
   }
-  settings <- backend_settings(list(...), c("level", "clip", "icc", "warn_share", "propensity"))
   ed <- effect_design(formula, data, treatment, na.action, fe = fe, binary = TRUE,
                       what = "rfp_compare() (use rfp_effect(method = \"dml\") for another treatment)")
   columns <- effect_columns(ed)
@@ -107,10 +112,8 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
   on.exit(progress$close(), add = TRUE)
   args <- list(columns$table, y = columns$y, d = columns$d, x = columns$x,
                cluster = columns$cluster, strata = columns$strata %||% reticulate::py_none(),
-               methods = as.list(methods), truth = py_truth(truth), folds = folds, seed = seed,
-               repeats = repeats, na_action = "fail", vcov = vcov,
-               bootstrap_draws = bootstrap_draws, bootstrap_weights = bootstrap_weights)
-  table <- py_call_warnings(do.call(b$rfp$compare, c(args, settings, progress$settings)))
+               methods = as.list(methods), truth = py_truth(truth), na_action = "fail")
+  table <- py_call_warnings(do.call(b$rfp$compare, c(args, checked$py, progress$settings)))
 
   out <- r_table(table)
   names(out)[match(c("std_error", "ci_low", "ci_high", "p_value"), names(out))] <-

@@ -91,24 +91,26 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
   call <- match.call()
   if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
   method <- match.arg(method)
-  vcov <- vcov_type(vcov, se_type)
-  if (method == "t_learner" && vcov != "CR1") {
-    stop("vcov = \"", vcov, "\" does not apply to the T-learner, which reports no standard error",
-         call. = FALSE)
+  v <- vcov_setting(vcov, se_type)
+  if (method == "t_learner" && !identical(v$value, "CR1")) {
+    stop("vcov = ", deparse1(v$value), " does not apply to the T-learner, which reports no ",
+         "standard error", call. = FALSE)
   }
   if (method == "dml" && !missing(estimand)) {
     warning("method = \"dml\" estimates the partially linear model's tau (estimand \"PLM\"); ",
             "estimand is ignored", call. = FALSE)
   }
-  estimand <- match.arg(estimand)
-  folds <- check_whole(folds, "folds", 2)
-  seed <- check_whole(seed, "seed", 0)
-  repeats <- check_whole(repeats, "repeats", 1)
-  if (!is.null(design)) design <- match.arg(design, c("cluster", "individual"))
-  extra <- switch(method, dml = c("level", "warn_share"),
-                  aipw = c("level", "clip", "propensity", "propensity_penalty"),
-                  t_learner = character())
-  settings <- backend_settings(list(...), extra)
+  estimand <- if (missing(estimand)) "ATE" else estimand
+  # the backend's validator checks every setting (R and Python say the same)
+  given <- c(list(folds = folds, seed = seed, repeats = repeats, design = design), list(...))
+  if (method == "aipw") given$estimand <- estimand
+  if (method == "t_learner") given$folds <- given$repeats <- NULL else given$vcov <- v$value
+  checked <- check_settings(given, method, rename = v$rename)
+  settings <- checked$r
+  folds <- settings$folds %||% folds
+  seed <- settings$seed
+  repeats <- settings$repeats %||% repeats
+  design <- settings$design
   what <- switch(method, dml = "DML", aipw = "AIPW", t_learner = "the T-learner")
   ed <- effect_design(formula, data, treatment, na.action, binary = method != "dml",
                       what = what)
@@ -123,15 +125,8 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
   progress <- fits_progress(n_fits, verbose)
   on.exit(progress$close(), add = TRUE)
   args <- list(columns$table, y = columns$y, d = columns$d, x = columns$x,
-               cluster = columns$cluster, method = method, seed = seed,
-               design = design %||% reticulate::py_none(), na_action = "fail")
-  if (method != "t_learner") {
-    args$folds <- folds
-    args$repeats <- repeats
-  }
-  if (method == "aipw") args$estimand <- estimand
-  if (method != "t_learner") args$vcov <- vcov
-  result <- py_call_warnings(do.call(b$rfp$effect, c(args, settings, progress$settings)))
+               cluster = columns$cluster, method = method, na_action = "fail")
+  result <- py_call_warnings(do.call(b$rfp$effect, c(args, checked$py, progress$settings)))
 
   out <- if (method == "t_learner") {
     t_learner_effect(result, ed, estimand)

@@ -88,14 +88,18 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
     stop("tune must be TRUE or FALSE", call. = FALSE)
   }
   if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
-  settings <- fit_settings(
-    model = match.arg(model), alpha = alpha, inner_steps = inner_steps, inner_lr = inner_lr,
-    first_order = first_order, loss = match.arg(loss), weights = match.arg(weights),
+  # the backend's validator checks every setting (R and Python say the same)
+  checked <- check_settings(c(list(
+    model = if (missing(model)) "mlp" else model, alpha = alpha, inner_steps = inner_steps,
+    inner_lr = inner_lr, first_order = first_order,
+    loss = if (missing(loss)) "squared" else loss,
+    weights = if (missing(weights)) "obs" else weights,
     hidden = hidden, activation = activation, penalty = penalty,
-    learning_rate = learning_rate, clip_norm = clip_norm, schedule = match.arg(schedule),
-    max_steps = max_steps,
+    learning_rate = learning_rate, clip_norm = clip_norm,
+    schedule = if (missing(schedule)) "constant" else schedule, max_steps = max_steps,
     patience = patience, eval_every = eval_every, validation_share = validation_share,
-    seed = seed, ...)
+    seed = seed), list(...)), "fit")
+  settings <- checked$r
   design <- rfp_design(formula, data, na.action)
   b <- backend()
 
@@ -105,15 +109,14 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
   progress <- progress_bar(settings$max_steps, verbose)
   on.exit(progress$close(), add = TRUE)
   entry <- b$rfp$fit
-  py_args <- py_settings(settings)
+  py_args <- checked$py
   if (tune) {
     # tune's own budget per configuration unless the user set one
     if (missing(max_steps)) py_args$max_steps <- NULL
     if (missing(patience)) py_args$patience <- NULL
     entry <- b$rfp$tune
-    py_args <- c(py_args, list(grid = py_grid(tune_grid),
-                               folds = check_whole(folds, "folds", 2),
-                               one_se = check_flag(one_se, "one_se")))
+    py_args <- c(py_args, check_settings(list(folds = folds, one_se = one_se), "tune")$py,
+                 list(grid = py_grid(tune_grid)))
   }
   model <- py_call_warnings(do.call(entry, c(
     list(py_columns(columns), y = outcome_column, x = as.list(design$columns),
@@ -150,38 +153,6 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
   ), class = "rfp")
   fit$backend$model <- model
   fit
-}
-
-# Settings checked in R (so mistakes are caught before Python starts).
-fit_settings <- function(..., model, alpha, inner_steps, inner_lr, first_order, loss, weights,
-                         hidden, activation, penalty, learning_rate, clip_norm, schedule,
-                         max_steps,
-                         patience, eval_every, validation_share, seed) {
-  extra <- list(...)
-  if (length(extra) && (is.null(names(extra)) || any(!nzchar(names(extra))))) {
-    stop("further settings in ... must be named (e.g. width = 16)", call. = FALSE)
-  }
-  list2 <- c(list(
-    model = model,
-    alpha = check_number(alpha, "alpha", 0, 1),
-    inner_steps = check_whole(inner_steps, "inner_steps", 0),
-    inner_lr = check_number(inner_lr, "inner_lr", 0, Inf),
-    first_order = check_flag(first_order, "first_order"),
-    loss = loss, weights = weights,
-    hidden = check_whole(hidden, "hidden", 1, scalar = FALSE),
-    activation = check_string(activation, "activation"),
-    penalty = check_number(penalty, "penalty", 0, Inf),
-    learning_rate = check_number(learning_rate, "learning_rate", 0, Inf),
-    clip_norm = if (is.null(clip_norm)) NULL else check_number(clip_norm, "clip_norm", 0, Inf),
-    schedule = schedule,
-    max_steps = check_whole(max_steps, "max_steps", 1),
-    patience = if (is.null(patience)) NULL else check_whole(patience, "patience", 0),
-    eval_every = check_whole(eval_every, "eval_every", 1),
-    validation_share = check_number(validation_share, "validation_share", 0, 1),
-    seed = check_whole(seed, "seed", 0)
-  ), lapply(extra, function(v) if (is.numeric(v) && all(v == round(v))) as.integer(v) else v))
-  if (list2$validation_share >= 1) stop("validation_share must be below 1", call. = FALSE)
-  list2
 }
 
 # After tuning: the settings the refitted model used (the chosen row).
@@ -227,16 +198,6 @@ cv_table <- function(model) {
   out
 }
 
-# Settings as the backend takes them: hidden as a list of ints, NULL as None.
-py_settings <- function(settings) {
-  out <- settings
-  out$hidden <- as.list(settings$hidden)
-  for (name in c("clip_norm", "patience")) {
-    if (is.null(settings[[name]])) out[name] <- list(reticulate::py_none())
-  }
-  out
-}
-
 # The design matrix as named backend columns.
 design_columns <- function(design, x) {
   stats::setNames(lapply(seq_len(ncol(x)), function(j) x[, j]), design$columns)
@@ -270,34 +231,12 @@ linear_coefficients <- function(model, settings, x_names) {
     stats::setNames(slopes, x_names))
 }
 
-check_number <- function(x, name, lower, upper) {
-  if (!is.numeric(x) || length(x) != 1 || is.na(x) || x < lower || x > upper) {
-    stop(sprintf("%s must be a number in [%s, %s], got %s", name, lower, upper,
-                 paste(format(x), collapse = ", ")), call. = FALSE)
-  }
-  as.numeric(x)
-}
-
 check_whole <- function(x, name, lower, scalar = TRUE) {
   if (!is.numeric(x) || (scalar && length(x) != 1) || length(x) == 0 || anyNA(x) ||
-      any(x != round(x)) || any(x < lower)) {
+      any(x != round(x)) || any(x < lower) || any(x > .Machine$integer.max)) {
     stop(sprintf("%s must be %s >= %d, got %s", name,
                  if (scalar) "a whole number" else "whole numbers", lower,
                  paste(format(x), collapse = ", ")), call. = FALSE)
   }
   as.integer(x)
-}
-
-check_flag <- function(x, name) {
-  if (!is.logical(x) || length(x) != 1 || is.na(x)) {
-    stop(sprintf("%s must be TRUE or FALSE", name), call. = FALSE)
-  }
-  x
-}
-
-check_string <- function(x, name) {
-  if (!is.character(x) || length(x) != 1 || is.na(x)) {
-    stop(sprintf("%s must be a string", name), call. = FALSE)
-  }
-  x
 }

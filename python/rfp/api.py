@@ -14,15 +14,10 @@ from . import data as data_mod
 from .bilevel import Objective, observation_weights
 from .layout import make_buckets
 from .models import as_model
+from . import settings as settings_mod
 from .train import History, train
 
-DEFAULTS = dict(
-    model="mlp", hidden=(32, 32), activation="tanh",
-    alpha=0.5, inner_steps=1, inner_lr=0.1, first_order=False,
-    loss="squared", weights="obs", penalty=0.0,
-    learning_rate=1e-2, clip_norm=1.0, schedule="constant", max_steps=2000, patience=200,
-    eval_every=10, validation_share=0.2, seed=0,
-)
+DEFAULTS = settings_mod.DEFAULTS  # the settings and their checks live in settings.py
 
 
 # tune: a shorter run per model (each configuration x fold trains at once) and
@@ -40,15 +35,8 @@ def _model_options(config):
 
 
 def _config(overrides) -> dict:
-    unknown = set(overrides) - set(DEFAULTS) - {"width", "steps"}
-    if unknown:
-        raise TypeError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    config = {**DEFAULTS, **overrides}
-    if config["loss"] not in ("squared", "logistic"):
-        raise ValueError(f"loss must be 'squared' or 'logistic', got {config['loss']!r}")
-    if int(config["inner_steps"]) < 0:
-        raise ValueError("inner_steps must be >= 0")
-    config["inner_steps"] = int(config["inner_steps"])
+    """DEFAULTS updated by the user's settings, checked (settings.validate)."""
+    config = {**DEFAULTS, **settings_mod.validate(overrides, "fit")}
     if not isinstance(config["model"], str):
         config["hidden"] = None
     return config
@@ -124,7 +112,7 @@ class FittedModel:
         if self.x_names is None:
             raise ValueError("this model was fitted with fit_arrays: use predict_arrays")
         x, kept = data_mod.prepare_x(data, self.x_names, na_action)
-        out = self.predict_arrays(x, type)
+        out = self.predict_arrays(x, type) if len(x) else np.empty(0)
         if not kept.all():
             full = np.full(len(kept), np.nan)
             full[kept] = out
@@ -175,6 +163,10 @@ def _design(x, y, cluster, model, config, scale):
         raise ValueError(f"cluster must have {len(y)} entries, got shape {np.shape(cluster)}")
     if not np.all(np.isfinite(y)):
         raise ValueError(f"y has {int((~np.isfinite(y)).sum())} missing or infinite value(s)")
+    data_mod.check_magnitudes(y, "y", "outcome")
+    if not isinstance(config["weights"], str) and np.shape(config["weights"]) != y.shape:
+        raise ValueError(f"weights must be 'obs', 'cluster' or one number per observation "
+                         f"({len(y)}), got {np.size(config['weights'])} number(s)")
     codes, labels = data_mod.encode_clusters(pa.chunked_array([pa.array(np.asarray(cluster))]))
     if len(labels) < 2:
         raise ValueError("the method needs at least two clusters")
@@ -187,6 +179,8 @@ def _design(x, y, cluster, model, config, scale):
         x = np.asarray(x, dtype=float)
         if x.ndim == 1:
             x = x[:, None]
+        for j in range(x.shape[1]):
+            data_mod.check_magnitudes(x[:, j], f"x[:, {j}]", "control")
         scaler = data_mod.Scaler.fit(x, y, scale_y=config["loss"] == "squared")
         x, y_fit = scaler.x(x), scaler.y(y)
     else:
@@ -230,6 +224,7 @@ def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings
     FittedModel
     """
     config = _config({"model": model, **settings})
+    progress = settings_mod.check("progress", progress)
     x, y_fit, codes, labels, scaler = _design(x, y, cluster, model, config, scale)
     m = _model_for(config, model)
     objective = Objective(m.apply, config["loss"], config["inner_steps"], float(config["inner_lr"]),
@@ -253,6 +248,9 @@ def tune_arrays(x, y, cluster, model="mlp", grid=None, folds: int = 5, one_se: b
                 progress=None, scale=True, **settings) -> FittedModel:
     """``tune`` on arrays (see ``fit_arrays`` for x, y and cluster)."""
     from .crossval import check_choice, cross_validate, expand_grid
+    checked = settings_mod.validate({"folds": folds, "one_se": one_se}, "tune")
+    folds, one_se = checked["folds"], checked["one_se"]
+    progress = settings_mod.check("progress", progress)
     settings = {**TUNE_DEFAULTS, **settings}
     base = _config({"model": model, **settings})
     if base["schedule"] != "constant":
@@ -324,6 +322,7 @@ def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",
     TypeError
         An unknown setting.
     """
+    settings = settings_mod.validate(settings, "fit")  # before the data: cheap, and first
     return _from_table(fit_arrays, data, y, x, cluster, na_action, progress, settings)
 
 
@@ -370,8 +369,9 @@ def tune(data, y: str, x=None, cluster: str = None, *, grid=None, folds: int = 5
     rfp.alerts.NotConvergedWarning
         The chosen configuration was still improving at max_steps.
     """
+    settings = settings_mod.validate(dict(settings, folds=folds, one_se=one_se), "tune")
     return _from_table(tune_arrays, data, y, x, cluster, na_action, progress,
-                       dict(settings, grid=grid, folds=folds, one_se=one_se))
+                       dict(settings, grid=grid))
 
 
 def _from_table(fit_fn, data, y, x, cluster, na_action, progress, settings):

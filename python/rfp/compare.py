@@ -72,11 +72,13 @@ from .baselines.balancing import (
 from .baselines.fixed_effects import demean, fixed_effects
 from .data import as_table, encode_clusters
 from .diagnostics import effective_sample_size
-from .inference import check_se_type, cluster_if_se, t_test, warn_small_clusters
+from .inference import cluster_if_se, t_test, warn_small_clusters
+from .settings import check, validate
 from .simulate import Simulation
 
 METHODS = ("fixed_effects", "entropy_balancing", "cluster_balancing", "dml", "aipw", "kernel",
            "dml_maml", "dml_erm")
+CROSS_FITTED = ("dml", "aipw", "dml_maml", "dml_erm")  # the methods that need folds
 COLUMNS = ("method", "estimand", "estimate", "std_error", "ci_low", "ci_high", "n", "clusters",
            "ess", "converged", "variance_share", "p_value", "df", "se_type")
 
@@ -170,6 +172,9 @@ def balance(data, d, x, cluster=None, method: str = "entropy", **kwargs):
         ``weights`` per kept row, ``balance`` (Arrow table; ``summary()`` /
         ``to_pandas()`` give pandas), ``ess`` and the solver's ``result``.
     """
+    check("method", method)
+    kwargs = validate({"method": method, **kwargs}, f"balance:{method}")
+    kwargs.pop("method")
     if isinstance(data, Simulation):
         data = data.data
     x = [x] if isinstance(x, str) else list(x)
@@ -508,6 +513,19 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
         with the reason in ``note``. ``summary()`` and ``to_pandas()`` give
         pandas.
     """
+    checked = validate(dict(folds=folds, seed=seed, level=level, repeats=repeats, clip=clip,
+                            icc=icc, warn_share=warn_share, na_action=na_action,
+                            propensity=propensity, propensity_penalty=propensity_penalty,
+                            vcov=vcov, bootstrap_draws=bootstrap_draws,
+                            bootstrap_weights=bootstrap_weights, **settings), "compare")
+    folds, seed, level, repeats, clip = (checked.pop(k) for k in
+                                         ("folds", "seed", "level", "repeats", "clip"))
+    icc, warn_share, propensity_penalty = (checked.pop(k) for k in
+                                           ("icc", "warn_share", "propensity_penalty"))
+    vcov, bootstrap_draws, bootstrap_weights = (
+        checked.pop(k) for k in ("vcov", "bootstrap_draws", "bootstrap_weights"))
+    checked.pop("na_action"), checked.pop("propensity")
+    settings = checked
     if isinstance(data, Simulation):
         strata = data.settings.get("strata") if strata is None else strata
         truth = data.settings.get("truth") if truth is None else truth
@@ -516,11 +534,12 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
     unknown = [m for m in methods if m not in RUNNERS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; known: {list(RUNNERS)}")
-    check_se_type(vcov)
     table = as_table(data)
     extra = [strata] if strata is not None else []
+    crossfit = [m for m in methods if m in CROSS_FITTED]
     ed = fx.read(table, y, d, x, cluster, na_action=na_action, binary=True,
-                 method="compare (use rfp.effect(method='dml') for a non-binary treatment)")
+                 method="compare (use rfp.effect(method='dml') for a non-binary treatment)",
+                 allow_no_controls=set(methods) <= {"fixed_effects"})
     strata_codes = None
     if strata is not None:
         if strata not in table.column_names:
@@ -546,7 +565,7 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
                dml="dml" in methods, propensity_level=fx.propensity_level(ed, propensity),
                propensity_penalty=propensity_penalty,
                folds=[fx.cluster_folds(ed.cluster, folds, fx.split_seed(seed, s), ed.d)
-                      for s in range(fx.check_repeats(repeats))])
+                      for s in range(fx.check_repeats(repeats))] if crossfit else [])
     rows, pending = [], []
     total = _fits_per_split(methods, ctx["propensity_level"]) * int(folds) * len(ctx["folds"])
     with over_fits(settings, total) as fit_settings:

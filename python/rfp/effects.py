@@ -82,8 +82,9 @@ from . import alerts
 from . import data as data_mod
 from . import results
 from .api import FittedModel, fit_arrays
-from .inference import SE_TYPES, cluster_if_se, cr1_vcov, t_test
+from .inference import cluster_if_se, cr1_vcov, t_test
 from .progress import over_fits
+from .settings import LOSS_PER_NUISANCE, check, validate
 from .simulate import Simulation
 
 WARN_SHARE = 0.9
@@ -210,7 +211,7 @@ def resolve(data, y, d, x, cluster):
 
 
 def read(data, y, d, x=None, cluster=None, *, na_action="fail", binary=False,
-         design=None, method="this estimator") -> EffectData:
+         design=None, method="this estimator", allow_no_controls=False) -> EffectData:
     """Check and extract outcome, treatment, controls and clusters.
 
     Raises ``ValueError`` naming the column for missing columns or values, a
@@ -229,18 +230,23 @@ def read(data, y, d, x=None, cluster=None, *, na_action="fail", binary=False,
         raise ValueError(f"na_action must be 'fail' or 'omit', got {na_action!r}")
     table = data_mod.as_table(data)
     x = data_mod.controls(table, x, (y, d, cluster))
-    if not x:
+    if not x and not allow_no_controls:
         raise ValueError("no controls: pass x=[...] naming at least one numeric column")
-    for role, name in (("outcome", y), ("treatment", d), ("cluster", cluster)):
-        if name in x:
-            raise ValueError(f"the {role} column '{name}' is also listed among the controls x")
+    data_mod.check_roles(y, x, cluster, d)
     data_mod.require_columns(table, [y, d, *x, cluster])
     for name, role in [(y, "outcome"), (d, "treatment"), *[(c, "control") for c in x]]:
         data_mod.numeric(table, name, role)
     table, kept = data_mod.drop_missing(table, [y, d, *x, cluster], na_action)
     yv = data_mod.numeric(table, y, "outcome")
     dv = data_mod.numeric(table, d, "treatment")
-    xv = np.column_stack([data_mod.numeric(table, c, "control") for c in x])
+    xv = (np.column_stack([data_mod.numeric(table, c, "control") for c in x]) if x
+          else np.zeros((table.num_rows, 0)))
+    for name, values, role in [(y, yv, "outcome"), (d, dv, "treatment"),
+                               *[(c, xv[:, j], "control") for j, c in enumerate(x)]]:
+        data_mod.check_magnitudes(values, name, role)
+    if np.ptp(yv) == 0:
+        raise ValueError(f"outcome column '{y}' is constant (every row is {yv[0]:g}): there is "
+                         f"no variation for a treatment to explain")
     codes, labels = data_mod.encode_clusters(table.column(cluster))
     if len(labels) < 2:
         raise ValueError(f"cluster column '{cluster}' has only {len(labels)} cluster(s); "
@@ -279,9 +285,9 @@ def treatment_is_clustered(d: np.ndarray, cluster: np.ndarray) -> bool:
 
 def check_vcov(vcov, method: str) -> str:
     """Only "CR1" for DML and AIPW (module docstring, "Small-cluster
-    inference"); a clear error for "CR2" and "wild"."""
-    if vcov not in SE_TYPES:
-        raise ValueError(f"vcov / se_type must be one of {list(SE_TYPES)}, got {vcov!r}")
+    inference"); a clear error for "CR2" and "wild" (any other value: the
+    settings validator's)."""
+    vcov = check("vcov", vcov)
     if vcov != "CR1":
         raise NotImplementedError(
             f"vcov = {vcov!r} is not available for {method}: CR2 and the wild cluster bootstrap "
@@ -370,9 +376,21 @@ def split_nuisances(ed: EffectData, folds: int, seed: int, repeats: int, need, f
 
 def _settings(fit_settings: dict) -> dict:
     if "loss" in fit_settings:
-        raise TypeError("loss is set per nuisance (squared for outcomes, logistic for a binary "
-                        "treatment); do not pass loss=")
+        raise TypeError(LOSS_PER_NUISANCE)
     return {"progress": False, **fit_settings}
+
+
+def rows_of(settings: dict, rows, n: int) -> dict:
+    """The settings of a fit on some of the rows: per-observation ``weights``
+    (an array of n numbers) cut to those rows."""
+    w = settings.get("weights")
+    if w is None or isinstance(w, str):
+        return settings
+    w = np.asarray(w, dtype=float)
+    if w.shape != (n,):
+        raise ValueError(f"weights must be 'obs', 'cluster' or one number per observation "
+                         f"({n}), got {w.size} number(s)")
+    return {**settings, "weights": w[rows]}
 
 
 def fit_converged(model: FittedModel, rel_tol: float = 1e-3) -> bool:
@@ -409,7 +427,7 @@ def crossfit(x, target, cluster, fold, loss="squared", rows=None, seed=0, what="
                                  f"from {np.unique(cluster[train]).size} cluster(s); the method "
                                  f"needs at least two (use fewer folds or more clusters)")
             model = fit_arrays(x[train], target[train], cluster[train], loss=loss,
-                               seed=int(seed) + int(k), **settings)
+                               seed=int(seed) + int(k), **rows_of(settings, train, n))
             pred[test] = model.predict_arrays(x[test])
             models.append(model)
     summarise_fit_warnings(caught, what, len(models))
@@ -843,7 +861,7 @@ def t_learner(data, y=None, d=None, x=None, cluster=None, *, seed: int = 0, desi
                 raise ValueError(f"the T-learner needs rows from at least two clusters with "
                                  f"{ed.treatment} = {arm}")
             model = fit_arrays(ed.x[rows], ed.y[rows], ed.cluster[rows], loss="squared",
-                               seed=seed, **settings)
+                               seed=seed, **rows_of(settings, rows, len(ed.y)))
             model.x_names = list(ed.x_names)
             arms.append(model)
     return TLearner(arms[0], arms[1], list(ed.x_names), ed.treatment)
@@ -886,6 +904,7 @@ def effect(data, y=None, d=None, x=None, cluster=None, method: str = "dml", **kw
         ``Effect``: estimate, std_error, ci_low, ci_high, df, se_type,
         diagnostics, nuisance, with ``summary()`` and ``to_pandas()``.
     """
-    if method not in ESTIMATORS:
+    if not isinstance(method, str) or method not in ESTIMATORS:
         raise ValueError(f"method must be one of {sorted(ESTIMATORS)}, got {method!r}")
+    kwargs = validate(kwargs, method)
     return ESTIMATORS[method](data, y, d, x, cluster, **kwargs)

@@ -190,20 +190,12 @@ def t_test(estimate, std_error, df, level: float = 0.95, null=0.0) -> TTest:
 # CR2: bias-reduced linearization (Bell & McCaffrey 2002; Pustejovsky &
 # Tipton 2018) with Satterthwaite degrees of freedom
 
-SE_TYPES = ("CR1", "CR2", "wild")
 SMALL_CLUSTERS = 30
 
 
 class SmallClusterWarning(UserWarning):
     """Few clusters: CR1 with t on G - 1 can over-reject; use CR2 or the
     wild cluster bootstrap."""
-
-
-def check_se_type(se_type) -> str:
-    """``se_type`` checked against ``SE_TYPES`` (a clear error otherwise)."""
-    if se_type not in SE_TYPES:
-        raise ValueError(f"vcov / se_type must be one of {list(SE_TYPES)}, got {se_type!r}")
-    return se_type
 
 
 def warn_small_clusters(n_clusters: int, what: str = "the fixed-effects row", stacklevel=3):

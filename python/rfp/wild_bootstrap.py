@@ -32,8 +32,8 @@ from itertools import product
 import numpy as np
 
 from .inference import FixedEffectBasis, encode
+from .settings import check
 
-WEIGHTS = ("rademacher", "webb")
 WEBB = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)])
 
 
@@ -56,11 +56,10 @@ class WildBootstrap:
 
 
 def draw_weights(n_clusters: int, draws: int, weights: str, seed: int):
-    """(B × G weight matrix, full enumeration?)."""
-    if weights not in WEIGHTS:
-        raise ValueError(f"bootstrap weights must be one of {list(WEIGHTS)}, got {weights!r}")
-    if isinstance(draws, bool) or int(draws) != draws or draws < 99:
-        raise ValueError(f"the number of bootstrap draws must be a whole number >= 99, got {draws!r}")
+    """(B × G weight matrix, full enumeration?); ``draws`` and ``weights``
+    checked by the settings validator (bootstrap_draws, bootstrap_weights)."""
+    weights = check("bootstrap_weights", weights)
+    draws = check("bootstrap_draws", draws)
     if weights == "rademacher" and 2 ** n_clusters <= draws:
         return np.array(list(product([-1.0, 1.0], repeat=n_clusters))), True
     rng = np.random.default_rng(seed)
@@ -78,8 +77,7 @@ def wild_cluster_bootstrap(x, y, cluster, coef: int, fe_codes=(), *, draws: int 
     refits keep, exactly as with dummies (module docstring). ``k`` is the
     parameter count K of the CR1 factor of the reported t (default: the
     columns of ``x``)."""
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
+    level = check("level", level)
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float).reshape(-1)
     n, p = x.shape

@@ -71,7 +71,11 @@ test_that("bad vcov settings and DML / AIPW with CR2 or wild are clear errors", 
   expect_error(rfp_compare(y ~ x1 | g, df, treatment = "d", vcov = ~g),
                "cluster is the right side of the formula's `|`")
   expect_error(rfp_compare(y ~ x1 | g, df, treatment = "d", vcov = "HC1"),
-               "vcov / se_type must be")
+               "vcov must be one of 'CR1', 'CR2', 'wild'")
+  expect_error(rfp_compare(y ~ x1 | g, df, treatment = "d", se_type = "HC1"),
+               "se_type must be one of 'CR1', 'CR2', 'wild', got 'HC1'", fixed = TRUE)
+  expect_error(rfp_compare(y ~ x1 | g, df, treatment = "d", bootstrap_weights = "mammen"),
+               "bootstrap_weights must be one of 'rademacher', 'webb'", fixed = TRUE)
   expect_error(rfp_compare(y ~ x1 | g, df, treatment = "d", vcov = "CR2", se_type = "CR1"),
                "not both")
   expect_error(rfp_compare(y ~ x1 | g, df, treatment = "d", bootstrap_draws = 5),

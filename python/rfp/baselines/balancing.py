@@ -37,7 +37,8 @@ import pyarrow as pa
 from scipy import sparse
 
 from .. import results
-from ..data import as_table, drop_missing, encode_clusters, numeric, require_columns
+from ..data import (as_table, check_magnitudes, drop_missing, encode_clusters, numeric,
+                    require_columns)
 from ..diagnostics import balance_table, effective_sample_size
 
 __all__ = [
@@ -628,6 +629,10 @@ def _read(data, treatment, x, cluster=None, cluster_x=(), weight_col=None, na_ac
         raise ValueError("no covariates: pass x=[...] naming at least one numeric column")
     if na_action not in ("fail", "omit"):
         raise ValueError(f"na_action must be 'fail' or 'omit', got {na_action!r}")
+    for name, role in ((treatment, "treatment"), (cluster, "cluster variable")):
+        if name is not None and name in [*x, *cluster_x]:
+            raise ValueError(f"the {role} '{name}' is also a covariate: remove it from the "
+                             f"covariates")
     cols = ([treatment, *x, *cluster_x] + ([cluster] if cluster is not None else [])
             + ([weight_col] if weight_col is not None else []))
     require_columns(table, cols)
@@ -658,6 +663,10 @@ def _read(data, treatment, x, cluster=None, cluster_x=(), weight_col=None, na_ac
     xs = np.column_stack([numeric(table, c, "covariate") for c in x]) if x else np.zeros((table.num_rows, 0))
     vs = (np.column_stack([numeric(table, c, "cluster covariate") for c in cluster_x])
           if cluster_x else np.zeros((table.num_rows, 0)))
+    for j, c in enumerate(x):
+        check_magnitudes(xs[:, j], c, "covariate")
+    for j, c in enumerate(cluster_x):
+        check_magnitudes(vs[:, j], c, "cluster covariate")
     bw = numeric(table, weight_col, "base weight") if weight_col is not None else None
     codes = labels = None
     if cluster is not None:

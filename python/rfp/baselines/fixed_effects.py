@@ -36,7 +36,8 @@ import scipy.sparse as sp
 
 from .. import data as rdata
 from .. import results
-from ..inference import CR2, check_se_type, cr1_vcov, fixest_dof_k, t_test
+from ..inference import CR2, cr1_vcov, fixest_dof_k, t_test
+from ..settings import validate
 from ..wild_bootstrap import wild_cluster_bootstrap
 
 INTERCEPT = "(Intercept)"
@@ -177,11 +178,14 @@ def fixed_effects(data, y: str, treatment: str, controls=(), fe=(), *, cluster: 
     column, missing values, a constant treatment, a regressor collinear with
     others or absorbed by the fixed effects, or fewer than two clusters.
     """
-    check_se_type(vcov)
+    checked = validate(dict(na_action=na_action, level=level, tol=tol, max_iter=max_iter,
+                            vcov=vcov, bootstrap_draws=bootstrap_draws,
+                            bootstrap_weights=bootstrap_weights, seed=seed), "fixed_effects")
+    level, tol, max_iter, vcov = (checked[k] for k in ("level", "tol", "max_iter", "vcov"))
+    bootstrap_draws, bootstrap_weights, seed = (
+        checked[k] for k in ("bootstrap_draws", "bootstrap_weights", "seed"))
     controls = [controls] if isinstance(controls, str) else list(controls)
     fe = [fe] if isinstance(fe, str) else list(fe)
-    if na_action not in ("fail", "omit"):
-        raise ValueError(f"na_action must be 'fail' or 'omit', got {na_action!r}")
     _check_roles(y, treatment, controls, fe)
 
     table = rdata.as_table(data)
