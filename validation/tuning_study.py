@@ -81,7 +81,7 @@ def hgb_predict(sim, test):
     return search.predict(xt)
 
 
-def one_sample(name: str, seed: int) -> list[dict]:
+def one_sample(name: str, seed: int, methods=METHODS) -> list[dict]:
     sim = design(name, seed)
     test = held_out(sim, 50, seed=10_000 + seed)
     mu = test.data["mu"].to_numpy()
@@ -105,10 +105,11 @@ def one_sample(name: str, seed: int) -> list[dict]:
     xt = np.column_stack([test.data[n].to_numpy() for n in xs])
     k = kernel.fit(x, sim.data["y"].to_numpy(), sim.data["cluster"].to_numpy(), leave_out="cluster")
     preds["kernel_lco"] = kernel.predict(k, xt)
-    preds["hgb"] = hgb_predict(sim, test)
+    if "hgb" in methods:
+        preds["hgb"] = hgb_predict(sim, test)
     preds["mean"] = np.full(len(mu), np.mean(sim.data["y"].to_numpy()))
     rows = []
-    for meth in METHODS:
+    for meth in (m for m in METHODS if m in methods):
         t, cfg, step = info.get(meth, (np.nan, {}, np.nan))
         rows.append(dict(design=name, seed=seed, method=meth,
                          mse=float(np.mean((preds[meth] - mu) ** 2)), seconds=round(t, 1),
@@ -150,6 +151,8 @@ def main(argv=None):
     p.add_argument("--seeds", help="e.g. 7000-7039 or 1,2,5-9")
     p.add_argument("--out", default="validation/tuning_raw.csv")
     p.add_argument("--summary", metavar="CSV")
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help="comma-separated subset of " + ",".join(METHODS))
     a = p.parse_args(argv)
     if a.summary:
         return summary(a.summary)
@@ -164,7 +167,7 @@ def main(argv=None):
             if (name, s) in done:
                 continue
             t = time.time()
-            rows = one_sample(name, s)
+            rows = one_sample(name, s, a.methods.split(","))
             if w is None:
                 w = csv.DictWriter(f, fieldnames=list(rows[0]))
                 if new:
