@@ -44,7 +44,7 @@ from . import alerts
 from .bilevel import Objective, gather, observation_weights
 from .layout import make_buckets
 from .progress import wants_bar
-from .train import optimizer, outer_step
+from .train import constant_loss, optimizer, outer_step
 
 # alpha, eta and the learning rate are traced: one program serves every value.
 TRACED = ("alpha", "inner_lr", "learning_rate")
@@ -242,22 +242,11 @@ def _static_key(c):
 
 
 def _constant_cv(y, w, cluster, fold, folds, loss):
-    """Held-out loss of the training folds' weighted mean (the constant
-    predictor), per fold: (losses, held-out weight sums)."""
-    out, dens = np.empty(folds), np.empty(folds)
+    """Held-out loss of the constant predictor (``train.constant_loss``: the
+    training folds' weighted mean), per fold."""
     f_of_row = fold[cluster]
-    for f in range(folds):
-        tr, te = f_of_row != f, f_of_row == f
-        m = np.sum(w[tr] * y[tr]) / np.sum(w[tr])
-        if loss == "logistic":
-            m = np.clip(m, 1e-12, 1 - 1e-12)
-            c = np.log(m / (1 - m))
-            li = np.logaddexp(0.0, c) - y[te] * c
-        else:
-            li = (y[te] - m) ** 2
-        out[f] = np.sum(w[te] * li) / np.sum(w[te])
-        dens[f] = np.sum(w[te])
-    return out, dens
+    return np.array([constant_loss(y, w, np.flatnonzero(f_of_row != f),
+                                   np.flatnonzero(f_of_row == f), loss) for f in range(folds)])
 
 
 def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=5, seed=0,
@@ -277,7 +266,7 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
     in_fold = [np.stack([(fold[b.clusters] == f).astype(float) for f in range(folds)])
                for b in buckets_np]
     dens = np.array([np.sum(w[fold[cluster] == f]) for f in range(folds)])
-    mean_losses, _ = _constant_cv(y, w, cluster, fold, folds, loss)
+    mean_losses = _constant_cv(y, w, cluster, fold, folds, loss)
     mean_loss = float(np.sum(mean_losses * dens) / np.sum(dens))
     mean_se = float(np.std(mean_losses, ddof=1) / np.sqrt(folds))
 
