@@ -158,18 +158,106 @@ print.rfp_compare <- function(x, digits = 3L, ...) {
   invisible(x)
 }
 
-#' Tidy a comparison
+#' Summarise, tidy and glance at a comparison
 #'
-#' @param x An [rfp_compare()] table.
+#' `summary()` prints one coefficient table (estimate, standard error, t,
+#' p-value, interval, degrees of freedom G - 1) with a row per method and
+#' estimand, then the diagnostics (effective sample size, convergence,
+#' variance share) and the notes. `tidy()` gives broom's columns, one row
+#' per method and estimand (`term` is `method:estimand`), so the table works
+#' with modelsummary-style tooling; `glance()` one row about the data and
+#' the settings.
+#'
+#' @param x,object An [rfp_compare()] table.
 #' @param ... Unused.
-#' @return The table as a plain data frame.
+#' @return `summary()`: an object of class `summary.rfp_compare`.
+#'   `tidy()`: a data frame with `term`, `estimate`, `std.error`,
+#'   `statistic`, `p.value`, `conf.low`, `conf.high`, `df`, then the
+#'   comparison's own columns (`method`, `estimand`, `n`, `clusters`, `ess`,
+#'   `converged`, `variance_share`, `truth`, `error`, `note`). `glance()`:
+#'   a one-row data frame (`nobs`, `n_clusters`, `n_methods`, `treatment`,
+#'   `outcome`, `strata`, `level`, `folds`, `repeats`, `seed`, `se_type`).
+#' @examples
+#' \donttest{
+#' if (rfp_available()) {
+#'   data(rfp_trial)
+#'   cmp <- rfp_compare(y ~ x1 + x2 + z | cluster, rfp_trial, treatment = "d",
+#'                      fe = ~ stratum, methods = c("fixed_effects", "entropy_balancing"))
+#'   summary(cmp)
+#'   tidy(cmp)
+#'   glance(cmp)
+#' }
+#' }
+#' @name rfp_compare-methods
+NULL
+
+#' @rdname rfp_compare-methods
 #' @method tidy rfp_compare
 #' @export
 tidy.rfp_compare <- function(x, ...) {
-  out <- x
-  attributes(out) <- attributes(out)[c("names", "row.names")]
-  class(out) <- "data.frame"
-  out
+  plain <- x
+  attributes(plain) <- attributes(plain)[c("names", "row.names")]
+  class(plain) <- "data.frame"
+  if (!all(c("method", "estimand", "estimate", "std.error") %in% names(plain))) return(plain)
+  out <- coef_frame(compare_terms(plain), plain$estimate, plain$std.error, plain$clusters - 1L,
+                    plain$conf.low, plain$conf.high)
+  cbind(out, plain[setdiff(names(plain), names(out))])
+}
+
+#' @rdname rfp_compare-methods
+#' @method glance rfp_compare
+#' @export
+glance.rfp_compare <- function(x, ...) {
+  data.frame(nobs = nobs(x), n_clusters = if (nrow(x)) max(x$clusters) else NA_integer_,
+             n_methods = length(unique(x$method)),
+             treatment = attr(x, "treatment") %||% NA_character_,
+             outcome = attr(x, "outcome") %||% NA_character_,
+             strata = attr(x, "strata") %||% NA_character_,
+             level = attr(x, "level") %||% 0.95, folds = attr(x, "folds") %||% NA_integer_,
+             repeats = attr(x, "repeats") %||% NA_integer_,
+             seed = attr(x, "seed") %||% NA_integer_, se_type = variance_label(x),
+             n_dropped = attr(x, "n_dropped") %||% 0L, stringsAsFactors = FALSE)
+}
+
+#' @rdname rfp_compare-methods
+#' @export
+summary.rfp_compare <- function(object, ...) {
+  structure(list(call = attr(object, "call"), coefficients = tidy(object),
+                 treatment = attr(object, "treatment"), outcome = attr(object, "outcome"),
+                 strata = attr(object, "strata"), level = attr(object, "level") %||% 0.95,
+                 se_type = variance_label(object), folds = attr(object, "folds"),
+                 repeats = attr(object, "repeats"), seed = attr(object, "seed")),
+            class = "summary.rfp_compare")
+}
+
+#' @export
+print.summary.rfp_compare <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
+  table <- x$coefficients
+  cat(sprintf("rfp comparison: effect of %s on %s\n\nCall: ", x$treatment %||% "treatment",
+              x$outcome %||% "outcome"))
+  print(x$call)
+  if (nrow(table)) {
+    cat(sprintf("\n%d observations in %d clusters%s; cross-fitting in %s folds, %s repeat(s), seed %s\n",
+                max(table$n), max(table$clusters),
+                if (!is.null(x$strata)) paste0(", strata: ", x$strata) else "",
+                format(x$folds %||% NA), format(x$repeats %||% NA), format(x$seed %||% NA)))
+  }
+  cat(sprintf("Standard errors: %s, clustered\n\n", x$se_type))
+  print_coef_table(table, level = x$level, digits = digits)
+  cat("\nDiagnostics:\n")
+  diagnostics <- data.frame(
+    ess = ifelse(is.finite(table$ess), format(round(table$ess, 1)), "-"),
+    converged = ifelse(table$converged, "yes", "NO"),
+    variance_share = signif_text(table$variance_share, digits),
+    check.names = FALSE, row.names = make.unique(table$term))
+  if (!is.null(table$truth)) {
+    diagnostics$truth <- signif_text(table$truth, digits)
+    diagnostics$error <- signif_text(table$error, digits)
+  }
+  print(diagnostics, right = TRUE)
+  notes <- which(nzchar(table$note) & !is.na(table$note))
+  for (k in notes) cat(sprintf("note, %s: %s\n", table$term[k], table$note[k]))
+  invisible(x)
 }
 
 #' Plot a comparison

@@ -252,19 +252,33 @@ print.rfp_effect <- function(x, digits = max(3L, getOption("digits") - 3L), ...)
 
 #' Summarise an effect
 #'
-#' The estimate with its standard error, t statistic, p-value and interval
-#' (t with G - 1 degrees of freedom), and the diagnostics: the share of
-#' treatment variance the nuisance model explains, the effective sample
-#' size, whether every nuisance fit converged, and method-specific numbers
-#' (clipped propensities for AIPW).
+#' A coefficient table in the style of estimatr and fixest (estimate,
+#' standard error, t statistic, p-value, interval, degrees of freedom: t
+#' with G - 1 for G clusters), the variance used (`CR1` by cluster unless
+#' the result says otherwise), and the diagnostics: the share of treatment
+#' variance the nuisance model explains, the effective sample size, whether
+#' every nuisance fit converged, and method-specific numbers (clipped
+#' propensities for AIPW; per-fold values are listed).
 #'
 #' @param object An [rfp_effect()].
 #' @param ... Unused.
-#' @return An object of class `summary.rfp_effect` (a list).
+#' @return An object of class `summary.rfp_effect` (a list; `coefficients`
+#'   is the [tidy()] table).
+#' @examples
+#' \donttest{
+#' if (rfp_available()) {
+#'   data(rfp_trial)
+#'   summary(rfp_effect(y ~ x1 + x2 + z | cluster, rfp_trial, treatment = "d",
+#'                      folds = 2, model = "linear", max_steps = 30))
+#' }
+#' }
 #' @export
 summary.rfp_effect <- function(object, ...) {
   structure(list(call = object$call, method = object$method, estimand = object$estimand,
-                 treatment = object$treatment, coefficients = tidy(object),
+                 treatment = object$treatment, outcome = object$outcome,
+                 coefficients = tidy(object), level = object$level,
+                 se_type = if (object$method == "t_learner") "none" else variance_label(object),
+                 cluster_name = object$cluster_name,
                  diagnostics = object$diagnostics, n = object$n,
                  n_clusters = object$n_clusters, n_dropped = object$n_dropped,
                  settings = object$settings),
@@ -275,18 +289,26 @@ summary.rfp_effect <- function(object, ...) {
 print.summary.rfp_effect <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
   cat(sprintf("rfp effect: %s, estimand %s\n\nCall: ", effect_label(x$method), x$estimand))
   print(x$call)
-  cat(sprintf("\n%d observations in %d clusters; %s, seed %d\n\n",
+  cat(sprintf("\n%d observations in %d clusters%s; %s, seed %d\n",
               x$n, x$n_clusters,
+              if (isTRUE(x$n_dropped > 0)) sprintf(" (%d dropped)", x$n_dropped) else "",
               if (x$method == "t_learner") "one fit per arm on all its rows"
               else sprintf("cross-fitting in %d folds of whole clusters", x$settings$folds),
               x$settings$seed))
-  table <- x$coefficients[c("estimate", "std.error", "statistic", "p.value", "conf.low",
-                            "conf.high")]
-  rownames(table) <- x$treatment
-  print(signif(as.matrix(table), digits))
-  d <- x$diagnostics
+  cat(if (x$method == "t_learner") {
+    "Standard error: none (plug-in mean of tau(x))\n\n"
+  } else {
+    sprintf("Standard error: %s, clustered by %s\n\n", x$se_type, x$cluster_name %||% "cluster")
+  })
+  print_coef_table(x$coefficients, level = if (is.finite(x$level)) x$level else 0.95,
+                   digits = digits,
+                   row_names = sprintf("%s (%s)", x$coefficients$term, x$estimand))
   cat("\nDiagnostics:\n")
-  shown <- vapply(d, function(v) format(if (is.numeric(v)) signif(v, digits) else v), "")
+  d <- x$diagnostics
+  shown <- vapply(d, function(v) {
+    v <- if (is.numeric(v)) signif(v, digits) else v
+    paste(format(v), collapse = ", ")
+  }, "")
   cat(paste0("  ", format(names(shown)), "  ", shown, collapse = "\n"), "\n")
   if (!is.null(d$variance_share) && is.finite(d$variance_share) && d$variance_share > 0.9) {
     cat("  (variance_share above 0.9: the treatment variation left after the controls is",
@@ -298,19 +320,31 @@ print.summary.rfp_effect <- function(x, digits = max(3L, getOption("digits") - 3
 #' Tidy an effect
 #'
 #' @param x An [rfp_effect()].
+#' @param conf.int,conf.level As in broom: the interval columns are always
+#'   there; `conf.level` other than the effect's level recomputes them (t
+#'   with G - 1 degrees of freedom).
 #' @param ... Unused.
-#' @return A one-row data frame: `term` (the treatment), `estimand`,
-#'   `estimate`, `std.error`, `statistic`, `p.value`, `conf.low`,
-#'   `conf.high`, `method`.
+#' @return A one-row data frame with broom's columns `term` (the
+#'   treatment), `estimate`, `std.error`, `statistic`, `p.value`,
+#'   `conf.low`, `conf.high`, and `df`, `estimand`, `method`.
 #' @method tidy rfp_effect
 #' @export
-tidy.rfp_effect <- function(x, ...) {
-  statistic <- x$estimate / x$std.error
-  data.frame(term = x$treatment, estimand = x$estimand, estimate = x$estimate,
-             std.error = x$std.error, statistic = statistic,
-             p.value = 2 * stats::pt(-abs(statistic), df = x$df),
-             conf.low = x$conf.low, conf.high = x$conf.high, method = x$method,
-             stringsAsFactors = FALSE)
+tidy.rfp_effect <- function(x, conf.int = TRUE, conf.level = x$level, ...) {
+  bounds <- c(x$conf.low, x$conf.high)
+  if (is.finite(x$std.error) && is.finite(conf.level) && !isTRUE(all.equal(conf.level, x$level))) {
+    bounds <- confint(x, level = conf.level)[1, ]
+  }
+  out <- coef_frame(x$treatment, x$estimate, sqrt(stored_variance(x)), x$df, bounds[1],
+                    bounds[2])
+  out$estimand <- x$estimand
+  out$method <- x$method
+  out
+}
+
+# The variance a one-effect result holds (NA when it has none).
+stored_variance <- function(object) {
+  v <- object$vcov %||% object$std.error^2
+  as.numeric(v)[1]
 }
 
 #' Glance at an effect
@@ -327,6 +361,7 @@ glance.rfp_effect <- function(x, ...) {
   d$folds <- NULL
   data.frame(c(list(method = x$method, estimand = x$estimand, nobs = x$n,
                     n_clusters = x$n_clusters, df = x$df,
+                    se_type = if (x$method == "t_learner") NA_character_ else variance_label(x),
                     folds = if (x$method == "t_learner") NA_integer_ else x$settings$folds),
                d), stringsAsFactors = FALSE)
 }
