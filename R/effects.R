@@ -307,7 +307,7 @@ print.summary.rfp_effect <- function(x, digits = max(3L, getOption("digits") - 3
   d <- x$diagnostics
   shown <- vapply(d, function(v) {
     v <- if (is.numeric(v)) signif(v, digits) else v
-    paste(format(v), collapse = ", ")
+    paste(format(v, trim = TRUE), collapse = ", ")
   }, "")
   cat(paste0("  ", format(names(shown)), "  ", shown, collapse = "\n"), "\n")
   if (!is.null(d$variance_share) && is.finite(d$variance_share) && d$variance_share > 0.9) {
