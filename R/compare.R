@@ -55,7 +55,7 @@
 #' @export
 rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, truth = NULL,
                         folds = 5L, seed = 0L, repeats = 1L, na.action = stats::na.fail,
-                        verbose = FALSE, ...) {
+                        progress = NULL, ...) {
   call <- match.call()
   folds <- check_whole(folds, "folds", 2)
   seed <- check_whole(seed, "seed", 0)
@@ -73,13 +73,17 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
     stop(sprintf("unknown method(s) %s; known: %s", paste0("'", unknown, "'", collapse = ", "),
                  paste(known, collapse = ", ")), call. = FALSE)
   }
-  settings <- backend_settings(list(...), c("level", "clip", "icc", "warn_share", "propensity"))
+  dots <- list(...)
+  progress <- progress_setting(progress, dots)
+  dots$verbose <- NULL
+  settings <- backend_settings(dots, c("level", "clip", "icc", "warn_share", "propensity"))
   ed <- effect_design(formula, data, treatment, na.action, fe = fe, binary = TRUE,
                       what = "rfp_compare() (use rfp_effect(method = \"dml\") for another treatment)")
   columns <- effect_columns(ed)
 
   individual_e <- individual_propensity(ed, settings$propensity)
-  progress <- fits_progress(folds * repeats * compare_nuisances(methods, individual_e), verbose)
+  n_fits <- folds * repeats * compare_nuisances(methods, individual_e)
+  progress <- fits_progress(n_fits, progress)
   on.exit(progress$close(), add = TRUE)
   args <- list(columns$table, y = columns$y, d = columns$d, x = columns$x,
                cluster = columns$cluster, strata = columns$strata %||% reticulate::py_none(),

@@ -49,7 +49,11 @@
 #'   an error if it varies within one) or `"individual"`.
 #' @param na.action `na.fail` (default), `na.omit` or `na.exclude`, for the
 #'   outcome, controls, cluster and treatment.
-#' @param verbose Show a progress bar over the fits.
+#' @param progress Show one progress bar over the fits, on stderr, with the
+#'   elapsed and remaining time: `NULL` (default) when the session is
+#'   interactive or stderr is a terminal, never while knitting; `TRUE` or
+#'   `FALSE` to force it. (`verbose =`, its old name, still works with a
+#'   warning.)
 #' @param ... Settings of the nuisance fits, as in [rfp()]: `model`,
 #'   `hidden`, `alpha`, `inner_steps`, `inner_lr`, `max_steps`, `patience`,
 #'   `learning_rate`, ... (the loss is chosen per nuisance); and `level`
@@ -77,7 +81,7 @@
 #' @export
 rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_learner"),
                        estimand = c("ATE", "ATT"), folds = 5L, seed = 0L, repeats = 1L,
-                       design = NULL, na.action = stats::na.fail, verbose = FALSE, ...) {
+                       design = NULL, na.action = stats::na.fail, progress = NULL, ...) {
   call <- match.call()
   method <- match.arg(method)
   if (method == "dml" && !missing(estimand)) {
@@ -92,7 +96,10 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
   extra <- switch(method, dml = c("level", "warn_share"),
                   aipw = c("level", "clip", "propensity", "propensity_penalty"),
                   t_learner = character())
-  settings <- backend_settings(list(...), extra)
+  dots <- list(...)
+  progress <- progress_setting(progress, dots)
+  dots$verbose <- NULL
+  settings <- backend_settings(dots, extra)
   what <- switch(method, dml = "DML", aipw = "AIPW", t_learner = "the T-learner")
   ed <- effect_design(formula, data, treatment, na.action, binary = method != "dml",
                       what = what)
@@ -104,7 +111,7 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
                              individual_propensity(ed, settings$propensity)) * folds,
                    t_learner = 2)
   if (method != "t_learner") n_fits <- n_fits * repeats
-  progress <- fits_progress(n_fits, verbose)
+  progress <- fits_progress(n_fits, progress)
   on.exit(progress$close(), add = TRUE)
   args <- list(columns$table, y = columns$y, d = columns$d, x = columns$x,
                cluster = columns$cluster, method = method, seed = seed,
@@ -129,7 +136,7 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
   out$cluster_name <- ed$cluster_name
   out$n_dropped <- ed$n_dropped
   out$settings <- c(list(folds = folds, seed = seed, repeats = repeats, design = design),
-                    list(...))
+                    dots)
   class(out) <- "rfp_effect"
   out
 }

@@ -10,10 +10,17 @@
 #' \eqn{\theta} alone: the cluster is never an input, so the fit applies to
 #' clusters it has not seen.
 #'
+#' In `y ~ x | g`, **`g` after `|` is the cluster (not fixed effects as in
+#' fixest); fixed effects go in `fe =`** (of [rfp_compare()]). A variable
+#' with fewer than 10 levels after `|` gives a warning, since it looks like
+#' a fixed effect rather than a cluster.
+#'
 #' @param formula `y ~ controls | cluster`: the outcome, the controls as in
 #'   [stats::lm()] (factors become dummies, `.` is every other column,
 #'   interactions and `I()` work) and the variable that identifies clusters
-#'   (factor, character or integer). See [rfp_design()].
+#'   (factor, character or integer). **The `|` is the cluster (not fixed
+#'   effects as in fixest); fixed effects go in `fe =`** of [rfp_compare()].
+#'   Fewer than 10 levels after `|` give a warning. See [rfp_design()].
 #' @param data A data frame.
 #' @param model `"mlp"` (a feed-forward network), `"linear"` or
 #'   `"neural_ode"`.
@@ -40,7 +47,10 @@
 #' @param na.action `na.fail` (default: an error naming each column with
 #'   missing values), `na.omit` or `na.exclude` (drop those rows, with a
 #'   message).
-#' @param verbose Show a progress bar (default: in interactive sessions).
+#' @param progress Show a progress bar on stderr with the elapsed and
+#'   remaining time: `NULL` (default) when the session is interactive or
+#'   stderr is a terminal, never while knitting; `TRUE` or `FALSE` to force
+#'   it. (`verbose =`, its old name, still works with a warning.)
 #' @param ... Further backend settings (`width`, `steps` for
 #'   `model = "neural_ode"`).
 #' @return An object of class `rfp`; see [summary.rfp()], [predict.rfp()],
@@ -48,8 +58,8 @@
 #' @examples
 #' if (rfp_available()) {
 #'   set.seed(1)
-#'   df <- data.frame(g = rep(1:6, each = 20), x1 = rnorm(120), x2 = rnorm(120))
-#'   df$y <- abs(df$x1) + 0.5 * df$x2 + rnorm(6)[df$g] + rnorm(120, sd = 0.2)
+#'   df <- data.frame(g = rep(1:12, each = 10), x1 = rnorm(120), x2 = rnorm(120))
+#'   df$y <- abs(df$x1) + 0.5 * df$x2 + rnorm(12)[df$g] + rnorm(120, sd = 0.2)
 #'   fit <- rfp(y ~ x1 + x2 | g, data = df, model = "linear", max_steps = 50)
 #'   summary(fit)
 #'   predict(fit, newdata = df[1:3, ])
@@ -62,23 +72,26 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
                 learning_rate = 0.01, clip_norm = 1, schedule = c("constant", "cosine"),
                 max_steps = 2000L, patience = 200L,
                 eval_every = 10L, validation_share = 0.2, seed = 0L,
-                na.action = stats::na.fail, verbose = interactive(), ...) {
+                na.action = stats::na.fail, progress = NULL, ...) {
   call <- match.call()
-  settings <- fit_settings(
+  dots <- list(...)
+  progress <- progress_setting(progress, dots)
+  dots$verbose <- NULL
+  settings <- do.call(fit_settings, c(dots, list(
     model = match.arg(model), alpha = alpha, inner_steps = inner_steps, inner_lr = inner_lr,
     first_order = first_order, loss = match.arg(loss), weights = match.arg(weights),
     hidden = hidden, activation = activation, penalty = penalty,
     learning_rate = learning_rate, clip_norm = clip_norm, schedule = match.arg(schedule),
     max_steps = max_steps,
     patience = patience, eval_every = eval_every, validation_share = validation_share,
-    seed = seed, ...)
+    seed = seed)))
   design <- rfp_design(formula, data, na.action)
   b <- backend()
 
   columns <- c(stats::setNames(lapply(seq_along(design$columns), function(j) design$x[, j]),
                                design$columns),
                stats::setNames(list(design$y, design$cluster), c(outcome_column, cluster_column)))
-  progress <- progress_bar(settings$max_steps, verbose)
+  progress <- progress_bar(settings$max_steps, progress)
   on.exit(progress$close(), add = TRUE)
   model <- py_call(do.call(b$rfp$fit, c(
     list(py_columns(columns), y = outcome_column, x = as.list(design$columns),
@@ -160,17 +173,6 @@ py_settings <- function(settings) {
 # The design matrix as named backend columns.
 design_columns <- function(design, x) {
   stats::setNames(lapply(seq_len(ncol(x)), function(j) x[, j]), design$columns)
-}
-
-# A txtProgressBar fed by the backend's progress callback, or nothing.
-progress_bar <- function(max_steps, verbose) {
-  if (!isTRUE(verbose)) return(list(callback = FALSE, close = function() invisible()))
-  bar <- utils::txtProgressBar(min = 0, max = max_steps, style = 3)
-  update <- function(step, total, train_loss, validation_loss) {
-    utils::setTxtProgressBar(bar, min(as.numeric(step), max_steps))
-    invisible(NULL)
-  }
-  list(callback = reticulate::r_to_py(update, convert = TRUE), close = function() close(bar))
 }
 
 # Intercept and slopes of a linear model on the original scale of x and y

@@ -45,7 +45,7 @@ stage(paste("rfp_compare(): fixed effects with strata, entropy and cluster balan
             "cross-fitting repeated over 5 splits)"))
 comparison <- rfp_compare(
   y ~ x1 + x2 + z | cluster, data = rfp_trial, treatment = "d", fe = ~stratum,
-  truth = truth, folds = 3, repeats = 5, seed = 0, verbose = TRUE,
+  truth = truth, folds = 3, repeats = 5, seed = 0, progress = TRUE,
   model = "mlp", hidden = 16, alpha = 0.5, inner_steps = 1, inner_lr = 0.1,
   learning_rate = 0.01, max_steps = 3000, patience = 30)
 cat("\n")
@@ -75,10 +75,10 @@ triad <- rfp_simulate("tragic_triad", n_clusters = 40, n_per_cluster = 30, overl
 cat("  fitting the method (alpha = 0.5, one inner step)\n")
 method <- rfp(y ~ x | cluster, data = triad, model = "mlp", hidden = c(32, 32), alpha = 0.5,
               inner_steps = 1, inner_lr = 0.1, max_steps = 800, patience = 200, seed = 0,
-              verbose = TRUE)
+              progress = TRUE)
 cat("\n  fitting ERM (alpha = 1) for reference\n")
 erm <- rfp(y ~ x | cluster, data = triad, model = "mlp", hidden = c(32, 32), alpha = 1,
-           max_steps = 800, patience = 200, seed = 0, verbose = TRUE)
+           max_steps = 800, patience = 200, seed = 0, progress = TRUE)
 cat("\n")
 print(method)
 grid <- data.frame(x = seq(min(triad$x), max(triad$x), length.out = 200))

@@ -39,7 +39,7 @@ expect_inference <- function(object, estimate, se, df, level = 0.95) {
 test_that("a linear fit: coef, nobs, tidy, glance; no variance, said in an error", {
   skip_if_no_backend()
   df <- clustered_data()
-  fit <- rfp(y ~ x1 + x2 | g, data = df, model = "linear", max_steps = 30, verbose = FALSE)
+  fit <- rfp(y ~ x1 + x2 | g, data = df, model = "linear", max_steps = 30, progress = FALSE)
   x <- cbind(1, as.matrix(df[c("x1", "x2")]))
   expect_equal(drop(x %*% coef(fit)), fitted(fit), tolerance = 1e-10, ignore_attr = TRUE)
   expect_identical(nobs(fit), nrow(df))
@@ -59,7 +59,7 @@ test_that("an MLP fit: coef() is an error with a message, never NULL; summary ke
            training objective and the held-out loss apart", {
   skip_if_no_backend()
   df <- clustered_data()
-  fit <- rfp(y ~ x1 + x2 | g, data = df, hidden = 4L, max_steps = 20, verbose = FALSE)
+  fit <- rfp(y ~ x1 + x2 | g, data = df, hidden = 4L, max_steps = 20, progress = FALSE)
   expect_error(coef(fit), "model = \"mlp\" has no coefficients.*tidy\\(fit\\)")
   expect_error(vcov(fit), "no sampling variance")
   expect_identical(nobs(fit), nrow(df))

@@ -101,14 +101,6 @@ test_that("effects print, summarise, tidy, glance and plot", {
   expect_identical(names(curve), c("x1", "tau"))
 })
 
-test_that("verbose = TRUE shows one progress bar over all the fits", {
-  skip_if_no_backend()
-  df <- effects_r()$data
-  expect_output(rfp_effect(y ~ x1 + x2 + z | g, df, "d", method = "t_learner", verbose = TRUE,
-                           model = "linear", max_steps = 20),
-                "100%")
-})
-
 test_that("a treatment the controls determine raises the variance-share warning in R", {
   skip_if_no_backend()
   set.seed(8)

@@ -189,16 +189,6 @@ test_that("saveRDS, rfp_save and a new R session all predict identically", {
   expect_identical(readRDS(out_path), before)
 })
 
-test_that("progress shows as a text progress bar when verbose", {
-  skip_if_no_backend()
-  df <- clustered_data()
-  out <- capture.output(fit <- rfp(y ~ x1 | g, data = df, model = "linear", max_steps = 30,
-                                   verbose = TRUE))
-  expect_match(paste(out, collapse = ""), "100%", fixed = TRUE)
-  expect_identical(capture.output(quiet <- rfp(y ~ x1 | g, data = df, model = "linear",
-                                               max_steps = 10, verbose = FALSE)), character(0))
-})
-
 test_that("plots: loss curves and the fitted function along a covariate", {
   skip_if_no_backend()
   df <- clustered_data()
