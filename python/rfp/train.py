@@ -8,6 +8,8 @@ improvement.
 """
 from __future__ import annotations
 
+import sys
+
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -64,13 +66,14 @@ def optimizer(learning_rate: float, clip_norm: float | None, schedule: str = "co
 
 
 def progress_bar(progress, total):
-    """A tqdm bar (on when stderr is a terminal), or the user's callback
+    """A tqdm bar on stderr with the elapsed and remaining time (the rule of
+    ``progress.wants_bar``), or the user's callback
     ``progress(step, total, train_loss, validation_loss)``."""
     if callable(progress):
         return None
     from tqdm.auto import tqdm
     return tqdm(total=total, disable=not wants_bar(progress), desc="rfp", unit="step",
-                leave=False)
+                leave=False, file=sys.stderr)
 
 
 @partial(jax.jit, static_argnames=("objective", "opt_settings", "length"))
