@@ -218,38 +218,6 @@ glance.rfp_balance <- function(x, ...) {
              stringsAsFactors = FALSE)
 }
 
-#' Love plot of balancing weights
-#'
-#' The absolute standardised mean difference of each covariate before
-#' (open) and after (filled) weighting, with a dashed line at `threshold`.
-#'
-#' @param x An [rfp_balance()].
-#' @param threshold Where to draw the reference line.
-#' @param main Title.
-#' @param ... Further arguments to [graphics::plot()].
-#' @return The balance table, invisibly.
-#' @export
-plot.rfp_balance <- function(x, threshold = 0.1, main = NULL, ...) {
-  table <- x$balance
-  k <- nrow(table)
-  at <- rev(seq_len(k))
-  before <- abs(table$smd_before)
-  after <- abs(table$smd_after)
-  if (is.null(main)) main <- sprintf("Balance: %s", balance_label(x))
-  old <- graphics::par(mar = c(4.5, max(4, 0.55 * max(nchar(table$covariate))) + 1, 2.5, 1))
-  on.exit(graphics::par(old), add = TRUE)
-  graphics::plot(before, at, xlim = c(0, max(c(before, after, threshold), na.rm = TRUE)),
-                 ylim = c(0.5, k + 0.5), yaxt = "n", pch = 1, cex = 1.3,
-                 xlab = "|standardised mean difference|", ylab = "", main = main, ...)
-  graphics::axis(2, at = at, labels = table$covariate, las = 1)
-  graphics::segments(before, at, after, at, col = "grey70")
-  graphics::points(after, at, pch = 19, cex = 1.3, col = "firebrick")
-  graphics::abline(v = threshold, lty = 2, col = "grey40")
-  graphics::legend("topright", bty = "n", pch = c(1, 19), col = c("black", "firebrick"),
-                   legend = c("before weighting", "after weighting"))
-  invisible(table)
-}
-
 balance_label <- function(x) {
   c(entropy = "entropy balancing", hierarchical = "hierarchical balancing",
     cluster = "cluster balancing")[[x$method]]

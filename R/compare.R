@@ -263,24 +263,3 @@ print.summary.rfp_compare <- function(x, digits = max(3L, getOption("digits") - 
   for (k in notes) cat(sprintf("note, %s: %s\n", table$term[k], table$note[k]))
   invisible(x)
 }
-
-#' Plot a comparison
-#'
-#' Each estimate with its confidence interval, one row per method and
-#' estimand; the truth, when known, as a dashed mark on each row.
-#'
-#' @param x An [rfp_compare()] table.
-#' @param main Title.
-#' @param ... Further arguments to [graphics::plot()].
-#' @return `x`, invisibly.
-#' @export
-plot.rfp_compare <- function(x, main = NULL, ...) {
-  labels <- sprintf("%s (%s)", x$method, ifelse(nzchar(x$estimand), x$estimand, "-"))
-  if (is.null(main)) main <- sprintf("Effect of %s on %s", attr(x, "treatment"),
-                                     attr(x, "outcome"))
-  plot_intervals(x$estimate, x$conf.low, x$conf.high, labels = labels, truth = x$truth,
-                 xlab = sprintf("estimate with %g%% interval%s", 100 * (attr(x, "level") %||% 0.95),
-                                if (!is.null(x$truth)) "; dashed: truth" else ""),
-                 main = main, ...)
-  invisible(x)
-}

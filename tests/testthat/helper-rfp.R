@@ -44,4 +44,4 @@ write_full_precision <- function(df, path) {
 
 # The tests use few clusters to stay fast; the warning that `|` names a
 # cluster with few levels (tested in test-formula.R) would repeat in each.
-options(rfp.few_clusters = 2L)
+options(rfp.few_clusters = 0L)
