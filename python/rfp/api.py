@@ -189,7 +189,7 @@ def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings
 
 def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",
         progress=None, **settings) -> FittedModel:
-    """Fit f(theta, x) by regularized bi-level gradient descent (R_k, DESIGN.md).
+    """Fit f(theta, x) by regularized bi-level gradient descent (R_k, docs/DESIGN.md).
 
     data: any Arrow-compatible table.  y: outcome column.  x: control columns
     (default: all others).  cluster: the cluster column (any type), used in
