@@ -43,11 +43,13 @@
 #'   effective number of control clusters), `converged`, `status`, `message`, and the ATT
 #'   `estimate`, `std.error`, `conf.low`, `conf.high`.
 #' @examples
+#' \donttest{
 #' if (rfp_available()) {
 #'   data(rfp_trial)
 #'   bal <- rfp_balance(y ~ x1 + x2 + z | cluster, rfp_trial, treatment = "d")
 #'   bal
 #'   tidy(bal)
+#' }
 #' }
 #' @export
 rfp_balance <- function(formula, data, treatment, method = c("entropy", "hierarchical", "cluster"),

@@ -45,12 +45,14 @@
 #'   (effective sample size of the weights), `converged`, `variance_share`,
 #'   `truth` and `error` (when `truth` is given), `note`.
 #' @examples
+#' \donttest{
 #' if (rfp_available()) {
 #'   data(rfp_trial)
 #'   cmp <- rfp_compare(y ~ x1 + x2 + z | cluster, rfp_trial, treatment = "d",
 #'                      fe = ~ stratum, methods = c("fixed_effects", "entropy_balancing"),
 #'                      truth = attr(rfp_trial, "truth"))
 #'   cmp
+#' }
 #' }
 #' @export
 rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, truth = NULL,

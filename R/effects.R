@@ -70,6 +70,7 @@
 #'   predictions, residuals and folds per row; for `"t_learner"`, `tau`).
 #' @seealso [rfp_compare()] for every estimator side by side.
 #' @examples
+#' \donttest{
 #' if (rfp_available()) {
 #'   data(rfp_trial)
 #'   eff <- rfp_effect(y ~ x1 + x2 + z | cluster, rfp_trial, treatment = "d",
@@ -77,6 +78,7 @@
 #'                     model = "linear", max_steps = 30)
 #'   eff
 #'   tidy(eff)
+#' }
 #' }
 #' @export
 rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_learner"),
@@ -223,6 +225,15 @@ t_learner_predict <- function(object, x) {
 #'   rows.
 #' @param ... Unused.
 #' @return A numeric vector, `NA` where a control is missing.
+#' @examples
+#' \donttest{
+#' if (rfp_available()) {
+#'   data(rfp_trial)
+#'   learner <- rfp_effect(y ~ x1 + x2 + z | cluster, rfp_trial, treatment = "d",
+#'                         method = "t_learner", model = "linear", max_steps = 30)
+#'   predict(learner, newdata = data.frame(x1 = c(-1, 0, 1), x2 = 0, z = 0))
+#' }
+#' }
 #' @export
 predict.rfp_effect <- function(object, newdata = NULL, ...) {
   if (object$method != "t_learner") {
@@ -334,6 +345,17 @@ print.summary.rfp_effect <- function(x, digits = max(3L, getOption("digits") - 3
 #' @return A one-row data frame with broom's columns `term` (the
 #'   treatment), `estimate`, `std.error`, `statistic`, `p.value`,
 #'   `conf.low`, `conf.high`, and `df`, `estimand`, `method`.
+#' @examples
+#' \donttest{
+#' if (rfp_available()) {
+#'   data(rfp_trial)
+#'   eff <- rfp_effect(y ~ x1 + x2 + z | cluster, rfp_trial, treatment = "d",
+#'                     folds = 2, model = "linear", max_steps = 30)
+#'   tidy(eff)
+#'   tidy(eff, conf.level = 0.9)
+#'   glance(eff)
+#' }
+#' }
 #' @method tidy rfp_effect
 #' @export
 tidy.rfp_effect <- function(x, conf.int = TRUE, conf.level = x$level, ...) {
@@ -360,6 +382,14 @@ stored_variance <- function(object) {
 #' @param ... Unused.
 #' @return A one-row data frame: `method`, `estimand`, `nobs`, `n_clusters`,
 #'   `df`, `folds` and the numeric and logical diagnostics.
+#' @examples
+#' \donttest{
+#' if (rfp_available()) {
+#'   data(rfp_trial)
+#'   glance(rfp_effect(y ~ x1 + x2 + z | cluster, rfp_trial, treatment = "d",
+#'                     folds = 2, model = "linear", max_steps = 30))
+#' }
+#' }
 #' @method glance rfp_effect
 #' @export
 glance.rfp_effect <- function(x, ...) {

@@ -56,6 +56,7 @@
 #' @return An object of class `rfp`; see [summary.rfp()], [predict.rfp()],
 #'   [plot.rfp()], [rfp_save()].
 #' @examples
+#' \donttest{
 #' if (rfp_available()) {
 #'   set.seed(1)
 #'   df <- data.frame(g = rep(1:12, each = 10), x1 = rnorm(120), x2 = rnorm(120))
@@ -63,6 +64,7 @@
 #'   fit <- rfp(y ~ x1 + x2 | g, data = df, model = "linear", max_steps = 50)
 #'   summary(fit)
 #'   predict(fit, newdata = df[1:3, ])
+#' }
 #' }
 #' @export
 rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha = 0.5,

@@ -29,9 +29,9 @@
 #'   `terms`, `xlevels`, `contrasts`, `na_action` (`NULL` or the dropped
 #'   rows), `covariates` (the raw control variables of the kept rows).
 #' @examples
-#' df <- data.frame(y = rnorm(6), x = 1:6, f = c("a", "b"), g = rep(1:3, 2))
+#' df <- data.frame(y = rnorm(24), x = 1:24, f = c("a", "b"), g = rep(1:12, 2))
 #' d <- rfp_design(y ~ x + f | g, df)
-#' d$x
+#' head(d$x)
 #' @export
 rfp_design <- function(formula, data, na.action = stats::na.fail) {
   parts <- split_formula(formula)
@@ -108,6 +108,10 @@ rfp_design <- function(formula, data, na.action = stats::na.fail) {
 #'   the cluster are not needed).
 #' @return A numeric matrix with the training column names; its attribute
 #'   `complete` marks the rows without missing values.
+#' @examples
+#' df <- data.frame(y = rnorm(24), x = 1:24, f = c("a", "b"), g = rep(1:12, 2))
+#' d <- rfp_design(y ~ x + f | g, df)
+#' rfp_design_matrix(d, data.frame(x = c(2.5, NA), f = c("b", "a")))
 #' @export
 rfp_design_matrix <- function(design, newdata) {
   if (inherits(design, "rfp")) design <- design$design

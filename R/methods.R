@@ -130,6 +130,16 @@ print.summary.rfp <- function(x, digits = max(3L, getOption("digits") - 3L), ...
 #' @param ... Unused.
 #' @return A numeric vector, one per row of `newdata`; `NA` where a control
 #'   (or, when `adapted`, the outcome or cluster) is missing.
+#' @examples
+#' \donttest{
+#' if (rfp_available()) {
+#'   df <- rfp_simulate("tragic_triad", n_clusters = 12, seed = 1)
+#'   fit <- rfp(y ~ x | cluster, data = df, hidden = 8L, max_steps = 50)
+#'   new <- rfp_simulate("tragic_triad", n_clusters = 5, seed = 2)
+#'   head(predict(fit, newdata = new))                  # clusters never seen
+#'   head(predict(fit, newdata = new, adapted = TRUE))  # after k steps on each
+#' }
+#' }
 #' @export
 predict.rfp <- function(object, newdata = NULL, type = c("response", "link"), adapted = FALSE,
                         ...) {
@@ -246,6 +256,13 @@ tidy.rfp <- function(x, ...) {
 #' @param x A fit from [rfp()].
 #' @param ... Unused.
 #' @return A one-row data frame.
+#' @examples
+#' \donttest{
+#' if (rfp_available()) {
+#'   df <- rfp_simulate("tragic_triad", n_clusters = 12, seed = 1)
+#'   glance(rfp(y ~ x | cluster, data = df, model = "linear", max_steps = 50))
+#' }
+#' }
 #' @method glance rfp
 #' @export
 glance.rfp <- function(x, ...) {
