@@ -27,7 +27,9 @@ def tracked_text_files():
 
 def test_no_link_or_citation_leaves_the_repository():
     assert (ROOT / "docs" / "DESIGN.md").is_file()
-    outside = re.compile(r"\.\./shared|shared/DESIGN|(?<![\w/])DESIGN\.md")
+    # the pattern is assembled so that this file does not match `git grep` for it
+    shared = "shared"
+    outside = re.compile(rf"\.\./{shared}|{shared}/DESIGN|(?<![\w/])DESIGN\.md")
     bad = []
     for path in tracked_text_files():
         if path.suffix in {".gz", ".rda", ".png", ".pdf"} or not path.is_file():
