@@ -171,9 +171,12 @@ vcov.rfp_compare <- function(object, ...) {
 #' @rdname rfp-accessors
 #' @export
 confint.rfp_compare <- function(object, parm, level = 0.95, ...) {
-  intervals(coef(object), object$std.error, object$clusters - 1L, level, object$conf.low,
+  intervals(coef(object), object$std.error, compare_df(object), level, object$conf.low,
             object$conf.high, attr(object, "level") %||% 0.95, parm)
 }
+
+# Degrees of freedom per row: a `df` column if the table has one, else G - 1.
+compare_df <- function(x) if (!is.null(x$df)) x$df else x$clusters - 1L
 
 #' @rdname rfp-accessors
 #' @export

@@ -205,7 +205,7 @@ tidy.rfp_compare <- function(x, ...) {
   attributes(plain) <- attributes(plain)[c("names", "row.names")]
   class(plain) <- "data.frame"
   if (!all(c("method", "estimand", "estimate", "std.error") %in% names(plain))) return(plain)
-  out <- coef_frame(compare_terms(plain), plain$estimate, plain$std.error, plain$clusters - 1L,
+  out <- coef_frame(compare_terms(plain), plain$estimate, plain$std.error, compare_df(plain),
                     plain$conf.low, plain$conf.high)
   cbind(out, plain[setdiff(names(plain), names(out))])
 }
