@@ -7,7 +7,7 @@ R_DEBS := r-base-core r-cran-reticulate r-cran-testthat r-cran-formula r-cran-kn
   r-cran-rmarkdown r-cran-generics r-cran-sandwich r-cran-estimatr r-cran-clubsandwich r-cran-lme4 \
   r-cran-mlmrev r-cran-ggplot2 r-cran-roxygen2 r-cran-quadprog pandoc
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-R_SOURCES := $(wildcard DESCRIPTION NAMESPACE R/*.R man/*.Rd data/*.rda)
+R_SOURCES := $(wildcard DESCRIPTION NAMESPACE R/*.R man/*.Rd data/*.rda vignettes/*.Rmd)
 
 .PHONY: setup demo test bench clean
 setup: .stamp-apt .stamp-venv .stamp-rpkg
@@ -30,9 +30,21 @@ $(VENV)/bin/python:
 	$(VENV)/bin/pip install -q -e '.[test]'
 	@touch $@
 
-# The R package, installed into the venv-local library so no root is needed.
-.stamp-rpkg: .stamp-apt $(R_SOURCES)
-	@if [ -f DESCRIPTION ]; then mkdir -p $(VENV)/Rlib && R CMD INSTALL --no-test-load -l $(VENV)/Rlib . >/dev/null 2>&1 || R CMD INSTALL -l $(VENV)/Rlib .; fi
+# The R package, installed into the venv-local library so no root is needed,
+# from a tarball built with its vignettes (R CMD build renders them with the
+# backend), so that vignette(package = "rfp") lists them. If the vignettes
+# fail to build, the package is installed without them and the error shown.
+.stamp-rpkg: .stamp-apt .stamp-venv $(R_SOURCES)
+	@mkdir -p $(VENV)/Rlib $(VENV)/rbuild && rm -f $(VENV)/rbuild/rfp_*.tar.gz
+	@echo "building the R package with its vignettes (a few minutes)"
+	@if (cd $(VENV)/rbuild && RFP_PYTHON=$(abspath $(PY)) R CMD build $(CURDIR) >build.log 2>&1); then \
+	  R CMD INSTALL --no-test-load -l $(VENV)/Rlib $(VENV)/rbuild/rfp_*.tar.gz >/dev/null 2>&1 || \
+	    R CMD INSTALL -l $(VENV)/Rlib $(VENV)/rbuild/rfp_*.tar.gz; \
+	else \
+	  tail -n 30 $(VENV)/rbuild/build.log; \
+	  echo "the vignettes did not build: installing the R package without them"; \
+	  R CMD INSTALL --no-test-load -l $(VENV)/Rlib . >/dev/null 2>&1 || R CMD INSTALL -l $(VENV)/Rlib .; \
+	fi
 	@touch $@
 
 demo: setup

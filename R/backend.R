@@ -13,6 +13,9 @@
 #'
 #' @return A list with `python` (a path) and `source` (where it was found),
 #'   or `NULL` when none is found.
+#' @examples
+#' found <- rfp_python()
+#' if (!is.null(found)) found$source
 #' @export
 rfp_python <- function() {
   env <- Sys.getenv("RFP_PYTHON")
@@ -39,6 +42,10 @@ rfp_python <- function() {
 #' Starts Python (if it is not running) and imports the backend.
 #'
 #' @return `TRUE` or `FALSE`; never an error.
+#' @examples
+#' \donttest{
+#' rfp_available()
+#' }
 #' @export
 rfp_available <- function() {
   !inherits(tryCatch(backend(), error = identity), "error")
@@ -58,6 +65,11 @@ rfp_available <- function() {
 #' @param python The Python used to create the virtualenv (default: the
 #'   one reticulate picks).
 #' @return The path of the virtualenv's Python, invisibly.
+#' @examples
+#' \dontrun{
+#' # downloads JAX and the backend's other dependencies from PyPI
+#' install_rfp()
+#' }
 #' @export
 install_rfp <- function(path = NULL, envname = "r-rfp", python = NULL) {
   if (is.null(path)) {

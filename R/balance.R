@@ -43,11 +43,13 @@
 #'   effective number of control clusters), `converged`, `status`, `message`, and the ATT
 #'   `estimate`, `std.error`, `conf.low`, `conf.high`.
 #' @examples
+#' \donttest{
 #' if (rfp_available()) {
 #'   data(rfp_trial)
 #'   bal <- rfp_balance(y ~ x1 + x2 + z | cluster, rfp_trial, treatment = "d")
 #'   bal
 #'   tidy(bal)
+#' }
 #' }
 #' @export
 rfp_balance <- function(formula, data, treatment, method = c("entropy", "hierarchical", "cluster"),
@@ -132,72 +134,89 @@ print.rfp_balance <- function(x, digits = 3L, ...) {
   invisible(x)
 }
 
-#' Summarise balancing weights
+#' Summarise, tidy and glance at balancing weights
 #'
-#' @param object An [rfp_balance()].
+#' `summary()` prints the weighted ATT as a coefficient table (estimate,
+#' standard error, t, p-value, interval; t with G - 1 degrees of freedom),
+#' the solver's status and the balance table in full. `tidy()` gives the
+#' ATT with broom's columns, or with `what = "balance"` the balance table;
+#' `glance()` one row: rows, clusters, effective sample sizes, convergence
+#' and the largest |SMD| before and after weighting.
+#'
+#' @param x,object An [rfp_balance()].
+#' @param what `"estimate"` (the ATT) or `"balance"` (one row per
+#'   covariate).
 #' @param ... Unused.
-#' @return An object of class `summary.rfp_balance`: the fit and its balance
-#'   table, printed in full.
+#' @return `summary()`: an object of class `summary.rfp_balance`.
+#'   `tidy()`: a data frame with `term` (the treatment), `estimate`,
+#'   `std.error`, `statistic`, `p.value`, `conf.low`, `conf.high`, `df`,
+#'   `estimand` and `method`; or the balance table (`covariate`, the treated
+#'   and control means before and after weighting, `sd`, `smd_before`,
+#'   `smd_after`). `glance()`: a one-row data frame.
+#' @examples
+#' \donttest{
+#' if (rfp_available()) {
+#'   data(rfp_trial)
+#'   bal <- rfp_balance(y ~ x1 + x2 + z | cluster, rfp_trial, treatment = "d")
+#'   summary(bal)
+#'   tidy(bal)
+#'   tidy(bal, what = "balance")
+#'   glance(bal)
+#' }
+#' }
+#' @name rfp_balance-methods
+NULL
+
+#' @rdname rfp_balance-methods
 #' @export
 summary.rfp_balance <- function(object, ...) {
   structure(object, class = "summary.rfp_balance")
 }
 
 #' @export
-print.summary.rfp_balance <- function(x, digits = 3L, ...) {
+print.summary.rfp_balance <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
   print.rfp_balance(x, digits = digits)
-  cat(sprintf("solver status: %s%s\n\nBalance (SMD: mean difference / SD of the treated):\n",
-              x$status,
+  cat(sprintf("solver status: %s%s\n", x$status,
               if (!is.null(x$lambda)) sprintf(", lambda = %s", format(x$lambda))
               else if (!is.null(x$icc)) sprintf(", icc = %s", format(signif(x$icc, digits)))
               else ""))
+  if (is.finite(x$estimate)) {
+    cat(sprintf("\nWeighted ATT on %s (standard error: %s, clustered, from the linearised ",
+                x$outcome, variance_label(x)), "estimator):\n", sep = "")
+    print_coef_table(tidy.rfp_balance(x), level = x$level %||% 0.95, digits = digits,
+                     row_names = sprintf("%s (ATT)", x$treatment))
+  }
+  cat("\nBalance (SMD: mean difference / SD of the treated):\n")
   table <- x$balance
   rownames(table) <- table$covariate
   print(signif(as.matrix(table[setdiff(names(table), "covariate")]), digits))
   invisible(x)
 }
 
-#' Tidy balancing weights
-#'
-#' @param x An [rfp_balance()].
-#' @param ... Unused.
-#' @return The balance table: a data frame with `covariate`, the treated and
-#'   control means before and after weighting, `sd`, `smd_before`,
-#'   `smd_after`.
+#' @rdname rfp_balance-methods
 #' @method tidy rfp_balance
 #' @export
-tidy.rfp_balance <- function(x, ...) x$balance
+tidy.rfp_balance <- function(x, what = c("estimate", "balance"), ...) {
+  what <- match.arg(what)
+  if (what == "balance") return(x$balance)
+  out <- coef_frame(x$treatment, x$estimate, sqrt(stored_variance(x)),
+                    x$df %||% (x$n_clusters - 1L), x$conf.low, x$conf.high)
+  out$estimand <- "ATT"
+  out$method <- x$method
+  out
+}
 
-#' Love plot of balancing weights
-#'
-#' The absolute standardised mean difference of each covariate before
-#' (open) and after (filled) weighting, with a dashed line at `threshold`.
-#'
-#' @param x An [rfp_balance()].
-#' @param threshold Where to draw the reference line.
-#' @param main Title.
-#' @param ... Further arguments to [graphics::plot()].
-#' @return The balance table, invisibly.
+#' @rdname rfp_balance-methods
+#' @method glance rfp_balance
 #' @export
-plot.rfp_balance <- function(x, threshold = 0.1, main = NULL, ...) {
-  table <- x$balance
-  k <- nrow(table)
-  at <- rev(seq_len(k))
-  before <- abs(table$smd_before)
-  after <- abs(table$smd_after)
-  if (is.null(main)) main <- sprintf("Balance: %s", balance_label(x))
-  old <- graphics::par(mar = c(4.5, max(4, 0.55 * max(nchar(table$covariate))) + 1, 2.5, 1))
-  on.exit(graphics::par(old), add = TRUE)
-  graphics::plot(before, at, xlim = c(0, max(c(before, after, threshold), na.rm = TRUE)),
-                 ylim = c(0.5, k + 0.5), yaxt = "n", pch = 1, cex = 1.3,
-                 xlab = "|standardised mean difference|", ylab = "", main = main, ...)
-  graphics::axis(2, at = at, labels = table$covariate, las = 1)
-  graphics::segments(before, at, after, at, col = "grey70")
-  graphics::points(after, at, pch = 19, cex = 1.3, col = "firebrick")
-  graphics::abline(v = threshold, lty = 2, col = "grey40")
-  graphics::legend("topright", bty = "n", pch = c(1, 19), col = c("black", "firebrick"),
-                   legend = c("before weighting", "after weighting"))
-  invisible(table)
+glance.rfp_balance <- function(x, ...) {
+  data.frame(method = x$method, nobs = x$n, n_treated = x$n_treated, n_clusters = x$n_clusters,
+             ess = x$ess, ess_clusters = x$ess_clusters %||% NA_real_,
+             converged = x$converged, status = as.character(x$status),
+             max_abs_smd_before = max(abs(x$balance$smd_before)),
+             max_abs_smd_after = max(abs(x$balance$smd_after)),
+             se_type = variance_label(x), n_dropped = x$n_dropped %||% 0L,
+             stringsAsFactors = FALSE)
 }
 
 balance_label <- function(x) {

@@ -1,6 +1,6 @@
-# Calling the backend's estimators: their Python warnings become R warnings,
-# their settings are checked by the backend's validator, and one progress bar follows the many
-# fits an estimator makes (cross-fitting: folds x nuisances).
+# Calling the backend's estimators: their Python warnings become R warnings
+# and their settings are checked by the backend's validator (the progress bar
+# over their many fits is in progress.R).
 
 # Evaluate `expr` (a call into Python) recording Python warnings; a Python
 # error becomes an R error, and each recorded user-facing warning is raised
@@ -90,29 +90,6 @@ py_setting <- function(value, name) {
 r_setting <- function(value) {
   out <- reticulate::py_to_r(value)
   if (is.list(out)) unlist(out) else out
-}
-
-# One text progress bar over `n_fits` backend fits of up to `max_steps`
-# steps each. The backend reports (step, total, ...) every few steps of the
-# fit in progress; a step that does not exceed the last one starts a new fit.
-fits_progress <- function(n_fits, verbose) {
-  if (!isTRUE(verbose) || n_fits < 1) return(list(settings = list(), close = function() NULL))
-  bar <- utils::txtProgressBar(min = 0, max = n_fits, style = 3)
-  state <- new.env(parent = emptyenv())
-  state$fit <- 0
-  state$last <- Inf
-  update <- function(step, total, train_loss, validation_loss) {
-    step <- as.numeric(step)
-    if (step <= state$last) state$fit <- state$fit + 1
-    state$last <- step
-    utils::setTxtProgressBar(bar, min(state$fit - 1 + step / as.numeric(total), n_fits))
-    invisible(NULL)
-  }
-  list(settings = list(progress = reticulate::r_to_py(update, convert = TRUE)),
-       close = function() {
-         utils::setTxtProgressBar(bar, n_fits)
-         close(bar)
-       })
 }
 
 # The variance setting: `vcov` ("CR1", "CR2", "wild") or its alias `se_type`

@@ -63,6 +63,7 @@
 #'   `p.value` (two-sided, estimate = 0), `df` (of the t) and `se_type` (the
 #'   row's variance), `truth` and `error` (when `truth` is given), `note`.
 #' @examples
+#' \donttest{
 #' if (rfp_available()) {
 #'   data(rfp_trial)
 #'   cmp <- rfp_compare(y ~ x1 + x2 + z | cluster, rfp_trial, treatment = "d",
@@ -70,21 +71,25 @@
 #'                      truth = attr(rfp_trial, "truth"))
 #'   cmp
 #' }
+#' }
 #' @export
 rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, truth = NULL,
                         folds = 5L, seed = 0L, repeats = 1L, na.action = stats::na.fail,
-                        verbose = FALSE, vcov = c("CR1", "CR2", "wild"), se_type = NULL,
+                        progress = NULL, vcov = c("CR1", "CR2", "wild"), se_type = NULL,
                         bootstrap_draws = 9999L, bootstrap_weights = c("rademacher", "webb"),
                         subset = NULL, ...) {
   call <- match.call()
   if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
+  dots <- list(...)
+  progress <- progress_setting(progress, dots)
+  dots$verbose <- NULL
   # the backend's validator checks every setting (R and Python say the same)
   v <- vcov_setting(vcov, se_type)
   checked <- check_settings(c(list(
     folds = folds, seed = seed, repeats = repeats, vcov = v$value,
     bootstrap_draws = bootstrap_draws,
     bootstrap_weights = if (missing(bootstrap_weights)) "rademacher" else bootstrap_weights),
-    list(...)), "compare", rename = v$rename)
+    dots), "compare", rename = v$rename)
   settings <- checked$r
   folds <- settings$folds
   seed <- settings$seed
@@ -108,7 +113,8 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
   columns <- effect_columns(ed)
 
   individual_e <- individual_propensity(ed, settings$propensity)
-  progress <- fits_progress(folds * repeats * compare_nuisances(methods, individual_e), verbose)
+  n_fits <- folds * repeats * compare_nuisances(methods, individual_e)
+  progress <- fits_progress(n_fits, progress)
   on.exit(progress$close(), add = TRUE)
   args <- list(columns$table, y = columns$y, d = columns$d, x = columns$x,
                cluster = columns$cluster, strata = columns$strata %||% reticulate::py_none(),
@@ -189,37 +195,117 @@ print.rfp_compare <- function(x, digits = 3L, ...) {
   invisible(x)
 }
 
-#' Tidy a comparison
+#' Summarise, tidy and glance at a comparison
 #'
-#' @param x An [rfp_compare()] table.
+#' `summary()` prints one coefficient table (estimate, standard error, t,
+#' p-value, interval, degrees of freedom G - 1) with a row per method and
+#' estimand, then the diagnostics (effective sample size, convergence,
+#' variance share) and the notes. `tidy()` gives broom's columns, one row
+#' per method and estimand (`term` is `method:estimand`), so the table works
+#' with modelsummary-style tooling; `glance()` one row about the data and
+#' the settings.
+#'
+#' @param x,object An [rfp_compare()] table.
 #' @param ... Unused.
-#' @return The table as a plain data frame.
+#' @return `summary()`: an object of class `summary.rfp_compare`.
+#'   `tidy()`: a data frame with `term`, `estimate`, `std.error`,
+#'   `statistic`, `p.value`, `conf.low`, `conf.high`, `df`, then the
+#'   comparison's own columns (`method`, `estimand`, `n`, `clusters`, `ess`,
+#'   `converged`, `variance_share`, `truth`, `error`, `note`). `glance()`:
+#'   a one-row data frame (`nobs`, `n_clusters`, `n_methods`, `treatment`,
+#'   `outcome`, `strata`, `level`, `folds`, `repeats`, `seed`, `se_type`).
+#' @examples
+#' \donttest{
+#' if (rfp_available()) {
+#'   data(rfp_trial)
+#'   cmp <- rfp_compare(y ~ x1 + x2 + z | cluster, rfp_trial, treatment = "d",
+#'                      fe = ~ stratum, methods = c("fixed_effects", "entropy_balancing"))
+#'   summary(cmp)
+#'   tidy(cmp)
+#'   glance(cmp)
+#' }
+#' }
+#' @name rfp_compare-methods
+NULL
+
+#' @rdname rfp_compare-methods
 #' @method tidy rfp_compare
 #' @export
 tidy.rfp_compare <- function(x, ...) {
-  out <- x
-  attributes(out) <- attributes(out)[c("names", "row.names")]
-  class(out) <- "data.frame"
-  out
+  plain <- x
+  attributes(plain) <- attributes(plain)[c("names", "row.names")]
+  class(plain) <- "data.frame"
+  if (!all(c("method", "estimand", "estimate", "std.error") %in% names(plain))) return(plain)
+  out <- coef_frame(compare_terms(plain), plain$estimate, plain$std.error, compare_df(plain),
+                    plain$conf.low, plain$conf.high)
+  # the table's own p-value where it has one (the wild bootstrap's is not a t's)
+  if (!is.null(plain$p.value)) out$p.value <- plain$p.value
+  cbind(out, plain[setdiff(names(plain), names(out))])
 }
 
-#' Plot a comparison
-#'
-#' Each estimate with its confidence interval, one row per method and
-#' estimand; the truth, when known, as a dashed mark on each row.
-#'
-#' @param x An [rfp_compare()] table.
-#' @param main Title.
-#' @param ... Further arguments to [graphics::plot()].
-#' @return `x`, invisibly.
+#' @rdname rfp_compare-methods
+#' @method glance rfp_compare
 #' @export
-plot.rfp_compare <- function(x, main = NULL, ...) {
-  labels <- sprintf("%s (%s)", x$method, ifelse(nzchar(x$estimand), x$estimand, "-"))
-  if (is.null(main)) main <- sprintf("Effect of %s on %s", attr(x, "treatment"),
-                                     attr(x, "outcome"))
-  plot_intervals(x$estimate, x$conf.low, x$conf.high, labels = labels, truth = x$truth,
-                 xlab = sprintf("estimate with %g%% interval%s", 100 * (attr(x, "level") %||% 0.95),
-                                if (!is.null(x$truth)) "; dashed: truth" else ""),
-                 main = main, ...)
+glance.rfp_compare <- function(x, ...) {
+  data.frame(nobs = nobs(x), n_clusters = if (nrow(x)) max(x$clusters) else NA_integer_,
+             n_methods = length(unique(x$method)),
+             treatment = attr(x, "treatment") %||% NA_character_,
+             outcome = attr(x, "outcome") %||% NA_character_,
+             strata = attr(x, "strata") %||% NA_character_,
+             level = attr(x, "level") %||% 0.95, folds = attr(x, "folds") %||% NA_integer_,
+             repeats = attr(x, "repeats") %||% NA_integer_,
+             seed = attr(x, "seed") %||% NA_integer_, se_type = compare_variance(x),
+             n_dropped = attr(x, "n_dropped") %||% 0L, stringsAsFactors = FALSE)
+}
+
+#' @rdname rfp_compare-methods
+#' @export
+summary.rfp_compare <- function(object, ...) {
+  structure(list(call = attr(object, "call"), coefficients = tidy(object),
+                 treatment = attr(object, "treatment"), outcome = attr(object, "outcome"),
+                 strata = attr(object, "strata"), level = attr(object, "level") %||% 0.95,
+                 se_type = compare_variance(object), folds = attr(object, "folds"),
+                 repeats = attr(object, "repeats"), seed = attr(object, "seed")),
+            class = "summary.rfp_compare")
+}
+
+# The variances of a comparison's rows: the one type they share, or e.g.
+# "CR1; fixed_effects: CR2" when the fixed-effects row uses another (`vcov`).
+compare_variance <- function(x) {
+  types <- x$se_type
+  if (is.null(types) || !length(types)) return(attr(x, "se_type") %||% "CR1")
+  kinds <- unique(types[!is.na(types)])
+  if (length(kinds) <= 1) return(if (length(kinds)) kinds else "CR1")
+  others <- !is.na(types) & types != "CR1"
+  paste0("CR1; ", paste(sprintf("%s: %s", x$method[others], types[others]), collapse = ", "))
+}
+
+#' @export
+print.summary.rfp_compare <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
+  table <- x$coefficients
+  cat(sprintf("rfp comparison: effect of %s on %s\n\nCall: ", x$treatment %||% "treatment",
+              x$outcome %||% "outcome"))
+  print(x$call)
+  if (nrow(table)) {
+    cat(sprintf("\n%d observations in %d clusters%s; cross-fitting in %s folds, %s repeat(s), seed %s\n",
+                max(table$n), max(table$clusters),
+                if (!is.null(x$strata)) paste0(", strata: ", x$strata) else "",
+                format(x$folds %||% NA), format(x$repeats %||% NA), format(x$seed %||% NA)))
+  }
+  cat(sprintf("Standard errors: %s, clustered\n\n", x$se_type))
+  print_coef_table(table, level = x$level, digits = digits)
+  cat("\nDiagnostics:\n")
+  diagnostics <- data.frame(
+    ess = ifelse(is.finite(table$ess), format(round(table$ess, 1)), "-"),
+    converged = ifelse(table$converged, "yes", "NO"),
+    variance_share = signif_text(table$variance_share, digits),
+    check.names = FALSE, row.names = make.unique(table$term))
+  if (!is.null(table$truth)) {
+    diagnostics$truth <- signif_text(table$truth, digits)
+    diagnostics$error <- signif_text(table$error, digits)
+  }
+  print(diagnostics, right = TRUE)
+  notes <- which(nzchar(table$note) & !is.na(table$note))
+  for (k in notes) cat(sprintf("note, %s: %s\n", table$term[k], table$note[k]))
   invisible(x)
 }

@@ -71,11 +71,15 @@ r_table <- function(table) {
   as.data.frame(stats::setNames(columns, names), stringsAsFactors = FALSE, optional = TRUE)
 }
 
-# A Python dict of scalars (numbers, flags, text) -> a named R list.
+# A Python dict of scalars (numbers, flags, text) -> a named R list; a list
+# or tuple of numbers (e.g. one value per fold) becomes a numeric vector.
 r_scalars <- function(d) {
   to_plain <- reticulate::py_eval(paste0(
-    "lambda d: {str(k): (bool(v) if isinstance(v, bool) or type(v).__name__ == 'bool_' ",
+    "lambda d: {str(k): ([float(u) for u in v] if isinstance(v, (list, tuple)) and ",
+    "all(hasattr(u, '__float__') for u in v) ",
+    "else bool(v) if isinstance(v, bool) or type(v).__name__ == 'bool_' ",
     "else float(v) if hasattr(v, '__float__') and not isinstance(v, str) else str(v)) ",
     "for k, v in d.items()}"), convert = FALSE)
-  r_plain(reticulate::py_call(to_plain, d))
+  out <- r_plain(reticulate::py_call(to_plain, d))
+  lapply(out, function(v) if (is.list(v)) as.numeric(unlist(v)) else v)
 }

@@ -52,7 +52,11 @@
 #'   row numbers, e.g. `subset = year > 2000`.
 #' @param na.action `na.fail` (default), `na.omit` or `na.exclude`, for the
 #'   outcome, controls, cluster and treatment.
-#' @param verbose Show a progress bar over the fits.
+#' @param progress Show one progress bar over the fits, on stderr, with the
+#'   elapsed and remaining time: `NULL` (default) when the session is
+#'   interactive or stderr is a terminal, never while knitting; `TRUE` or
+#'   `FALSE` to force it. (`verbose =`, its old name, still works with a
+#'   warning.)
 #' @param vcov,se_type The variance (`se_type` is estimatr's name for the
 #'   same setting): only `"CR1"` (cluster-robust, t on G - 1) for these
 #'   estimators. `"CR2"` and `"wild"` exist for the fixed-effects row of
@@ -75,6 +79,7 @@
 #'   predictions, residuals and folds per row; for `"t_learner"`, `tau`).
 #' @seealso [rfp_compare()] for every estimator side by side.
 #' @examples
+#' \donttest{
 #' if (rfp_available()) {
 #'   data(rfp_trial)
 #'   eff <- rfp_effect(y ~ x1 + x2 + z | cluster, rfp_trial, treatment = "d",
@@ -83,10 +88,11 @@
 #'   eff
 #'   tidy(eff)
 #' }
+#' }
 #' @export
 rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_learner"),
                        estimand = c("ATE", "ATT"), folds = 5L, seed = 0L, repeats = 1L,
-                       design = NULL, na.action = stats::na.fail, verbose = FALSE,
+                       design = NULL, na.action = stats::na.fail, progress = NULL,
                        vcov = c("CR1", "CR2", "wild"), se_type = NULL, subset = NULL, ...) {
   call <- match.call()
   if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
@@ -101,8 +107,11 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
             "estimand is ignored", call. = FALSE)
   }
   estimand <- if (missing(estimand)) "ATE" else estimand
+  dots <- list(...)
+  progress <- progress_setting(progress, dots)
+  dots$verbose <- NULL
   # the backend's validator checks every setting (R and Python say the same)
-  given <- c(list(folds = folds, seed = seed, repeats = repeats, design = design), list(...))
+  given <- c(list(folds = folds, seed = seed, repeats = repeats, design = design), dots)
   if (method == "aipw") given$estimand <- estimand
   if (method == "t_learner") given$folds <- given$repeats <- NULL else given$vcov <- v$value
   checked <- check_settings(given, method, rename = v$rename)
@@ -122,7 +131,7 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
                              individual_propensity(ed, settings$propensity)) * folds,
                    t_learner = 2)
   if (method != "t_learner") n_fits <- n_fits * repeats
-  progress <- fits_progress(n_fits, verbose)
+  progress <- fits_progress(n_fits, progress)
   on.exit(progress$close(), add = TRUE)
   args <- list(columns$table, y = columns$y, d = columns$d, x = columns$x,
                cluster = columns$cluster, method = method, na_action = "fail")
@@ -141,7 +150,7 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
   out$cluster_name <- ed$cluster_name
   out$n_dropped <- ed$n_dropped
   out$settings <- c(list(folds = folds, seed = seed, repeats = repeats, design = design),
-                    list(...))
+                    dots)
   class(out) <- "rfp_effect"
   out
 }
@@ -229,6 +238,15 @@ t_learner_predict <- function(object, x) {
 #'   rows.
 #' @param ... Unused.
 #' @return A numeric vector, `NA` where a control is missing.
+#' @examples
+#' \donttest{
+#' if (rfp_available()) {
+#'   data(rfp_trial)
+#'   learner <- rfp_effect(y ~ x1 + x2 + z | cluster, rfp_trial, treatment = "d",
+#'                         method = "t_learner", model = "linear", max_steps = 30)
+#'   predict(learner, newdata = data.frame(x1 = c(-1, 0, 1), x2 = 0, z = 0))
+#' }
+#' }
 #' @export
 predict.rfp_effect <- function(object, newdata = NULL, ...) {
   if (object$method != "t_learner") {
@@ -265,19 +283,33 @@ print.rfp_effect <- function(x, digits = max(3L, getOption("digits") - 3L), ...)
 
 #' Summarise an effect
 #'
-#' The estimate with its standard error, t statistic, p-value and interval
-#' (t with G - 1 degrees of freedom), and the diagnostics: the share of
-#' treatment variance the nuisance model explains, the effective sample
-#' size, whether every nuisance fit converged, and method-specific numbers
-#' (clipped propensities for AIPW).
+#' A coefficient table in the style of estimatr and fixest (estimate,
+#' standard error, t statistic, p-value, interval, degrees of freedom: t
+#' with G - 1 for G clusters), the variance used (`CR1` by cluster unless
+#' the result says otherwise), and the diagnostics: the share of treatment
+#' variance the nuisance model explains, the effective sample size, whether
+#' every nuisance fit converged, and method-specific numbers (clipped
+#' propensities for AIPW; per-fold values are listed).
 #'
 #' @param object An [rfp_effect()].
 #' @param ... Unused.
-#' @return An object of class `summary.rfp_effect` (a list).
+#' @return An object of class `summary.rfp_effect` (a list; `coefficients`
+#'   is the [tidy()] table).
+#' @examples
+#' \donttest{
+#' if (rfp_available()) {
+#'   data(rfp_trial)
+#'   summary(rfp_effect(y ~ x1 + x2 + z | cluster, rfp_trial, treatment = "d",
+#'                      folds = 2, model = "linear", max_steps = 30))
+#' }
+#' }
 #' @export
 summary.rfp_effect <- function(object, ...) {
   structure(list(call = object$call, method = object$method, estimand = object$estimand,
-                 treatment = object$treatment, coefficients = tidy(object),
+                 treatment = object$treatment, outcome = object$outcome,
+                 coefficients = tidy(object), level = object$level,
+                 se_type = if (object$method == "t_learner") "none" else variance_label(object),
+                 cluster_name = object$cluster_name,
                  diagnostics = object$diagnostics, n = object$n,
                  n_clusters = object$n_clusters, n_dropped = object$n_dropped,
                  settings = object$settings),
@@ -288,18 +320,26 @@ summary.rfp_effect <- function(object, ...) {
 print.summary.rfp_effect <- function(x, digits = max(3L, getOption("digits") - 3L), ...) {
   cat(sprintf("rfp effect: %s, estimand %s\n\nCall: ", effect_label(x$method), x$estimand))
   print(x$call)
-  cat(sprintf("\n%d observations in %d clusters; %s, seed %d\n\n",
+  cat(sprintf("\n%d observations in %d clusters%s; %s, seed %d\n",
               x$n, x$n_clusters,
+              if (isTRUE(x$n_dropped > 0)) sprintf(" (%d dropped)", x$n_dropped) else "",
               if (x$method == "t_learner") "one fit per arm on all its rows"
               else sprintf("cross-fitting in %d folds of whole clusters", x$settings$folds),
               x$settings$seed))
-  table <- x$coefficients[c("estimate", "std.error", "statistic", "p.value", "conf.low",
-                            "conf.high")]
-  rownames(table) <- x$treatment
-  print(signif(as.matrix(table), digits))
-  d <- x$diagnostics
+  cat(if (x$method == "t_learner") {
+    "Standard error: none (plug-in mean of tau(x))\n\n"
+  } else {
+    sprintf("Standard error: %s, clustered by %s\n\n", x$se_type, x$cluster_name %||% "cluster")
+  })
+  print_coef_table(x$coefficients, level = if (is.finite(x$level)) x$level else 0.95,
+                   digits = digits,
+                   row_names = sprintf("%s (%s)", x$coefficients$term, x$estimand))
   cat("\nDiagnostics:\n")
-  shown <- vapply(d, function(v) format(if (is.numeric(v)) signif(v, digits) else v), "")
+  d <- x$diagnostics
+  shown <- vapply(d, function(v) {
+    v <- if (is.numeric(v)) signif(v, digits) else v
+    paste(format(v, trim = TRUE), collapse = ", ")
+  }, "")
   cat(paste0("  ", format(names(shown)), "  ", shown, collapse = "\n"), "\n")
   if (!is.null(d$variance_share) && is.finite(d$variance_share) && d$variance_share > 0.9) {
     cat("  (variance_share above 0.9: the treatment variation left after the controls is",
@@ -311,19 +351,42 @@ print.summary.rfp_effect <- function(x, digits = max(3L, getOption("digits") - 3
 #' Tidy an effect
 #'
 #' @param x An [rfp_effect()].
+#' @param conf.int,conf.level As in broom: the interval columns are always
+#'   there; `conf.level` other than the effect's level recomputes them (t
+#'   with G - 1 degrees of freedom).
 #' @param ... Unused.
-#' @return A one-row data frame: `term` (the treatment), `estimand`,
-#'   `estimate`, `std.error`, `statistic`, `p.value`, `conf.low`,
-#'   `conf.high`, `method`.
+#' @return A one-row data frame with broom's columns `term` (the
+#'   treatment), `estimate`, `std.error`, `statistic`, `p.value`,
+#'   `conf.low`, `conf.high`, and `df`, `estimand`, `method`.
+#' @examples
+#' \donttest{
+#' if (rfp_available()) {
+#'   data(rfp_trial)
+#'   eff <- rfp_effect(y ~ x1 + x2 + z | cluster, rfp_trial, treatment = "d",
+#'                     folds = 2, model = "linear", max_steps = 30)
+#'   tidy(eff)
+#'   tidy(eff, conf.level = 0.9)
+#'   glance(eff)
+#' }
+#' }
 #' @method tidy rfp_effect
 #' @export
-tidy.rfp_effect <- function(x, ...) {
-  statistic <- x$estimate / x$std.error
-  data.frame(term = x$treatment, estimand = x$estimand, estimate = x$estimate,
-             std.error = x$std.error, statistic = statistic,
-             p.value = 2 * stats::pt(-abs(statistic), df = x$df),
-             conf.low = x$conf.low, conf.high = x$conf.high, method = x$method,
-             stringsAsFactors = FALSE)
+tidy.rfp_effect <- function(x, conf.int = TRUE, conf.level = x$level, ...) {
+  bounds <- c(x$conf.low, x$conf.high)
+  if (is.finite(x$std.error) && is.finite(conf.level) && !isTRUE(all.equal(conf.level, x$level))) {
+    bounds <- confint(x, level = conf.level)[1, ]
+  }
+  out <- coef_frame(x$treatment, x$estimate, sqrt(stored_variance(x)), x$df, bounds[1],
+                    bounds[2])
+  out$estimand <- x$estimand
+  out$method <- x$method
+  out
+}
+
+# The variance a one-effect result holds (NA when it has none).
+stored_variance <- function(object) {
+  v <- object$vcov %||% object$std.error^2
+  as.numeric(v)[1]
 }
 
 #' Glance at an effect
@@ -332,6 +395,14 @@ tidy.rfp_effect <- function(x, ...) {
 #' @param ... Unused.
 #' @return A one-row data frame: `method`, `estimand`, `nobs`, `n_clusters`,
 #'   `df`, `folds` and the numeric and logical diagnostics.
+#' @examples
+#' \donttest{
+#' if (rfp_available()) {
+#'   data(rfp_trial)
+#'   glance(rfp_effect(y ~ x1 + x2 + z | cluster, rfp_trial, treatment = "d",
+#'                     folds = 2, model = "linear", max_steps = 30))
+#' }
+#' }
 #' @method glance rfp_effect
 #' @export
 glance.rfp_effect <- function(x, ...) {
@@ -340,91 +411,9 @@ glance.rfp_effect <- function(x, ...) {
   d$folds <- NULL
   data.frame(c(list(method = x$method, estimand = x$estimand, nobs = x$n,
                     n_clusters = x$n_clusters, df = x$df,
+                    se_type = if (x$method == "t_learner") NA_character_ else variance_label(x),
                     folds = if (x$method == "t_learner") NA_integer_ else x$settings$folds),
                d), stringsAsFactors = FALSE)
-}
-
-#' Plot an effect
-#'
-#' For `method = "t_learner"`: \eqn{\hat\tau(x)} along one control variable
-#' (the others at their median or most common value), over the estimation
-#' rows' \eqn{\hat\tau(x_i)}. For the other methods: the estimate and its
-#' confidence interval.
-#'
-#' @param x An [rfp_effect()].
-#' @param covariate For the T-learner: the control variable on the x axis
-#'   (default: the first numeric one).
-#' @param n Number of grid points along the covariate.
-#' @param ... Further arguments to [graphics::plot()].
-#' @return Invisibly, the plotted numbers.
-#' @export
-plot.rfp_effect <- function(x, covariate = NULL, n = 100, ...) {
-  if (x$method == "t_learner") return(plot_tau(x, covariate, n, ...))
-  estimates <- tidy(x)
-  plot_intervals(estimates$estimate, estimates$conf.low, estimates$conf.high,
-                 labels = sprintf("%s (%s)", effect_label(x$method), x$estimand),
-                 xlab = sprintf("effect of %s on %s", x$treatment, x$outcome), ...)
-  invisible(estimates)
-}
-
-plot_tau <- function(x, covariate, n, ...) {
-  data <- x$design$covariates
-  if (is.null(covariate)) {
-    numeric_cols <- names(data)[vapply(data, is.numeric, logical(1))]
-    covariate <- if (length(numeric_cols)) numeric_cols[1] else names(data)[1]
-  }
-  if (!is.character(covariate) || length(covariate) != 1 || !covariate %in% names(data)) {
-    stop(sprintf("covariate must name one control variable: %s",
-                 paste0("'", names(data), "'", collapse = ", ")), call. = FALSE)
-  }
-  values <- data[[covariate]]
-  if (!is.numeric(values)) stop("covariate must be numeric to plot tau(x) along it", call. = FALSE)
-  grid <- seq(min(values), max(values), length.out = n)
-  newdata <- typical_row(data)[rep(1, n), , drop = FALSE]
-  newdata[[covariate]] <- grid
-  rownames(newdata) <- NULL
-  curve <- data.frame(value = grid, tau = predict(x, newdata = newdata))
-  names(curve)[1] <- covariate
-  tau <- x$nuisance$tau
-  treated <- x$nuisance$treatment == 1
-  graphics::plot(values, tau, col = ifelse(treated, "#1f77b480", "#99999980"), pch = 16,
-                 cex = 0.6, xlab = covariate, ylab = expression(hat(tau)(x)),
-                 ylim = range(c(tau, curve$tau), finite = TRUE),
-                 main = sprintf("T-learner: effect of %s on %s", x$treatment, x$outcome),
-                 sub = if (ncol(data) > 1) "curve: others at their median / most common value"
-                       else "", ...)
-  graphics::lines(grid, curve$tau, col = "firebrick", lwd = 2)
-  graphics::abline(h = x$estimate, lty = 2, col = "grey30")
-  graphics::legend("topleft", bty = "n", pch = c(16, 16, NA, NA), lty = c(NA, NA, 1, 2),
-                   col = c("#1f77b4", "#999999", "firebrick", "grey30"),
-                   legend = c("rows, treated", "rows, control", "tau(x) along the covariate",
-                              sprintf("mean (%s)", x$estimand)))
-  invisible(curve)
-}
-
-# Point estimates with intervals, one row each (base graphics); `truth`
-# (optional, one per row or one overall) as dashed marks.
-plot_intervals <- function(estimate, low, high, labels, truth = NULL, xlab = "estimate",
-                           main = "", ...) {
-  k <- length(estimate)
-  at <- rev(seq_len(k))
-  lim <- range(c(estimate, low, high, truth, 0), finite = TRUE)
-  old <- graphics::par(mar = c(4.5, max(4, 0.5 * max(nchar(labels))) + 1, 2.5, 1))
-  on.exit(graphics::par(old), add = TRUE)
-  graphics::plot(estimate, at, xlim = lim, ylim = c(0.5, k + 0.5), yaxt = "n", pch = 19,
-                 xlab = xlab, ylab = "", main = main, ...)
-  graphics::axis(2, at = at, labels = labels, las = 1, cex.axis = 0.85)
-  ok <- is.finite(low) & is.finite(high)
-  graphics::segments(low[ok], at[ok], high[ok], at[ok], lwd = 2)
-  graphics::abline(v = 0, col = "grey70")
-  if (length(truth)) {
-    if (length(truth) == 1) {
-      graphics::abline(v = truth, lty = 2, col = "firebrick")
-    } else {
-      graphics::segments(truth, at - 0.4, truth, at + 0.4, lty = 2, col = "firebrick", lwd = 2)
-    }
-  }
-  invisible(NULL)
 }
 
 effect_label <- function(method) {

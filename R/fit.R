@@ -10,10 +10,17 @@
 #' \eqn{\theta} alone: the cluster is never an input, so the fit applies to
 #' clusters it has not seen.
 #'
+#' In `y ~ x | g`, **`g` after `|` is the cluster (not fixed effects as in
+#' fixest); fixed effects go in `fe =`** (of [rfp_compare()]). A variable
+#' with fewer than 10 levels after `|` gives a warning, since it looks like
+#' a fixed effect rather than a cluster.
+#'
 #' @param formula `y ~ controls | cluster`: the outcome, the controls as in
 #'   [stats::lm()] (factors become dummies, `.` is every other column,
 #'   interactions and `I()` work) and the variable that identifies clusters
-#'   (factor, character or integer). See [rfp_design()].
+#'   (factor, character or integer). **The `|` is the cluster (not fixed
+#'   effects as in fixest); fixed effects go in `fe =`** of [rfp_compare()].
+#'   Fewer than 10 levels after `|` give a warning. See [rfp_design()].
 #' @param data A data frame.
 #' @param model `"mlp"` (a feed-forward network), `"linear"` or
 #'   `"neural_ode"`.
@@ -43,7 +50,12 @@
 #' @param na.action `na.fail` (default: an error naming each column with
 #'   missing values), `na.omit` or `na.exclude` (drop those rows, with a
 #'   message).
-#' @param verbose Show a progress bar (default: in interactive sessions).
+#' @param progress Show a progress bar on stderr with the elapsed and
+#'   remaining time: `NULL` (default) when the session is interactive or
+#'   stderr is a terminal, never while knitting; `TRUE` or `FALSE` to force
+#'   it. With `tune = TRUE` the bar runs over the cross-validation's steps,
+#'   then restarts for the refit on all clusters. (`verbose =`, its old
+#'   name, still works with a warning.)
 #' @param tune Choose the settings by cross-validation across whole clusters
 #'   (`folds` folds) over `tune_grid`, and the number of outer steps from
 #'   the fold-averaged held-out loss, then refit on all clusters. Every
@@ -65,13 +77,15 @@
 #' @return An object of class `rfp`; see [summary.rfp()], [predict.rfp()],
 #'   [plot.rfp()], [rfp_save()].
 #' @examples
+#' \donttest{
 #' if (rfp_available()) {
 #'   set.seed(1)
-#'   df <- data.frame(g = rep(1:6, each = 20), x1 = rnorm(120), x2 = rnorm(120))
-#'   df$y <- abs(df$x1) + 0.5 * df$x2 + rnorm(6)[df$g] + rnorm(120, sd = 0.2)
+#'   df <- data.frame(g = rep(1:12, each = 10), x1 = rnorm(120), x2 = rnorm(120))
+#'   df$y <- abs(df$x1) + 0.5 * df$x2 + rnorm(12)[df$g] + rnorm(120, sd = 0.2)
 #'   fit <- rfp(y ~ x1 + x2 | g, data = df, model = "linear", max_steps = 50)
 #'   summary(fit)
 #'   predict(fit, newdata = df[1:3, ])
+#' }
 #' }
 #' @export
 rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha = 0.5,
@@ -81,12 +95,13 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
                 learning_rate = 0.01, clip_norm = 1, schedule = c("constant", "cosine"),
                 max_steps = 2000L, patience = 200L,
                 eval_every = 10L, validation_share = 0.2, seed = 0L,
-                na.action = stats::na.fail, verbose = interactive(), subset = NULL,
+                na.action = stats::na.fail, progress = NULL, subset = NULL,
                 tune = FALSE, tune_grid = NULL, folds = 5L, one_se = FALSE, ...) {
   call <- match.call()
-  if (!is.logical(tune) || length(tune) != 1L || is.na(tune)) {
-    stop("tune must be TRUE or FALSE", call. = FALSE)
-  }
+  tune <- check_flag(tune, "tune")
+  dots <- list(...)
+  progress <- progress_setting(progress, dots)
+  dots$verbose <- NULL
   if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
   # the backend's validator checks every setting (R and Python say the same)
   checked <- check_settings(c(list(
@@ -98,7 +113,7 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
     learning_rate = learning_rate, clip_norm = clip_norm,
     schedule = if (missing(schedule)) "constant" else schedule, max_steps = max_steps,
     patience = patience, eval_every = eval_every, validation_share = validation_share,
-    seed = seed), list(...)), "fit")
+    seed = seed), dots), "fit")
   settings <- checked$r
   design <- rfp_design(formula, data, na.action)
   b <- backend()
@@ -106,7 +121,7 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
   columns <- c(stats::setNames(lapply(seq_along(design$columns), function(j) design$x[, j]),
                                design$columns),
                stats::setNames(list(design$y, design$cluster), c(outcome_column, cluster_column)))
-  progress <- progress_bar(settings$max_steps, verbose)
+  progress <- if (tune) tune_progress_bar(progress) else progress_bar(settings$max_steps, progress)
   on.exit(progress$close(), add = TRUE)
   entry <- b$rfp$fit
   py_args <- checked$py
@@ -203,17 +218,6 @@ design_columns <- function(design, x) {
   stats::setNames(lapply(seq_len(ncol(x)), function(j) x[, j]), design$columns)
 }
 
-# A txtProgressBar fed by the backend's progress callback, or nothing.
-progress_bar <- function(max_steps, verbose) {
-  if (!isTRUE(verbose)) return(list(callback = FALSE, close = function() invisible()))
-  bar <- utils::txtProgressBar(min = 0, max = max_steps, style = 3)
-  update <- function(step, total, train_loss, validation_loss) {
-    utils::setTxtProgressBar(bar, min(as.numeric(step), max_steps))
-    invisible(NULL)
-  }
-  list(callback = reticulate::r_to_py(update, convert = TRUE), close = function() close(bar))
-}
-
 # Intercept and slopes of a linear model on the original scale of x and y
 # (the backend trains on z-scores); NULL for other models.
 linear_coefficients <- function(model, settings, x_names) {
@@ -229,6 +233,23 @@ linear_coefficients <- function(model, settings, x_names) {
   slopes <- y_scale * w / x_scale
   c(`(Intercept)` = y_mean + y_scale * (b0 - sum(w * x_mean / x_scale)),
     stats::setNames(slopes, x_names))
+}
+
+# Checks of the R-only arguments (the backend's settings go through
+# check_settings): confint's level, progress = and tune =.
+check_number <- function(x, name, lower, upper) {
+  if (!is.numeric(x) || length(x) != 1 || is.na(x) || x < lower || x > upper) {
+    stop(sprintf("%s must be a number in [%s, %s], got %s", name, lower, upper,
+                 paste(format(x), collapse = ", ")), call. = FALSE)
+  }
+  as.numeric(x)
+}
+
+check_flag <- function(x, name) {
+  if (!is.logical(x) || length(x) != 1 || is.na(x)) {
+    stop(sprintf("%s must be TRUE or FALSE", name), call. = FALSE)
+  }
+  x
 }
 
 check_whole <- function(x, name, lower, scalar = TRUE) {

@@ -4,10 +4,17 @@
 
 #' Parse an rfp formula into an outcome, a design matrix and a cluster
 #'
-#' The grammar follows fixest: the outcome left of `~`, then the controls as
-#' in [stats::lm()] (factors become dummies, `.` is every other column,
-#' interactions and `I()` work), then `|` and the cluster variable. The
-#' design matrix has no intercept column (the backend's model has its own).
+#' The outcome left of `~`, then the controls as in [stats::lm()] (factors
+#' become dummies, `.` is every other column, interactions and `I()` work),
+#' then `|` and the cluster variable. **The variable after `|` is the
+#' cluster (not fixed effects as in fixest); fixed effects go in `fe =`**
+#' (of [rfp_compare()]). Clusters are the units the method adapts to and
+#' the units of cluster-robust inference; a variable with fewer than 10
+#' levels after `|` gives a warning (class `rfp_few_clusters_warning`): it
+#' looks like a fixed effect, and cluster-robust standard errors on so few
+#' clusters are unreliable (`options(rfp.few_clusters = n)` moves the
+#' threshold; 0 silences it). The design matrix has no intercept column (the
+#' backend's model has its own).
 #'
 #' @param formula A formula `y ~ x1 + x2 | cluster`.
 #' @param data A data frame.
@@ -22,9 +29,9 @@
 #'   `terms`, `xlevels`, `contrasts`, `na_action` (`NULL` or the dropped
 #'   rows), `covariates` (the raw control variables of the kept rows).
 #' @examples
-#' df <- data.frame(y = rnorm(6), x = 1:6, f = c("a", "b"), g = rep(1:3, 2))
+#' df <- data.frame(y = rnorm(24), x = 1:24, f = c("a", "b"), g = rep(1:12, 2))
 #' d <- rfp_design(y ~ x + f | g, df)
-#' d$x
+#' head(d$x)
 #' @export
 rfp_design <- function(formula, data, na.action = stats::na.fail) {
   parts <- split_formula(formula)
@@ -68,6 +75,7 @@ rfp_design <- function(formula, data, na.action = stats::na.fail) {
     data <- data[-drop, , drop = FALSE]
     cluster <- cluster[-drop]
   }
+  warn_few_clusters(cluster, deparse1(parts$cluster))
   mf <- stats::model.frame(tt, data = data, na.action = stats::na.pass,
                            drop.unused.levels = TRUE)
 
@@ -107,6 +115,10 @@ rfp_design <- function(formula, data, na.action = stats::na.fail) {
 #'   the cluster are not needed).
 #' @return A numeric matrix with the training column names; its attribute
 #'   `complete` marks the rows without missing values.
+#' @examples
+#' df <- data.frame(y = rnorm(24), x = 1:24, f = c("a", "b"), g = rep(1:12, 2))
+#' d <- rfp_design(y ~ x + f | g, df)
+#' rfp_design_matrix(d, data.frame(x = c(2.5, NA), f = c("b", "a")))
 #' @export
 rfp_design_matrix <- function(design, newdata) {
   if (inherits(design, "rfp")) design <- design$design
@@ -148,6 +160,22 @@ print.rfp_design <- function(x, ...) {
 }
 
 # ---- helpers --------------------------------------------------------------
+
+# Fewer than `getOption("rfp.few_clusters", 10)` levels right of `|` look
+# like fixed effects (fixest's meaning of `|`) rather than clusters.
+warn_few_clusters <- function(cluster, name) {
+  few_clusters <- getOption("rfp.few_clusters", 10L)
+  levels <- length(unique(cluster[!is.na(cluster)]))
+  if (levels >= few_clusters) return(invisible(FALSE))
+  warning(warningCondition(sprintf(paste0(
+    "the cluster '%s' (right of |) has only %d levels. In rfp, | names the cluster (not fixed ",
+    "effects as in fixest): the units the fit adapts to and the units of cluster-robust ",
+    "inference, which is unreliable with fewer than %d clusters. If '%s' is a fixed effect ",
+    "(strata), put it in fe = ~ %s and the cluster after |; if it is the cluster, prefer CR2 or ",
+    "a wild cluster bootstrap to CR1 standard errors"), name, levels, few_clusters, name, name),
+    class = "rfp_few_clusters_warning"))
+  invisible(TRUE)
+}
 
 # Split `y ~ controls | cluster` into the controls formula and the cluster call.
 split_formula <- function(formula) {

@@ -17,13 +17,35 @@ print.rfp <- function(x, ...) {
 #' training objective \eqn{R_k} and the held-out loss at the best step (on
 #' the backend's standardised scale), and the prediction loss on the
 #' original scale (mean squared error, or log loss for `loss = "logistic"`)
-#' on training and held-out clusters.
+#' on training and held-out clusters, one quantity per row (the training
+#' objective and the held-out loss are different numbers and are never put
+#' in one column); then the coefficients (`model = "linear"`) or the average
+#' derivatives of the prediction (other models), as [tidy.rfp()] gives them;
+#' and, for a fit with `tune = TRUE`, the cross-validation table `fit$cv`
+#' (each configuration's mean held-out loss across folds, its standard error
+#' and chosen step; the last row is the training mean).
 #'
 #' @param object A fit from [rfp()].
 #' @param ... Unused.
-#' @return An object of class `summary.rfp` (a list).
+#' @return An object of class `summary.rfp` (a list; `tidy` holds the
+#'   coefficient table, `cv` the cross-validation table of a tuned fit).
+#' @examples
+#' \donttest{
+#' if (rfp_available()) {
+#'   df <- rfp_simulate("tragic_triad", n_clusters = 10, seed = 1)
+#'   summary(rfp(y ~ x | cluster, data = df, model = "linear", max_steps = 50))
+#' }
+#' }
 #' @export
 summary.rfp <- function(object, ...) {
+  out <- fit_numbers(object)
+  # a loaded network has no training rows to take average derivatives over
+  if (!loaded_fit(object) || !is.null(object$coefficients)) out$tidy <- tidy(object)
+  out
+}
+
+# summary()'s numbers but the (costly for networks) average derivatives.
+fit_numbers <- function(object) {
   best <- match(object$best_step, object$history$step)
   if (loaded_fit(object)) return(loaded_summary(object, best))
   held <- held_out_rows(object)
@@ -69,22 +91,34 @@ print.summary.rfp <- function(x, digits = max(3L, getOption("digits") - 3L), ...
               x$n_train_clusters, x$n_validation_clusters))
   cat(sprintf("Best step:    %d of %d%s\n\n", x$best_step, x$steps,
               if (x$stopped_early) " (stopped early)" else ""))
-  label <- if (s$loss == "squared") "mse" else "log_loss"
-  table <- matrix(c(x$objective, x$validation_loss, x$loss[c("train", "validation")]), 2,
-                  dimnames = list(c("training clusters", "held-out clusters"),
-                                  c("objective", label)))
-  print(signif(table, digits))
-  cat(sprintf(paste0("objective: R_k (training) and pooled loss L (held out) at the best step, ",
-                     "standardised;
-%s: prediction loss on the original scale
-"), label))
-  if (!is.null(x$coefficients)) {
-    cat("\nCoefficients (original scale):\n")
-    print(signif(x$coefficients, digits))
+  label <- if (s$loss == "squared") "mean squared error" else "log loss"
+  # One quantity per row, one set of clusters per column: the training
+  # objective R_k and the held-out pooled loss L are different numbers.
+  losses <- data.frame(
+    `training clusters` = signif_text(c(x$objective, NA, x$loss[["train"]]), digits),
+    `held-out clusters` = signif_text(c(NA, x$validation_loss, x$loss[["validation"]]), digits),
+    check.names = FALSE, row.names = c("training objective R_k (standardised)",
+                                       "pooled loss L (standardised)",
+                                       sprintf("%s (original scale)", label)))
+  cat("Losses at the best step:\n")
+  print(losses, right = TRUE)
+  cat(paste0("R_k mixes the pooled loss and the loss after k inner steps (weight alpha) and is ",
+             "what training minimises;\nthe held-out pooled loss L decides early stopping.\n"))
+  cat(if (is.null(x$coefficients)) {
+    "\nAverage derivatives of the prediction (original scale; no standard errors):\n"
+  } else {
+    "\nCoefficients (original scale; a fit has no standard errors, see rfp_effect()):\n"
+  })
+  shown <- x$tidy
+  if (is.null(shown)) {
+    cat("(not available: a loaded fit keeps no training rows)\n")
+  } else {
+    print(data.frame(Estimate = signif_text(shown$estimate, digits), row.names = shown$term),
+          right = TRUE)
   }
   if (!is.null(x$cv)) {
-    cat(sprintf("\nCross-validation across clusters (%d configurations; cv_loss: mean held-out loss, standardised):\n",
-                nrow(x$cv) - 1L))
+    cat(sprintf(paste0("\nCross-validation across clusters (%d configurations; cv_loss: mean ",
+                       "held-out loss, standardised):\n"), nrow(x$cv) - 1L))
     print(x$cv, digits = digits)
   }
   invisible(x)
@@ -111,6 +145,16 @@ print.summary.rfp <- function(x, digits = max(3L, getOption("digits") - 3L), ...
 #' @param ... Unused.
 #' @return A numeric vector, one per row of `newdata`; `NA` where a control
 #'   (or, when `adapted`, the outcome or cluster) is missing.
+#' @examples
+#' \donttest{
+#' if (rfp_available()) {
+#'   df <- rfp_simulate("tragic_triad", n_clusters = 12, seed = 1)
+#'   fit <- rfp(y ~ x | cluster, data = df, hidden = 8L, max_steps = 50)
+#'   new <- rfp_simulate("tragic_triad", n_clusters = 5, seed = 2)
+#'   head(predict(fit, newdata = new))                  # clusters never seen
+#'   head(predict(fit, newdata = new, adapted = TRUE))  # after k steps on each
+#' }
+#' }
 #' @export
 predict.rfp <- function(object, newdata = NULL, type = c("response", "link"), adapted = FALSE,
                         ...) {
@@ -187,12 +231,6 @@ residuals.rfp <- function(object, ...) {
   stats::naresid(object$na.action, object$residuals)
 }
 
-#' @export
-nobs.rfp <- function(object, ...) object$n_obs
-
-#' @export
-coef.rfp <- function(object, ...) object$coefficients
-
 #' Tidy a fit
 #'
 #' For `model = "linear"`, the intercept and slopes on the original scale of
@@ -200,20 +238,36 @@ coef.rfp <- function(object, ...) object$coefficients
 #' derivative of the prediction (the logit for the logistic loss) with
 #' respect to each design column over the training rows, by central
 #' differences (`type = "average derivative"`); for a linear model the two
-#' agree.
+#' agree. A fit has no sampling variance, so the inferential columns are
+#' `NA` (use [rfp_effect()] for an effect with a standard error).
 #'
 #' @param x A fit from [rfp()].
 #' @param ... Unused.
-#' @return A data frame with columns `term`, `estimate` and `type`.
+#' @return A data frame with broom's columns `term`, `estimate`,
+#'   `std.error`, `statistic`, `p.value`, `conf.low`, `conf.high` (all `NA`
+#'   but `term` and `estimate`) and `type`.
+#' @examples
+#' \donttest{
+#' if (rfp_available()) {
+#'   df <- rfp_simulate("tragic_triad", n_clusters = 10, seed = 1)
+#'   fit <- rfp(y ~ x | cluster, data = df, model = "linear", max_steps = 50)
+#'   tidy(fit)
+#'   glance(fit)
+#' }
+#' }
 #' @method tidy rfp
 #' @export
 tidy.rfp <- function(x, ...) {
   if (!is.null(x$coefficients)) {
-    return(data.frame(term = names(x$coefficients), estimate = unname(x$coefficients),
-                      type = "coefficient", stringsAsFactors = FALSE))
+    estimate <- x$coefficients
+    type <- "coefficient"
+  } else {
+    estimate <- average_derivatives(x)
+    type <- "average derivative"
   }
-  slopes <- average_derivatives(x)
-  data.frame(term = names(slopes), estimate = unname(slopes), type = "average derivative",
+  na <- rep(NA_real_, length(estimate))
+  data.frame(term = names(estimate), estimate = unname(estimate), std.error = na,
+             statistic = na, p.value = na, conf.low = na, conf.high = na, type = type,
              stringsAsFactors = FALSE)
 }
 
@@ -225,10 +279,17 @@ tidy.rfp <- function(x, ...) {
 #' @param x A fit from [rfp()].
 #' @param ... Unused.
 #' @return A one-row data frame.
+#' @examples
+#' \donttest{
+#' if (rfp_available()) {
+#'   df <- rfp_simulate("tragic_triad", n_clusters = 12, seed = 1)
+#'   glance(rfp(y ~ x | cluster, data = df, model = "linear", max_steps = 50))
+#' }
+#' }
 #' @method glance rfp
 #' @export
 glance.rfp <- function(x, ...) {
-  s <- summary(x)
+  s <- fit_numbers(x)
   data.frame(
     model = s$settings$model, loss = s$settings$loss,
     alpha = s$settings$alpha, inner_steps = s$settings$inner_steps,
@@ -242,7 +303,6 @@ glance.rfp <- function(x, ...) {
     stringsAsFactors = FALSE)
 }
 
-# Rows of the (kept) data that belong to held-out clusters.
 # summary() of a fit from rfp_load(): the numbers rfp_save() stored.
 loaded_summary <- function(object, best) {
   s <- object$saved_summary
@@ -259,6 +319,7 @@ loaded_summary <- function(object, best) {
     coefficients = object$coefficients), class = "summary.rfp")
 }
 
+# Rows of the (kept) data that belong to held-out clusters.
 held_out_rows <- function(fit) {
   as.character(fit$cluster) %in% as.character(fit$validation_clusters)
 }

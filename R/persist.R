@@ -42,14 +42,16 @@
 #' @param path File to write or read (conventionally `.rfp`).
 #' @return `rfp_save()`: `path`, invisibly. `rfp_load()`: the fit.
 #' @examples
+#' \donttest{
 #' if (rfp_available()) {
-#'   df <- data.frame(g = rep(1:4, each = 10), x = rnorm(40))
+#'   df <- data.frame(g = rep(1:10, each = 4), x = rnorm(40))
 #'   df$y <- df$x + rnorm(40)
 #'   fit <- rfp(y ~ x | g, data = df, model = "linear", max_steps = 20)
 #'   path <- tempfile(fileext = ".rfp")
 #'   rfp_save(fit, path)
 #'   same <- rfp_load(path)
 #'   identical(predict(fit, df), predict(same, df))
+#' }
 #' }
 #' @export
 rfp_save <- function(fit, path) {

@@ -9,5 +9,5 @@
 #' @name rfp-package
 #' @aliases rfp-package
 #' @keywords internal
-#' @importFrom stats coef fitted nobs predict residuals
+#' @importFrom stats coef confint fitted nobs predict residuals vcov
 NULL

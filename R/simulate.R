@@ -29,10 +29,12 @@
 #'   model estimates), and `sample_truth`, `c(SATE = , SATT = )` over the
 #'   simulated rows.
 #' @examples
+#' \donttest{
 #' if (rfp_available()) {
 #'   sim <- rfp_simulate("cluster_trial", n_strata = 2, clusters_per_stratum = 5)
 #'   attr(sim, "truth")
 #'   head(rfp_simulate("tragic_triad", n_clusters = 10))
+#' }
 #' }
 #' @export
 rfp_simulate <- function(design = c("tragic_triad", "clustered_means", "cluster_trial"), ...,
@@ -80,7 +82,9 @@ rfp_simulate <- function(design = c("tragic_triad", "clustered_means", "cluster_
 #' @return A data frame with columns `dim`, `hull_share`, `other_cluster`,
 #'   `hull_share_iid`.
 #' @examples
+#' \donttest{
 #' if (rfp_available()) rfp_geometry(dims = c(1, 2, 4), n_clusters = 10, n_per_cluster = 10)
+#' }
 #' @export
 rfp_geometry <- function(dims = c(1, 2, 4, 8, 16, 32), n_clusters = 25L, n_per_cluster = 25L,
                          seed = 0L) {

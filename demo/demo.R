@@ -19,6 +19,14 @@ png_file <- function(name, width = 900, height = 600) {
   path
 }
 
+# Two ggplots side by side on the open device (grid viewports; no extra package).
+side_by_side <- function(left, right) {
+  grid::grid.newpage()
+  grid::pushViewport(grid::viewport(layout = grid::grid.layout(1, 2)))
+  print(left, vp = grid::viewport(layout.pos.row = 1, layout.pos.col = 1))
+  print(right, vp = grid::viewport(layout.pos.row = 1, layout.pos.col = 2))
+}
+
 stage("Python backend")
 found <- rfp_python()
 if (is.null(found) || !rfp_available()) stop("the rfp backend is not available: run `make setup`")
@@ -45,7 +53,7 @@ stage(paste("rfp_compare(): fixed effects with strata, entropy and cluster balan
             "cross-fitting repeated over 5 splits)"))
 comparison <- rfp_compare(
   y ~ x1 + x2 + z | cluster, data = rfp_trial, treatment = "d", fe = ~stratum,
-  truth = truth, folds = 3, repeats = 5, seed = 0, verbose = TRUE,
+  truth = truth, folds = 3, repeats = 5, seed = 0, progress = TRUE,
   model = "mlp", hidden = 16, alpha = 0.5, inner_steps = 1, inner_lr = 0.1,
   learning_rate = 0.01, max_steps = 3000, patience = 30)
 cat("\n")
@@ -53,7 +61,7 @@ print(comparison)
 path <- png_file("compare_estimates.png", height = 650)
 plot(comparison)
 invisible(grDevices::dev.off())
-wrote(path, "each estimate with its 95% interval; dashed red: the truth for its estimand")
+wrote(path, "each estimate with its 95% interval; red tick: the truth for its estimand")
 
 stage("rfp_balance(): entropy balancing of pupils, cluster balancing of schools")
 entropy <- rfp_balance(y ~ x1 + x2 + z | cluster, rfp_trial, treatment = "d")
@@ -62,10 +70,7 @@ schools <- rfp_balance(y ~ x1 + x2 + z | cluster, rfp_trial, treatment = "d",
                        method = "cluster")
 print(schools)
 path <- png_file("love_plot.png", width = 1100, height = 450)
-old <- graphics::par(mfrow = c(1, 2))
-plot(entropy)
-plot(schools)
-graphics::par(old)
+side_by_side(autoplot(entropy), autoplot(schools))
 invisible(grDevices::dev.off())
 wrote(path, "|standardised mean difference| before and after weighting (love plot)")
 
@@ -75,10 +80,10 @@ triad <- rfp_simulate("tragic_triad", n_clusters = 40, n_per_cluster = 30, overl
 cat("  fitting the method (alpha = 0.5, one inner step)\n")
 method <- rfp(y ~ x | cluster, data = triad, model = "mlp", hidden = c(32, 32), alpha = 0.5,
               inner_steps = 1, inner_lr = 0.1, max_steps = 800, patience = 200, seed = 0,
-              verbose = TRUE)
+              progress = TRUE)
 cat("\n  fitting ERM (alpha = 1) for reference\n")
 erm <- rfp(y ~ x | cluster, data = triad, model = "mlp", hidden = c(32, 32), alpha = 1,
-           max_steps = 800, patience = 200, seed = 0, verbose = TRUE)
+           max_steps = 800, patience = 200, seed = 0, progress = TRUE)
 cat("\n")
 print(method)
 grid <- data.frame(x = seq(min(triad$x), max(triad$x), length.out = 200))
@@ -88,19 +93,21 @@ mse <- function(fit) mean((predict(fit, held_out) - held_out$mu)^2)
 cat(sprintf("  error against the truth |x| on 50 new clusters: method %.4f, ERM %.4f\n",
             mse(method), mse(erm)))
 path <- png_file("fit_curve.png")
-plot(method, which = "covariate", main = "rfp on the tragic triad (40 clusters, low overlap)")
-graphics::lines(grid$x, predict(erm, grid), col = "steelblue", lwd = 2, lty = 2)
-graphics::lines(grid$x, abs(grid$x), col = "black", lwd = 1, lty = 3)
-graphics::legend("top", bty = "n", lty = c(1, 2, 3), lwd = c(2, 2, 1),
-                 col = c("firebrick", "steelblue", "black"),
-                 legend = c("method (alpha = 0.5)", "ERM (alpha = 1)", "truth |x|"))
+curves <- rbind(data.frame(x = grid$x, y = predict(erm, grid), curve = "ERM (alpha = 1)"),
+                data.frame(x = grid$x, y = abs(grid$x), curve = "truth |x|"))
+print(autoplot(method, which = "covariate") +
+        ggplot2::geom_line(data = curves, ggplot2::aes(x, y, linetype = curve),
+                           inherit.aes = FALSE) +
+        ggplot2::scale_linetype_manual(
+          values = c("the fit" = "solid", "ERM (alpha = 1)" = "dashed", "truth |x|" = "dotted"),
+          name = NULL) +
+        ggplot2::labs(title = "rfp on the tragic triad (40 clusters, low overlap)",
+                      subtitle = "solid: the method (alpha = 0.5); points coloured by cluster"))
 invisible(grDevices::dev.off())
 wrote(path, "the fitted function against x, with ERM and the truth")
-path <- png_file("loss_curves.png", width = 1100, height = 450)
-old <- graphics::par(mfrow = c(1, 2))
-plot(method, which = "loss")
-plot(erm, which = "loss")
-graphics::par(old)
+path <- png_file("loss_curves.png", width = 1100, height = 550)
+side_by_side(autoplot(method) + ggplot2::labs(title = "the method (alpha = 0.5)"),
+             autoplot(erm) + ggplot2::labs(title = "ERM (alpha = 1)"))
 invisible(grDevices::dev.off())
 wrote(path, "training objective and held-out loss by step (method, ERM)")
 

@@ -1,4 +1,4 @@
-"""Validation study of the effect estimators (DESIGN.md, "Effects" and
+"""Validation study of the effect estimators (docs/DESIGN.md, "Effects" and
 "Comparisons"): every method in ``rfp.compare`` on repeated draws of
 ``rfp.simulate.cluster_trial`` (treatment assigned to whole clusters within
 strata, selection on a cluster covariate), low and high overlap.

@@ -279,8 +279,8 @@ def tune_arrays(x, y, cluster, model="mlp", grid=None, folds: int = 5, one_se: b
 def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",
         progress=None, **settings) -> FittedModel:
     """Fit f(theta, x) by regularized bi-level gradient descent (the R_k
-    objective: alpha times the pooled loss plus 1 − alpha times the loss
-    after ``inner_steps`` per-cluster adaptation steps).
+    objective of docs/DESIGN.md: alpha times the pooled loss plus 1 − alpha
+    times the loss after ``inner_steps`` per-cluster adaptation steps).
 
     Parameters
     ----------

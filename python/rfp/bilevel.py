@@ -1,4 +1,4 @@
-"""The objective R_k(theta) of DESIGN.md, and nothing else.
+"""The objective R_k(theta) of docs/DESIGN.md, and nothing else.
 
     R_k(theta) = sum_i w_i [alpha L_i(theta) + (1 - alpha) L_i(theta_c(i)^k)] / sum_i w_i
     theta_c^0 = theta,

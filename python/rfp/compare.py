@@ -1,4 +1,4 @@
-"""Same data, same table (DESIGN.md, "Comparisons"): the method's effects
+"""Same data, same table (docs/DESIGN.md, "Comparisons"): the method's effects
 beside fixed effects, balancing weights and a kernel smoother.
 
 ``compare`` returns a ``Comparison``: one Arrow table (``.table``; the

@@ -32,6 +32,7 @@ new clusters.
 from __future__ import annotations
 
 import itertools
+import sys
 import warnings
 from dataclasses import dataclass, field
 from functools import partial
@@ -355,7 +356,7 @@ def _bar(progress, total):
     if callable(progress) or not wants_bar(progress):
         return None
     from tqdm.auto import tqdm
-    return tqdm(total=total, desc="rfp tune", unit="step", leave=False)
+    return tqdm(total=total, desc="rfp tune", unit="step", leave=False, file=sys.stderr)
 
 
 def check_choice(cv: CVResult) -> None:

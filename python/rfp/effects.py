@@ -1,4 +1,4 @@
-"""Treatment effects by the method (DESIGN.md, "Effects").
+"""Treatment effects by the method (docs/DESIGN.md, "Effects").
 
 Every nuisance function is fitted by ``rfp.fit_arrays`` (regularized
 bi-level gradient descent; logistic loss for a binary treatment) with
@@ -6,7 +6,7 @@ cross-fitting whose folds are **whole clusters** (``cluster_folds``): the
 prediction for a row comes from a fit that saw none of its cluster.
 
 dml_plm
-    Partially linear model Y = τ D + g(X) + ε (course notes, 13.2): with
+    Partially linear model Y = τ D + g(X) + ε (docs/DESIGN.md, eq. 3-4): with
     cross-fitted ĝ(X) ≈ E[Y | X] and m̂(X) ≈ E[D | X], U = Y − ĝ, V = D − m̂,
 
         τ̂ = Σ V U / Σ V²                      (residual-on-residual, pooled over folds)
@@ -24,7 +24,7 @@ dml_plm
     ``FunctionalFormWarning`` says so.
 
 aipw
-    Augmented IPW for a binary treatment (course notes, 12.6), with ê(X)
+    Augmented IPW for a binary treatment (docs/DESIGN.md, eq. 5-6), with ê(X)
     clipped to [clip, 1 − clip] (the number clipped is reported) and outcome
     models μ0, μ1 fitted by the method on each arm's training rows:
 
@@ -91,7 +91,7 @@ WARN_SHARE = 0.9
 
 
 class FunctionalFormWarning(UserWarning):
-    """The nuisance model explains nearly all treatment variance (DESIGN.md)."""
+    """The nuisance model explains nearly all treatment variance (docs/DESIGN.md)."""
 
 
 # ----------------------------------------------------------------------------
@@ -604,8 +604,8 @@ def cluster_propensity(x, d, cluster, fold, penalty: float | str = PROPENSITY_PE
     the truth was 0.3–0.7, and inverse weights of up to 100). So the
     propensity is fitted at the level of assignment, as in the multilevel
     propensity models of Li, Zaslavsky & Landrum (2013) and Ben-Michael &
-    Feller (matrix constraints for multilevel observational studies,
-    papers/; the assignment probability depends on site-level covariates V_j,
+    Feller (matrix constraints for multilevel observational studies;
+    the assignment probability depends on site-level covariates V_j,
     with a regularised logistic/calibrated propensity): one row per cluster,
     features the cluster means of the controls (a cluster-level covariate
     is its own mean), and its predicted ê_c given to every row of cluster c.
@@ -616,7 +616,7 @@ def cluster_propensity(x, d, cluster, fold, penalty: float | str = PROPENSITY_PE
     precision in a few iterations (no learning rate, step budget or early
     stopping to tune, nothing to compile), and the ridge keeps the fit
     finite under the (quasi-)separation that few clusters make likely (the
-    overlap concern of the course notes' IPW section: extreme ê mean
+    usual overlap concern of inverse probability weighting: extreme ê mean
     extreme weights).
 
     ``penalty`` = "cv" (default) picks the ridge penalty in each training

@@ -1,4 +1,4 @@
-"""Cluster-robust variance and t-based inference (DESIGN.md, "Effects" and
+"""Cluster-robust variance and t-based inference (docs/DESIGN.md, "Effects" and
 "Comparisons": CR1 by cluster, t on G - 1 degrees of freedom).
 
 Two estimators of the variance share one convention, the G/(G - 1) cluster

@@ -1,4 +1,11 @@
-"""One progress bar over the many fits of an effect or a comparison.
+"""Progress bars: the rule shared with the R package, and one bar over the
+many fits of an effect or a comparison.
+
+The rule (R: ``R/progress.R``): a bar when the session is interactive (a
+Python prompt, IPython or Jupyter) or stderr is a terminal; ``progress=True``
+/ ``False`` forces it. Bars go to stderr (tqdm, with the elapsed and
+remaining time), never to stdout, so they are not captured into rendered
+documents; the R package gives the backend its own bar as a callback.
 
 Cross-fitting makes folds x nuisances x repeats fits; a bar per fit would
 scroll past, so the estimators show one bar that advances by a fit. Each fit
@@ -31,9 +38,24 @@ class FitCounter:
             self.bar.update(remaining)
 
 
+def interactive_session() -> bool:
+    """A Python prompt (``python`` / ``python -i``), or an IPython / Jupyter shell."""
+    if hasattr(sys, "ps1") or sys.flags.interactive:
+        return True
+    ipython = sys.modules.get("IPython")
+    return ipython is not None and getattr(ipython, "get_ipython", lambda: None)() is not None
+
+
 def wants_bar(progress) -> bool:
-    """A bar for ``progress`` None (when stderr is a terminal), True or False."""
-    return sys.stderr.isatty() if progress is None else bool(progress)
+    """A bar for ``progress`` None (the session is interactive or stderr is a
+    terminal), True or False."""
+    if progress is None:
+        stderr = sys.stderr
+        terminal = stderr is not None and hasattr(stderr, "isatty") and stderr.isatty()
+        return bool(terminal or interactive_session())
+    if isinstance(progress, str) or progress not in (True, False):
+        raise ValueError(f"progress must be None, True, False or a callable, got {progress!r}")
+    return bool(progress)
 
 
 @contextmanager
@@ -52,7 +74,7 @@ def over_fits(settings: dict, total: int | None, desc: str = "rfp fits"):
         yield {**settings, "progress": False}
         return
     from tqdm.auto import tqdm
-    counter = FitCounter(tqdm(total=total, desc=desc, unit="fit", leave=False))
+    counter = FitCounter(tqdm(total=total, desc=desc, unit="fit", leave=False, file=sys.stderr))
     try:
         yield {**settings, "progress": counter}
         counter.finish()

@@ -134,7 +134,7 @@ def cluster_trial(n_strata: int = 4, clusters_per_stratum: int = 10, n_per_clust
                   kappa: float = 0.5, sd_cluster_effect: float = 0.5, noise: float = 1.0,
                   seed: int = 0) -> Simulation:
     """A stratified cluster-level treatment assignment with selection on a
-    cluster covariate (DESIGN.md, "Effects"; the setting of "Regularizing the
+    cluster covariate (docs/DESIGN.md, "Effects"; the setting of "Regularizing the
     Forward Pass", sec. 1: treatment above the unit, controls at both levels).
 
     Clusters c in strata s = 1..S (``clusters_per_stratum`` each):

@@ -16,11 +16,11 @@ stops and keeps the best step: a divergence that stays finite).
 """
 from __future__ import annotations
 
+import dataclasses
+import sys
+import warnings
 from dataclasses import dataclass, field
 from functools import partial
-
-import dataclasses
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -94,13 +94,14 @@ def outer_step(objective, opt, params, opt_state, hyper, buckets):
 
 
 def progress_bar(progress, total):
-    """A tqdm bar (on when stderr is a terminal), or the user's callback
+    """A tqdm bar on stderr with the elapsed and remaining time (the rule of
+    ``progress.wants_bar``), or the user's callback
     ``progress(step, total, train_loss, validation_loss)``."""
     if callable(progress):
         return None
     from tqdm.auto import tqdm
     return tqdm(total=total, disable=not wants_bar(progress), desc="rfp", unit="step",
-                leave=False)
+                leave=False, file=sys.stderr)
 
 
 @partial(jax.jit, static_argnames=("objective", "opt_settings", "length"))

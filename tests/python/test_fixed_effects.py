@@ -1,5 +1,5 @@
 """Fixed-effects baseline against pyfixest (fixest's conventions) and R's
-lm + sandwich::vcovCL / estimatr::lm_robust (DESIGN.md, "Comparisons": equal to 1e-8)."""
+lm + sandwich::vcovCL / estimatr::lm_robust (docs/DESIGN.md, "Comparisons": equal to 1e-8)."""
 import warnings
 
 import numpy as np

@@ -5,7 +5,7 @@
    interpreter; its results are parsed and every test must pass, none skipped.
 2. The pure-R formula layer is checked in-process through rpy2 against
    ``model.matrix`` and against dummies built here.  Only R code that never
-   calls back into Python runs this way (DESIGN.md: rpy2 and reticulate do
+   calls back into Python runs this way (docs/DESIGN.md: rpy2 and reticulate do
    not share a process).
 """
 from __future__ import annotations

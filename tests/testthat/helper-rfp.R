@@ -41,3 +41,7 @@ write_full_precision <- function(df, path) {
   utils::write.csv(as.data.frame(cols, stringsAsFactors = FALSE), path, row.names = FALSE,
                    quote = FALSE)
 }
+
+# The tests use few clusters to stay fast; the warning that `|` names a
+# cluster with few levels (tested in test-formula.R) would repeat in each.
+options(rfp.few_clusters = 0L)

@@ -51,7 +51,7 @@ test_that("balancing weights print, summarise, tidy and make a love plot", {
   expect_output(print(r$entropy), "entropy balancing.*\n.*converged")
   expect_output(print(r$cluster), "of the control clusters")
   expect_output(print(summary(r$entropy)), "smd_before")
-  expect_identical(names(tidy(r$entropy)),
+  expect_identical(names(tidy(r$entropy, what = "balance")),
                    c("covariate", "treated_mean", "treated_mean_weighted", "control_mean",
                      "control_mean_weighted", "sd", "smd_before", "smd_after"))
   png_file <- tempfile(fileext = ".png")
@@ -59,7 +59,7 @@ test_that("balancing weights print, summarise, tidy and make a love plot", {
   shown <- plot(r$entropy)
   grDevices::dev.off()
   expect_gt(file.size(png_file), 1000)
-  expect_identical(shown$covariate, c("x1", "x2", "z"))
+  expect_setequal(as.character(shown$data$covariate), c("x1", "x2", "z"))
 })
 
 test_that("bad input to rfp_balance gives clear R errors", {

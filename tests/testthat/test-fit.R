@@ -73,7 +73,7 @@ test_that("an MLP gives average derivatives; the logistic loss gives probabiliti
   p <- predict(logit, newdata = df)
   expect_true(all(p > 0 & p < 1))
   expect_equal(predict(logit, newdata = df, type = "link"), qlogis(p), tolerance = 1e-8)
-  expect_output(print(summary(logit)), "log_loss")
+  expect_output(print(summary(logit)), "log loss \\(original scale\\)")
 })
 
 test_that("the cluster may be a factor, character or integer column", {
@@ -190,30 +190,23 @@ test_that("saveRDS, rfp_save and a new R session all predict identically", {
   expect_identical(readRDS(out_path), before)
 })
 
-test_that("progress shows as a text progress bar when verbose", {
-  skip_if_no_backend()
-  df <- clustered_data()
-  out <- capture.output(fit <- rfp(y ~ x1 | g, data = df, model = "linear", max_steps = 30,
-                                   verbose = TRUE))
-  expect_match(paste(out, collapse = ""), "100%", fixed = TRUE)
-  expect_identical(capture.output(quiet <- rfp(y ~ x1 | g, data = df, model = "linear",
-                                               max_steps = 10, verbose = FALSE)), character(0))
-})
-
 test_that("plots: loss curves and the fitted function along a covariate", {
   skip_if_no_backend()
   df <- clustered_data()
   fit <- rfp(y ~ x1 + x2 + f | g, data = df, model = "linear", max_steps = 20)
   grDevices::pdf(NULL)
   on.exit(grDevices::dev.off(), add = TRUE)
-  expect_identical(plot(fit), fit$history)
-  curve <- plot(fit, covariate = "x1", n = 25)
+  loss <- plot(fit)
+  expect_s3_class(loss, "ggplot")
+  expect_identical(sort(unique(loss$data$step)), fit$history$step)
+  p <- plot(fit, covariate = "x1", n = 25)
+  curve <- p$layers[[2]]$data
   expect_identical(dim(curve), c(25L, 2L))
-  expect_equal(range(curve$x1), range(df$x1))
+  expect_equal(range(curve$value), range(df$x1))
   # linear in x1 with the others fixed: the slope is the coefficient
-  expect_equal(unname(diff(range(curve$prediction)) / diff(range(curve$x1))),
+  expect_equal(unname(diff(range(curve$prediction)) / diff(range(curve$value))),
                abs(unname(coef(fit)["x1"])), tolerance = 1e-8)
-  curve <- plot(fit, which = 2, covariate = "f")
-  expect_identical(as.character(curve$f), c("u", "v", "w"))
+  curve <- plot(fit, which = 2, covariate = "f")$layers[[2]]$data
+  expect_identical(as.character(curve$value), c("u", "v", "w"))
   expect_error(plot(fit, covariate = "nope"), "must name one control variable")
 })

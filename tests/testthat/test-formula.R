@@ -141,3 +141,35 @@ test_that("a logical or two-level factor outcome is coded 0/1", {
   df$bf <- factor(ifelse(df$b, "yes", "no"))
   expect_identical(rfp_design(bf ~ x1 | g, df)$y, as.numeric(df$b))
 })
+
+test_that("| with few levels warns that it is a cluster, not a fixed effect", {
+  withr_few <- options(rfp.few_clusters = 10L)
+  on.exit(options(withr_few), add = TRUE)
+  set.seed(2)
+  df <- data.frame(y = rnorm(40), x = rnorm(40), stratum = rep(c("a", "b", "c", "d"), 10),
+                   school = rep(sprintf("s%02d", 1:10), each = 4))
+  w <- tryCatch(rfp_design(y ~ x | stratum, df), warning = function(w) w)
+  expect_s3_class(w, "rfp_few_clusters_warning")
+  expect_match(conditionMessage(w), "the cluster 'stratum' (right of |) has only 4 levels",
+               fixed = TRUE)
+  expect_match(conditionMessage(w), "not fixed effects as in fixest")
+  expect_match(conditionMessage(w), "fe = ~ stratum")
+  expect_match(conditionMessage(w), "CR2")
+  # 10 clusters: no warning; rows dropped for missing values count too
+  expect_no_warning(rfp_design(y ~ x | school, df))
+  df$x[df$school == "s01"] <- NA
+  expect_warning(suppressMessages(rfp_design(y ~ x | school, df, na.action = na.omit)),
+                 "has only 9 levels", class = "rfp_few_clusters_warning")
+  options(rfp.few_clusters = 0L)
+  expect_no_warning(rfp_design(y ~ x | stratum, df[!is.na(df$x), ]))
+})
+
+test_that("the estimators pass the few-clusters warning on", {
+  skip_if_no_backend()
+  withr_few <- options(rfp.few_clusters = 10L)
+  on.exit(options(withr_few), add = TRUE)
+  df <- clustered_data(n_clusters = 4, n_per = 10)
+  expect_warning(rfp(y ~ x1 | g, df, model = "linear", max_steps = 3, progress = FALSE),
+                 "the cluster 'g' \\(right of \\|\\) has only 4 levels",
+                 class = "rfp_few_clusters_warning")
+})

@@ -34,6 +34,10 @@ test_that("vcov = 'CR2' on the fixed-effects row equals clubSandwich and estimat
   expect_identical(cmp$se_type, "CR2")
   expect_identical(attr(cmp, "se_type"), "CR2")
   expect_output(print(cmp), "fixed effects: CR2, t with Satterthwaite df")
+  # tidy() and summary() follow the row's own test
+  expect_equal(tidy(cmp)$p.value, ct$p_Satt, tolerance = 1e-8)
+  expect_equal(tidy(cmp)$df, ct$df_Satt, tolerance = 1e-8)
+  expect_output(print(summary(cmp)), "Standard errors: CR2, clustered")
   # se_type is the same setting under estimatr's name
   same <- rfp_compare(y ~ x1 | g, df, treatment = "d", fe = ~stratum, methods = "fixed_effects",
                       se_type = "CR2")
@@ -59,6 +63,8 @@ test_that("vcov = 'wild' is seeded and gives a bootstrap interval", {
   expect_identical(a$conf.low, b$conf.low)
   expect_identical(a$se_type, "wild")
   expect_match(a$note, "wild cluster bootstrap")
+  expect_identical(tidy(a)$p.value, a$p.value)   # the bootstrap's, not a t's
+  expect_identical(glance(a)$se_type, "wild")
   cr1 <- suppressWarnings(rfp_compare(y ~ x1 | g, df, treatment = "d",
                                       methods = "fixed_effects"))
   expect_equal(a$std.error, cr1$std.error)

@@ -12,7 +12,7 @@ test_that("subset = gives the same results as subsetting the data first", {
   expect_identical(a$std.error, b$std.error)
   expect_lt(a$n[1], nrow(rfp_trial))
 
-  fast <- list(model = "linear", max_steps = 20L, patience = NULL, verbose = FALSE)
+  fast <- list(model = "linear", max_steps = 20L, patience = NULL, progress = FALSE)
   rows <- 1:300
   f1 <- do.call(rfp, c(list(y ~ x1 + x2 | cluster, rfp_trial, subset = rows), fast))
   f2 <- do.call(rfp, c(list(y ~ x1 + x2 | cluster, rfp_trial[rows, ]), fast))

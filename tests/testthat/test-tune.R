@@ -6,7 +6,7 @@ test_that("rfp(tune = TRUE) chooses by cross-validation and equals the Python AP
   df <- clustered_data(n_clusters = 8, n_per = 12)
   fit <- rfp(y ~ x1 + x2 | g, data = df, model = "linear", tune = TRUE,
              tune_grid = list(alpha = c(1, 0.5), inner_lr = 0.2, learning_rate = c(0.05, 0.01)),
-             folds = 4L, max_steps = 60L, seed = 2L, verbose = FALSE)
+             folds = 4L, max_steps = 60L, seed = 2L, progress = FALSE)
   cv <- fit$cv
   expect_equal(nrow(cv), 4L + 1L)                       # 4 configurations + the mean
   expect_equal(rownames(cv)[nrow(cv)], "mean (no model)")
@@ -42,6 +42,6 @@ test_that("a fit that has not converged warns with class rfp_not_converged_warni
   skip_if_no_backend()
   df <- clustered_data(n_clusters = 10)
   expect_warning(rfp(y ~ x1 + x2 | g, df, model = "linear", learning_rate = 1e-3,
-                     max_steps = 20L, verbose = FALSE),
+                     max_steps = 20L, progress = FALSE),
                  class = "rfp_not_converged_warning")
 })

@@ -1,2 +1,2 @@
-"""Comparison estimators (DESIGN.md, "Comparisons"): fixed effects,
+"""Comparison estimators (docs/DESIGN.md, "Comparisons"): fixed effects,
 balancing weights, a locally adaptive kernel smoother. One module each."""

@@ -1,4 +1,4 @@
-"""Balancing weights for the ATT (DESIGN.md, "Comparisons").
+"""Balancing weights for the ATT (docs/DESIGN.md, "Comparisons").
 
 Each estimator returns its weights together with the solver's own status; none
 raises for a balance problem that has no solution (it says so instead).

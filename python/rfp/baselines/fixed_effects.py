@@ -1,4 +1,4 @@
-"""Fixed-effects regression, the first comparison (DESIGN.md, "Comparisons").
+"""Fixed-effects regression, the first comparison (docs/DESIGN.md, "Comparisons").
 
 OLS of the outcome on the treatment and controls with any number of fixed
 effects absorbed by the within transformation (Frisch–Waugh–Lovell): one fixed

@@ -1,4 +1,4 @@
-"""Locally adaptive smoother baseline (DESIGN.md, "Comparisons"): Nadaraya–Watson
+"""Locally adaptive smoother baseline (docs/DESIGN.md, "Comparisons"): Nadaraya–Watson
 kernel regression with the bandwidth chosen by leave-cluster-out CV.
 
 With z = (x - mean) / sd the standardized inputs (training moments, sd with
