@@ -18,8 +18,9 @@ clusters with configuration g for t steps.
 Configurations that differ only in alpha, inner_lr (eta) and learning_rate
 share array shapes: they and the K folds form one batch of models whose
 parameters, Adam states, hyperparameters and per-cluster fold weights carry a
-leading model axis under ``jax.vmap``; one jitted ``lax.scan`` runs
-``eval_every`` outer steps of all of them, and a second jitted function
+leading model axis; one jitted ``lax.scan`` runs ``eval_every`` outer steps
+of all of them (batched by ``jax.vmap`` on an accelerator, in turn by
+``lax.map`` inside the same program on a CPU), and a second jitted function
 evaluates them all on their held-out folds.  Settings that change shapes or
 the program (inner_steps, hidden, model, activation, first_order, penalty,
 width) start another batch: one compilation per batch, not per model.
@@ -124,8 +125,19 @@ def _weighted(buckets, cluster_weight):
     return [dict(b, w=b["w"] * cw[:, None]) for b, cw in zip(buckets, cluster_weight)]
 
 
-@partial(jax.jit, static_argnames=("objective", "clip_norm", "length"))
-def batch_chunk(params, opt_state, hyper, train_weight, buckets, objective, clip_norm, length):
+def _over_models(f, sequential, *args):
+    """f applied to every model (leading axis of each argument): batched with
+    ``vmap`` (accelerators), or one model after another with ``lax.map``
+    inside the same program (CPU, where batching many small matrix products
+    measured about 2x slower than running them in turn: bench/RESULTS.md)."""
+    if sequential:
+        return jax.lax.map(lambda a: f(*a), args)
+    return jax.vmap(f)(*args)
+
+
+@partial(jax.jit, static_argnames=("objective", "clip_norm", "length", "sequential"))
+def batch_chunk(params, opt_state, hyper, train_weight, buckets, objective, clip_norm, length,
+                sequential=False):
     """``length`` outer steps (``train.outer_step``) of every model of the
     batch (leading axis of params, opt_state, hyper and train_weight), in one
     compiled program."""
@@ -141,13 +153,14 @@ def batch_chunk(params, opt_state, hyper, train_weight, buckets, objective, clip
         (p, s), values = jax.lax.scan(step, (p, s), None, length=length)
         return p, s, values
 
-    return jax.vmap(one_model)(params, opt_state, hyper, train_weight)
+    return _over_models(one_model, sequential, params, opt_state, hyper, train_weight)
 
 
-@partial(jax.jit, static_argnames=("objective",))
-def batch_heldout(params, heldout_weight, buckets, objective):
+@partial(jax.jit, static_argnames=("objective", "sequential"))
+def batch_heldout(params, heldout_weight, buckets, objective, sequential=False):
     """Prediction loss L(theta) of every model on its held-out fold."""
-    return jax.vmap(lambda p, vw: objective.pooled(p, _weighted(buckets, vw)))(params, heldout_weight)
+    return _over_models(lambda p, vw: objective.pooled(p, _weighted(buckets, vw)), sequential,
+                        params, heldout_weight)
 
 
 @dataclass
@@ -252,7 +265,7 @@ def _constant_cv(y, w, cluster, fold, folds, loss):
 
 def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=5, seed=0,
                    max_steps=1000, eval_every=10, patience=200, clip_norm=1.0,
-                   loss="squared", one_se=False, progress=None) -> CVResult:
+                   loss="squared", one_se=False, progress=None, sequential=None) -> CVResult:
     """Train every configuration on every split of the clusters into K folds
     (batched by shape group) and choose (g, t) by the mean held-out curve.
 
@@ -278,6 +291,8 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
     fold_curves = np.full((len(configs), n_evals, folds), np.inf)   # per-fold held-out loss
     last_eval = np.zeros(len(configs), dtype=int)
 
+    if sequential is None:   # models in turn on a CPU, batched on an accelerator
+        sequential = jax.default_backend() == "cpu"
     total, done = len(groups) * max_steps, 0
     bar = _bar(progress, total)
     first = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[:1]), x)
@@ -301,9 +316,9 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
             while step < max_steps:
                 length = min(eval_every, max_steps - step)
                 params, opt_state, _ = batch_chunk(params, opt_state, hyper, train_w, buckets,
-                                                   objective, clip_norm, length)
+                                                   objective, clip_norm, length, sequential)
                 step += length
-                held = np.asarray(batch_heldout(params, held_w, buckets, objective))
+                held = np.asarray(batch_heldout(params, held_w, buckets, objective, sequential))
                 held = np.where(np.isfinite(held), held, np.inf).reshape(len(members), folds)
                 fold_curves[members, e] = held
                 last_eval[members] = e

@@ -127,3 +127,19 @@ def test_cv_plot(tmp_path):
     assert (tmp_path / "cv.png").stat().st_size > 0
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "training mean" in labels and sum("(chosen)" in t for t in labels) == 1
+
+
+def test_batched_and_sequential_programs_agree():
+    """vmap (accelerators) and lax.map (CPU) over the models: same curves."""
+    from rfp.api import _config, _model_for
+    from rfp.bilevel import Objective
+    x, y, cluster = _data(seed=6)
+    base = _config(dict(SMALL))
+    configs = [_config(c) for c in crossval.expand_grid({"alpha": [1.0, 0.5]}, base)]
+    m = _model_for(base, "mlp")
+    runs = [crossval.cross_validate(lambda c: Objective(m.apply, "squared", 1, 0.0),
+                                    lambda c: m.init, x, y, cluster, np.ones(len(y)), configs,
+                                    folds=3, max_steps=20, patience=None, sequential=seq)
+            for seq in (True, False)]
+    for a, b in zip(runs[0].curves, runs[1].curves):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
