@@ -21,7 +21,7 @@ DEFAULTS = dict(
     alpha=0.5, inner_steps=1, inner_lr=0.1, first_order=False,
     loss="squared", weights="obs", penalty=0.0,
     learning_rate=1e-2, clip_norm=1.0, schedule="constant", max_steps=2000, patience=200,
-    eval_every=10, validation_share=0.2, seed=0,
+    eval_every=10, validation_share=0.2, seed=0, dtype="float64",
 )
 
 
@@ -49,6 +49,9 @@ def _config(overrides) -> dict:
     if int(config["inner_steps"]) < 0:
         raise ValueError("inner_steps must be >= 0")
     config["inner_steps"] = int(config["inner_steps"])
+    if config["dtype"] not in ("float64", "float32"):
+        raise ValueError(f"dtype must be 'float64' or 'float32' (training precision), "
+                         f"got {config['dtype']!r}")
     if not isinstance(config["model"], str):
         config["hidden"] = None
     return config
@@ -198,7 +201,7 @@ def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings
                    schedule=config["schedule"],
                    max_steps=int(config["max_steps"]), patience=config["patience"],
                    eval_every=int(config["eval_every"]), validation_share=float(config["validation_share"]),
-                   seed=int(config["seed"]), progress=progress)
+                   seed=int(config["seed"]), progress=progress, dtype=config["dtype"])
     if not isinstance(config["model"], str):
         config["model"] = "user"
     return FittedModel(config, result.params, None, scaler, result.history, len(y), labels,
@@ -227,7 +230,8 @@ def tune_arrays(x, y, cluster, model="mlp", grid=None, folds: int = 5, one_se: b
                         configs, folds=int(folds), seed=int(base["seed"]),
                         max_steps=int(base["max_steps"]), eval_every=int(base["eval_every"]),
                         patience=base["patience"], clip_norm=base["clip_norm"],
-                        loss=base["loss"], one_se=bool(one_se), progress=progress)
+                        loss=base["loss"], one_se=bool(one_se), progress=progress,
+                        dtype=base["dtype"])
     check_choice(cv)
     chosen = {k: v for k, v in configs[cv.chosen].items() if k != "model"}
     chosen.update(max_steps=cv.chosen_step, patience=None)
@@ -246,7 +250,8 @@ def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",
     (init, apply) pair), hidden, activation, alpha, inner_steps, inner_lr,
     first_order, loss ('squared'/'logistic'), weights ('obs'/'cluster'),
     penalty (lambda), learning_rate, clip_norm, schedule ('constant'/'cosine'), max_steps, patience,
-    eval_every, validation_share, seed.
+    eval_every, validation_share, seed, dtype ('float64', or 'float32' to train in
+    single precision; predictions and estimates are returned in float64).
     """
     return _from_table(fit_arrays, data, y, x, cluster, na_action, progress, settings)
 

@@ -28,7 +28,7 @@ import numpy as np
 import optax
 
 from . import alerts
-from .bilevel import Objective, gather
+from .bilevel import Objective, floats_as, gather
 from .layout import make_buckets
 from .progress import wants_bar
 
@@ -128,8 +128,11 @@ def pooled_loss(params, buckets, objective):
 def train(objective: Objective, init, x, y, cluster, w, *, alpha: float,
           learning_rate: float = 1e-2, clip_norm: float | None = 1.0, schedule: str = "constant",
           max_steps: int = 2000, patience: int | None = 200, eval_every: int = 10,
-          validation_share: float = 0.2, seed: int = 0, progress=None) -> TrainResult:
-    """Minimise R_k(theta) over the training clusters."""
+          validation_share: float = 0.2, seed: int = 0, progress=None,
+          dtype: str = "float64") -> TrainResult:
+    """Minimise R_k(theta) over the training clusters.  ``dtype="float32"``
+    trains in single precision (data, parameters, optimiser state); the
+    parameters are returned in float64."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     if patience is None:
@@ -137,16 +140,17 @@ def train(objective: Objective, init, x, y, cluster, w, *, alpha: float,
     train_codes, val_codes = split_clusters(cluster, validation_share, seed)
     rows_train = np.flatnonzero(np.isin(cluster, train_codes))
     rows_val = np.flatnonzero(np.isin(cluster, val_codes))
-    train_buckets = gather(make_buckets(cluster, rows_train), x, y, w)
-    val_buckets = gather(make_buckets(cluster, rows_val), x, y, w) if len(rows_val) else None
+    dtype = jnp.dtype(dtype)
+    train_buckets = gather(make_buckets(cluster, rows_train), x, y, w, dtype)
+    val_buckets = (gather(make_buckets(cluster, rows_val), x, y, w, dtype)
+                   if len(rows_val) else None)
 
-    first = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[:1]), x)
-    params = init(jax.random.PRNGKey(seed), first)
+    first = floats_as(jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[:1]), x), dtype)
+    params = floats_as(init(jax.random.PRNGKey(seed), first), dtype)
     # only the cosine schedule depends on max_steps: other fits share a program
     opt_settings = (clip_norm, schedule, int(max_steps) if schedule == "cosine" else 1)
     opt_state = optimizer(*opt_settings).init(params)
     program = dataclasses.replace(objective, inner_lr=0.0)   # eta is traced
-    dtype = jnp.result_type(float)
     hyper = {k: jnp.asarray(v, dtype=dtype) for k, v in
              (("alpha", alpha), ("inner_lr", objective.inner_lr), ("learning_rate", learning_rate))}
     history = History()
@@ -194,7 +198,7 @@ def train(objective: Objective, init, x, y, cluster, w, *, alpha: float,
         check_stopping(history, best[2], stopped, constant_loss(y, w, rows_train, rows_val,
                                                                 objective.loss))
     params = best[1] if val_buckets else params
-    return TrainResult(jax.tree.map(np.asarray, params), history, best[2] if val_buckets else step,
+    return TrainResult(floats_as(jax.tree.map(np.asarray, params), np.float64), history, best[2] if val_buckets else step,
                        stopped, train_codes, val_codes)
 
 
