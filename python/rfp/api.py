@@ -22,6 +22,7 @@ DEFAULTS = dict(
     loss="squared", weights="obs", penalty=0.0,
     learning_rate=1e-2, clip_norm=1.0, schedule="constant", max_steps=2000, patience=200,
     eval_every=10, validation_share=0.2, seed=0, dtype="float64",
+    batch_clusters=None,
 )
 
 
@@ -49,6 +50,13 @@ def _config(overrides) -> dict:
     if int(config["inner_steps"]) < 0:
         raise ValueError("inner_steps must be >= 0")
     config["inner_steps"] = int(config["inner_steps"])
+    if config["batch_clusters"] is not None:
+        b = config["batch_clusters"]
+        if (isinstance(b, bool) or not isinstance(b, (int, float, np.integer, np.floating))
+                or not float(b).is_integer() or b < 1):
+            raise ValueError(f"batch_clusters must be a whole number >= 1 (clusters per outer "
+                             f"step) or None for all training clusters, got {b!r}")
+        config["batch_clusters"] = int(b)
     if config["dtype"] not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32' (training precision), "
                          f"got {config['dtype']!r}")
@@ -201,7 +209,8 @@ def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings
                    schedule=config["schedule"],
                    max_steps=int(config["max_steps"]), patience=config["patience"],
                    eval_every=int(config["eval_every"]), validation_share=float(config["validation_share"]),
-                   seed=int(config["seed"]), progress=progress, dtype=config["dtype"])
+                   seed=int(config["seed"]), progress=progress, dtype=config["dtype"],
+                   batch_clusters=config["batch_clusters"])
     if not isinstance(config["model"], str):
         config["model"] = "user"
     return FittedModel(config, result.params, None, scaler, result.history, len(y), labels,
@@ -251,7 +260,9 @@ def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",
     first_order, loss ('squared'/'logistic'), weights ('obs'/'cluster'),
     penalty (lambda), learning_rate, clip_norm, schedule ('constant'/'cosine'), max_steps, patience,
     eval_every, validation_share, seed, dtype ('float64', or 'float32' to train in
-    single precision; predictions and estimates are returned in float64).
+    single precision; predictions and estimates are returned in float64),
+    batch_clusters (B: each outer step on B training clusters, drawn without
+    replacement within an epoch; None: all).
     """
     return _from_table(fit_arrays, data, y, x, cluster, na_action, progress, settings)
 

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import alerts
+from . import alerts, minibatch
 from .bilevel import Objective, floats_as, gather
 from .layout import make_buckets
 from .progress import wants_bar
@@ -119,6 +119,22 @@ def chunk(params, opt_state, hyper, buckets, objective, opt_settings, length):
     return params, opt_state, values
 
 
+@partial(jax.jit, static_argnames=("objective", "opt_settings"))
+def minibatch_chunk(params, opt_state, hyper, buckets, picks, scales, objective, opt_settings):
+    """Outer steps on minibatches of clusters (``minibatch``): step t uses
+    the clusters at positions ``picks[b][t]`` of each bucket b, weights
+    times ``scales[b]``; as many steps as ``picks`` has rows."""
+    opt = optimizer(*opt_settings)
+
+    def step(carry, pick):
+        p, s, value = outer_step(objective, opt, *carry, hyper,
+                                 minibatch.select(buckets, pick, scales))
+        return (p, s), value
+
+    (params, opt_state), values = jax.lax.scan(step, (params, opt_state), picks)
+    return params, opt_state, values
+
+
 @partial(jax.jit, static_argnames=("objective",))
 def pooled_loss(params, buckets, objective):
     """Held-out loss L(theta): the prediction model alone."""
@@ -129,10 +145,12 @@ def train(objective: Objective, init, x, y, cluster, w, *, alpha: float,
           learning_rate: float = 1e-2, clip_norm: float | None = 1.0, schedule: str = "constant",
           max_steps: int = 2000, patience: int | None = 200, eval_every: int = 10,
           validation_share: float = 0.2, seed: int = 0, progress=None,
-          dtype: str = "float64") -> TrainResult:
+          dtype: str = "float64", batch_clusters: int | None = None) -> TrainResult:
     """Minimise R_k(theta) over the training clusters.  ``dtype="float32"``
     trains in single precision (data, parameters, optimiser state); the
-    parameters are returned in float64."""
+    parameters are returned in float64.  ``batch_clusters = B``: each outer
+    step on B training clusters (``minibatch``); the training curve is then
+    the minibatch objective."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     if patience is None:
@@ -141,7 +159,13 @@ def train(objective: Objective, init, x, y, cluster, w, *, alpha: float,
     rows_train = np.flatnonzero(np.isin(cluster, train_codes))
     rows_val = np.flatnonzero(np.isin(cluster, val_codes))
     dtype = jnp.dtype(dtype)
-    train_buckets = gather(make_buckets(cluster, rows_train), x, y, w, dtype)
+    train_layout = make_buckets(cluster, rows_train)
+    train_buckets = gather(train_layout, x, y, w, dtype)
+    sampler = None
+    if batch_clusters is not None and batch_clusters < len(train_codes):
+        sampler = minibatch.ClusterSampler([len(b.clusters) for b in train_layout],
+                                           int(batch_clusters), seed + 1)
+        scales = [jnp.asarray(s, dtype=dtype) for s in sampler.scales()]
     val_buckets = (gather(make_buckets(cluster, rows_val), x, y, w, dtype)
                    if len(rows_val) else None)
 
@@ -161,8 +185,13 @@ def train(objective: Objective, init, x, y, cluster, w, *, alpha: float,
     try:
         while step < max_steps:
             length = min(eval_every, max_steps - step)
-            params, opt_state, values = chunk(params, opt_state, hyper, train_buckets,
-                                              program, opt_settings, length)
+            if sampler is None:
+                params, opt_state, values = chunk(params, opt_state, hyper, train_buckets,
+                                                  program, opt_settings, length)
+            else:
+                picks = [jnp.asarray(p) for p in sampler.draw(length)]
+                params, opt_state, values = minibatch_chunk(
+                    params, opt_state, hyper, train_buckets, picks, scales, program, opt_settings)
             step += length
             train_loss = float(values[-1])
             if not np.isfinite(train_loss):
