@@ -22,7 +22,7 @@ DEFAULTS = dict(
     loss="squared", weights="obs", penalty=0.0,
     learning_rate=1e-2, clip_norm=1.0, schedule="constant", max_steps=2000, patience=200,
     eval_every=10, validation_share=0.2, seed=0, dtype="float64",
-    batch_clusters=None,
+    batch_clusters=None, devices=None,
 )
 
 
@@ -57,6 +57,8 @@ def _config(overrides) -> dict:
             raise ValueError(f"batch_clusters must be a whole number >= 1 (clusters per outer "
                              f"step) or None for all training clusters, got {b!r}")
         config["batch_clusters"] = int(b)
+    from .devices import choose
+    choose(config["devices"])          # raises on a bad value or too many devices
     if config["dtype"] not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32' (training precision), "
                          f"got {config['dtype']!r}")
@@ -210,7 +212,7 @@ def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings
                    max_steps=int(config["max_steps"]), patience=config["patience"],
                    eval_every=int(config["eval_every"]), validation_share=float(config["validation_share"]),
                    seed=int(config["seed"]), progress=progress, dtype=config["dtype"],
-                   batch_clusters=config["batch_clusters"])
+                   batch_clusters=config["batch_clusters"], devices=config["devices"])
     if not isinstance(config["model"], str):
         config["model"] = "user"
     return FittedModel(config, result.params, None, scaler, result.history, len(y), labels,
@@ -262,7 +264,8 @@ def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",
     eval_every, validation_share, seed, dtype ('float64', or 'float32' to train in
     single precision; predictions and estimates are returned in float64),
     batch_clusters (B: each outer step on B training clusters, drawn without
-    replacement within an epoch; None: all).
+    replacement within an epoch; None: all), devices (None: one device; n or
+    'all': clusters split across a mesh of devices, parameters replicated).
     """
     return _from_table(fit_arrays, data, y, x, cluster, na_action, progress, settings)
 

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import alerts, minibatch
+from . import alerts, devices as devices_mod, minibatch
 from .bilevel import Objective, floats_as, gather
 from .layout import make_buckets
 from .progress import wants_bar
@@ -145,12 +145,14 @@ def train(objective: Objective, init, x, y, cluster, w, *, alpha: float,
           learning_rate: float = 1e-2, clip_norm: float | None = 1.0, schedule: str = "constant",
           max_steps: int = 2000, patience: int | None = 200, eval_every: int = 10,
           validation_share: float = 0.2, seed: int = 0, progress=None,
-          dtype: str = "float64", batch_clusters: int | None = None) -> TrainResult:
+          dtype: str = "float64", batch_clusters: int | None = None,
+          devices=None) -> TrainResult:
     """Minimise R_k(theta) over the training clusters.  ``dtype="float32"``
     trains in single precision (data, parameters, optimiser state); the
     parameters are returned in float64.  ``batch_clusters = B``: each outer
     step on B training clusters (``minibatch``); the training curve is then
-    the minibatch objective."""
+    the minibatch objective.  ``devices`` (an int or "all"): clusters split
+    across a device mesh, parameters replicated (``devices``)."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     if patience is None:
@@ -177,6 +179,14 @@ def train(objective: Objective, init, x, y, cluster, w, *, alpha: float,
     program = dataclasses.replace(objective, inner_lr=0.0)   # eta is traced
     hyper = {k: jnp.asarray(v, dtype=dtype) for k, v in
              (("alpha", alpha), ("inner_lr", objective.inner_lr), ("learning_rate", learning_rate))}
+    chosen = devices_mod.choose(devices)
+    if chosen is not None:
+        if sampler is not None:
+            raise ValueError("batch_clusters and devices cannot be combined yet: use one")
+        m = devices_mod.mesh(chosen)
+        train_buckets = devices_mod.shard_buckets(train_buckets, m)
+        val_buckets = devices_mod.shard_buckets(val_buckets, m) if val_buckets else None
+        params, opt_state, hyper = devices_mod.replicate((params, opt_state, hyper), m)
     history = History()
     best = (np.inf, params, 0)
     bar = progress_bar(progress, max_steps)

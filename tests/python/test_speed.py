@@ -108,3 +108,55 @@ def test_batch_clusters_is_checked():
     for bad in (0, 2.5, "4"):
         with pytest.raises(ValueError, match="batch_clusters must be a whole number"):
             rfp.fit(sim.data, y="y", x=["x"], cluster="cluster", batch_clusters=bad)
+
+
+TWO_DEVICES = """
+import jax, jax.numpy as jnp, numpy as np, rfp
+from rfp import devices
+from rfp.bilevel import Objective, gather
+from rfp.layout import make_buckets
+from rfp.models import as_model
+assert len(jax.devices()) == 2
+rng = np.random.default_rng(0)
+sizes = rng.integers(1, 30, size=25)                       # uneven: several buckets, odd counts
+cluster = np.repeat(np.arange(25), sizes)
+x = rng.normal(size=(cluster.size, 2))
+y = np.sin(x[:, 0]) + x[:, 1] + rng.normal(size=25)[cluster] + 0.2 * rng.normal(size=cluster.size)
+model = as_model("mlp", hidden=(8, 8), activation="tanh")
+objective = Objective(model.apply, inner_steps=2, inner_lr=0.1)
+buckets = gather(make_buckets(cluster), x, y, rng.uniform(0.5, 2, size=cluster.size))
+params = model.init(jax.random.PRNGKey(0), jnp.asarray(x[:1]))
+f = jax.jit(jax.value_and_grad(lambda p, b: objective(p, 0.4, b)))
+one = f(params, buckets)
+m = devices.mesh(jax.devices())
+sharded = devices.shard_buckets(buckets, m)
+assert all(len(b["mask"].sharding.device_set) == 2 for b in sharded)
+two = f(devices.replicate(params, m), sharded)
+for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(two)):
+    np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=0, atol=1e-10)
+kw = dict(model="mlp", hidden=(8,), max_steps=30, eval_every=10, patience=100, progress=False)
+p1 = rfp.fit_arrays(x, y, cluster, **kw).predict_arrays(x)
+p2 = rfp.fit_arrays(x, y, cluster, devices=2, **kw).predict_arrays(x)
+np.testing.assert_allclose(p2, p1, rtol=0, atol=1e-8)
+print("ok", float(one[0]), float(two[0]))
+"""
+
+
+def test_two_devices_give_the_one_device_objective():
+    """Clusters split over two (forced host) devices: R_k and its gradient
+    equal one device's to 1e-10 (float64), and a 30-step fit's predictions
+    to 1e-8."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+           "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT / "python")}
+    done = subprocess.run([sys.executable, "-c", TWO_DEVICES], env=env, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("ok")
+
+
+def test_devices_setting_is_checked():
+    sim = tragic_triad(n_clusters=4, n_per_cluster=5, seed=0)
+    with pytest.raises(ValueError, match="devices = 64 but JAX sees"):
+        rfp.fit(sim.data, y="y", x=["x"], cluster="cluster", devices=64)
+    with pytest.raises(ValueError, match="devices must be None"):
+        rfp.fit(sim.data, y="y", x=["x"], cluster="cluster", devices="two")
