@@ -44,7 +44,8 @@ python_warnings <- function(caught) {
 backend_settings <- function(settings, extra = character()) {
   known <- c("model", "hidden", "activation", "alpha", "inner_steps", "inner_lr",
              "first_order", "weights", "penalty", "learning_rate", "clip_norm", "schedule",
-             "max_steps", "patience", "eval_every", "validation_share", "width", "steps")
+             "max_steps", "patience", "eval_every", "validation_share", "width", "steps",
+             "dtype", "batch_clusters", "devices")
   if (length(settings) && (is.null(names(settings)) || any(!nzchar(names(settings))))) {
     stop("settings in ... must be named (e.g. model = \"linear\", max_steps = 200)",
          call. = FALSE)
@@ -59,7 +60,8 @@ backend_settings <- function(settings, extra = character()) {
                  paste0("'", unknown, "'", collapse = ", "),
                  paste(c(known, extra), collapse = ", ")), call. = FALSE)
   }
-  whole <- c("inner_steps", "max_steps", "patience", "eval_every", "width", "steps")
+  whole <- c("inner_steps", "max_steps", "patience", "eval_every", "width", "steps",
+             "batch_clusters")
   for (name in intersect(names(settings), whole)) {
     if (!is.null(settings[[name]])) settings[[name]] <- check_whole(settings[[name]], name, 0)
   }

@@ -27,8 +27,10 @@ def choose(devices) -> list | None:
     available = jax.devices()
     if devices == "all":
         return available if len(available) > 1 else None
-    if isinstance(devices, bool) or not isinstance(devices, (int, np.integer)) or devices < 1:
+    if (isinstance(devices, bool) or not isinstance(devices, (int, float, np.integer, np.floating))
+            or not float(devices).is_integer() or devices < 1):
         raise ValueError(f"devices must be None, a whole number >= 1 or 'all', got {devices!r}")
+    devices = int(devices)             # R passes whole numbers as doubles
     if devices > len(available):
         raise ValueError(f"devices = {devices} but JAX sees {len(available)} device(s) "
                          f"({available[0].platform}); lower devices or use 'all'")
