@@ -134,7 +134,8 @@ clean_message <- function(msg) {
   msg <- sub("\n*\\s*Detailed traceback:.*$", "", msg)
   msg <- sub("\n*\\s*Run `?reticulate::py_last_error\\(\\)`?.*$", "", msg)
   msg <- sub("^(Error in [^\n]*:\\s*)", "", msg)
-  msg <- sub("^(ValueError|TypeError|RuntimeError|FloatingPointError): ", "", msg)
+  msg <- sub("^(ValueError|TypeError|RuntimeError|FloatingPointError|NotImplementedError): ", "",
+             msg)
   trimws(msg)
 }
 

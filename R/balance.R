@@ -51,26 +51,25 @@
 #' }
 #' @export
 rfp_balance <- function(formula, data, treatment, method = c("entropy", "hierarchical", "cluster"),
-                        lambda = 1, icc = NULL, na.action = stats::na.fail, ...) {
+                        lambda = 1, icc = NULL, na.action = stats::na.fail, subset = NULL, ...) {
   call <- match.call()
+  if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
   method <- match.arg(method)
+  given <- c(list(method = method), if (method == "hierarchical") list(lam = lambda),
+             if (method == "cluster" && !is.null(icc)) list(icc = icc), list(...))
+  checked <- check_settings(given, paste0("balance:", method), rename = c(lam = "lambda"))
   ed <- effect_design(formula, data, treatment, na.action, binary = TRUE,
                       what = "balancing weights")
   columns <- effect_columns(ed)
   b <- backend()
   module <- reticulate::import("rfp.compare", convert = FALSE)
-  args <- list(columns$table, d = columns$d, x = columns$x, cluster = columns$cluster,
-               method = method)
-  if (method == "hierarchical") args$lam <- check_number(lambda, "lambda", 0, Inf)
-  if (method == "cluster") {
-    if (is.null(icc)) {
-      control <- ed$treatment == 0
-      icc <- as.numeric(r_plain(module$anova_icc(py_column(ed$y[control]),
-                                                 py_column(ed$cluster[control]))))
-    }
-    args$icc <- check_number(icc, "icc", 0, 1)
+  args <- c(list(columns$table, d = columns$d, x = columns$x, cluster = columns$cluster),
+            checked$py)
+  if (method == "cluster" && is.null(icc)) {
+    control <- ed$treatment == 0
+    args$icc <- module$anova_icc(py_column(ed$y[control]), py_column(ed$cluster[control]))
   }
-  fit <- py_call_warnings(do.call(b$rfp$balance, c(args, list(...))))
+  fit <- py_call_warnings(do.call(b$rfp$balance, args))
 
   result <- fit$result
   converged <- if (reticulate::py_has_attr(result, "converged")) result$converged else result$solved
@@ -85,8 +84,8 @@ rfp_balance <- function(formula, data, treatment, method = c("entropy", "hierarc
     outcome = ed$outcome, weights = weights, balance = balance,
     ess = as.numeric(r_plain(fit$ess)), converged = isTRUE(r_plain(converged)),
     status = r_plain(result$status), message = r_plain(result$message),
-    lambda = if (method == "hierarchical") args$lam else NULL,
-    icc = if (method == "cluster") args$icc else NULL,
+    lambda = if (method == "hierarchical") r_plain(args$lam) else NULL,
+    icc = if (method == "cluster") r_plain(args$icc) else NULL,
     ess_clusters = if (method == "cluster") as.numeric(r_plain(result$ess)) else NULL,
     n = length(weights), n_treated = sum(ed$treatment == 1), n_clusters = n_clusters,
     n_dropped = ed$n_dropped), att), class = "rfp_balance")

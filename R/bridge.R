@@ -1,11 +1,11 @@
 # Calling the backend's estimators: their Python warnings become R warnings,
-# their fit settings are checked in R, and one progress bar follows the many
+# their settings are checked by the backend's validator, and one progress bar follows the many
 # fits an estimator makes (cross-fitting: folds x nuisances).
 
 # Evaluate `expr` (a call into Python) recording Python warnings; a Python
 # error becomes an R error, and each recorded user-facing warning is raised
-# again as an R warning with its message (class `rfp_functional_form_warning`
-# for the backend's FunctionalFormWarning).
+# again as an R warning with its message and class `rfp_<name>_warning` for
+# the backend's warning class <Name>Warning (`warning_class()`).
 py_call_warnings <- function(expr) {
   b <- backend()
   py_warnings <- reticulate::import("warnings", convert = FALSE)
@@ -32,46 +32,64 @@ python_warnings <- function(caught) {
     category <- r_plain(w$category$`__name__`)
     if (category %in% quiet) next
     message <- r_plain(b$builtins$str(w$message))
-    class <- if (category == "FunctionalFormWarning") "rfp_functional_form_warning" else NULL
+    module <- r_plain(w$category$`__module__`)
+    class <- if (startsWith(module, "rfp")) warning_class(category) else NULL
     out[[length(out) + 1L]] <- warningCondition(message, class = c(class, "rfp_python_warning"))
   }
   out
 }
 
-# Fit settings for the nuisance models of an estimator, given in `...`:
-# checked names, whole numbers as integers, `hidden` as a list, NULL as None.
-# `extra` names further keyword arguments the estimator itself takes.
-backend_settings <- function(settings, extra = character()) {
-  known <- c("model", "hidden", "activation", "alpha", "inner_steps", "inner_lr",
-             "first_order", "weights", "penalty", "learning_rate", "clip_norm", "schedule",
-             "max_steps", "patience", "eval_every", "validation_share", "width", "steps",
-             "dtype", "batch_clusters", "devices")
+# The R class of one of the backend's warnings: NotConvergedWarning ->
+# "rfp_not_converged_warning" (FunctionalFormWarning, SmallClusterWarning,
+# StoppedAtOnceWarning, NoBetterThanMeanWarning, DivergenceWarning alike).
+warning_class <- function(category) {
+  snake <- tolower(gsub("([a-z0-9])([A-Z])", "\\1_\\2", sub("Warning$", "", category)))
+  paste0("rfp_", snake, "_warning")
+}
+
+# Settings are checked by the backend's one validator (python/rfp/settings.py,
+# `validate(settings, context)`), so that R and Python reject the same values
+# with the same message. Values go across as they are: numbers as numbers
+# (1e12 stays 1e12 and is judged in Python, never coerced to an integer
+# here), NULL as None, NA as NaN, vectors of another length than one (and
+# `hidden`) as lists. `context` names the entry point ("fit", "dml", "aipw",
+# "t_learner", "compare", "balance:entropy", ...). `rename` maps backend
+# names to the R argument names used in messages (lam -> lambda).
+# Returns list(py = the checked values as Python objects, to pass on;
+# r = the same as R values).
+check_settings <- function(settings, context, rename = character()) {
   if (length(settings) && (is.null(names(settings)) || any(!nzchar(names(settings))))) {
     stop("settings in ... must be named (e.g. model = \"linear\", max_steps = 200)",
          call. = FALSE)
   }
-  if ("loss" %in% names(settings)) {
-    stop("loss is set per nuisance model (squared for outcomes, logistic for a binary ",
-         "treatment); do not pass loss", call. = FALSE)
-  }
-  unknown <- setdiff(names(settings), c(known, extra))
-  if (length(unknown)) {
-    stop(sprintf("unknown setting(s) %s; known: %s",
-                 paste0("'", unknown, "'", collapse = ", "),
-                 paste(c(known, extra), collapse = ", ")), call. = FALSE)
-  }
-  whole <- c("inner_steps", "max_steps", "patience", "eval_every", "width", "steps",
-             "batch_clusters")
-  for (name in intersect(names(settings), whole)) {
-    if (!is.null(settings[[name]])) settings[[name]] <- check_whole(settings[[name]], name, 0)
-  }
-  if (!is.null(settings$hidden)) {
-    settings$hidden <- as.list(check_whole(settings$hidden, "hidden", 1, scalar = FALSE))
-  }
-  for (name in names(settings)) {
-    if (is.null(settings[[name]])) settings[name] <- list(reticulate::py_none())
-  }
-  settings
+  b <- backend()
+  values <- unname(Map(py_setting, settings, names(settings)))
+  given <- reticulate::py_dict(as.list(names(settings)), values, convert = FALSE)
+  checked <- tryCatch(b$rfp$settings$validate(given, context), error = function(e) {
+    msg <- clean_message(conditionMessage(e))
+    for (name in names(rename)) msg <- sub(sprintf("^%s ", name), paste0(rename[[name]], " "), msg)
+    stop(msg, call. = FALSE)
+  })
+  py <- stats::setNames(lapply(names(settings), function(k) reticulate::py_get_item(checked, k)),
+                        names(settings))
+  list(py = py, r = lapply(py, r_setting))
+}
+
+# One setting, R -> Python, unchanged in value (see check_settings).
+py_setting <- function(value, name) {
+  if (is.null(value)) return(reticulate::py_none())
+  if (inherits(value, "python.builtin.object")) return(value)
+  if (is.factor(value)) value <- as.character(value)
+  if (!is.atomic(value)) return(reticulate::r_to_py(value))
+  items <- lapply(as.list(value), function(v) if (is.na(v)) NaN else v)
+  if (length(value) == 1 && name != "hidden") return(reticulate::r_to_py(items[[1]]))
+  reticulate::r_to_py(items)
+}
+
+# A checked setting, Python -> R (a tuple such as `hidden` as a vector).
+r_setting <- function(value) {
+  out <- reticulate::py_to_r(value)
+  if (is.list(out)) unlist(out) else out
 }
 
 # One text progress bar over `n_fits` backend fits of up to `max_steps`
@@ -95,4 +113,27 @@ fits_progress <- function(n_fits, verbose) {
          utils::setTxtProgressBar(bar, n_fits)
          close(bar)
        })
+}
+
+# The variance setting: `vcov` ("CR1", "CR2", "wild") or its alias `se_type`
+# (estimatr's name), for check_settings, which checks the value (rule "vcov"
+# in python/rfp/settings.py): list(value, rename), `rename` naming se_type
+# in the validator's messages when that was the argument given. A formula
+# such as `~cluster` gets an error saying where the cluster goes.
+vcov_setting <- function(vcov, se_type = NULL) {
+  types <- c("CR1", "CR2", "wild")
+  rename <- character()
+  if (!is.null(se_type)) {
+    if (!identical(vcov, types) && !identical(vcov, se_type)) {
+      stop("give vcov or se_type, not both (they are the same setting)", call. = FALSE)
+    }
+    vcov <- se_type
+    rename <- c(vcov = "se_type")
+  }
+  if (inherits(vcov, "formula")) {
+    stop("vcov takes \"CR1\", \"CR2\" or \"wild\"; the cluster is the right side of the ",
+         "formula's `|` (y ~ x | cluster), not a vcov formula", call. = FALSE)
+  }
+  if (identical(vcov, types)) vcov <- "CR1"
+  list(value = vcov, rename = rename)
 }

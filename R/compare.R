@@ -7,9 +7,10 @@
 #' beside the method's own, and returns one table:
 #'
 #' * `fixed_effects`: OLS of y on the treatment and controls with the
-#'   strata in `fe` as fixed effects, CR1 standard errors by cluster (as
-#'   fixest's `feols(y ~ d + x | strata, vcov = ~cluster)`), estimand
-#'   `"PLM"`;
+#'   strata in `fe` as fixed effects, standard errors by cluster (`vcov`:
+#'   CR1 as fixest's `feols(y ~ d + x | strata, vcov = ~cluster)`, CR2 as
+#'   `clubSandwich` / `estimatr::lm_robust(se_type = "CR2")`, or the wild
+#'   cluster bootstrap), estimand `"PLM"`;
 #' * `entropy_balancing` (ATT, Hainmueller weights on the controls) and
 #'   `cluster_balancing` (ATT, weights on control clusters with an
 #'   ICC-aware dispersion penalty; only when treatment is constant within
@@ -22,7 +23,11 @@
 #'   (`alpha = 1`) nuisance fits.
 #'
 #' A method that cannot run on these data gives a row of `NA` with the reason
-#' in `note`. Intervals use t with G - 1 degrees of freedom.
+#' in `note`. Intervals use t with G - 1 degrees of freedom (CR1), except
+#' on the fixed-effects row with `vcov = "CR2"` (t with Satterthwaite degrees
+#' of freedom) or `"wild"` (bootstrap p-value and interval around the CR1
+#' standard error). With `vcov = "CR1"` and fewer than 30 clusters a warning
+#' (class `rfp_small_cluster_warning`) recommends CR2 or the bootstrap.
 #'
 #' @inheritParams rfp_effect
 #' @param treatment Name of the binary (0/1 or logical) treatment column.
@@ -34,6 +39,18 @@
 #'   `c(ATE = 1, ATT = 1.1, PLM = 1)` (e.g. `attr(data, "truth")` for
 #'   simulated data): adds columns `truth` and `error` (estimate - truth),
 #'   matched by estimand.
+#' @param vcov,se_type Variance of the `fixed_effects` row (`se_type` is
+#'   estimatr's name for the same setting): `"CR1"` (default; t on G - 1),
+#'   `"CR2"` (Bell-McCaffrey bias-reduced, t with Satterthwaite degrees of
+#'   freedom; equal to `clubSandwich::coef_test(vcov = "CR2", test =
+#'   "Satterthwaite")` on the regression with the strata as dummies) or
+#'   `"wild"` (wild cluster bootstrap with the null imposed: p-value and
+#'   interval by test inversion, seeded by `seed`). The other rows always use
+#'   CR1-type variances (see [rfp_effect()] for why).
+#' @param bootstrap_draws,bootstrap_weights The wild bootstrap's number of
+#'   draws and weights (`"rademacher"`, all 2^G sign vectors when that is at
+#'   most `bootstrap_draws`, or `"webb"`, better with under about 12
+#'   clusters).
 #' @param ... Settings of the method's nuisance fits, as in [rfp()]
 #'   (`model`, `hidden`, `alpha`, `max_steps`, ...), and `level`, `clip`,
 #'   `icc` (cluster balancing's intraclass correlation; default: estimated
@@ -43,7 +60,8 @@
 #'   method and estimand and columns `method`, `estimand`, `estimate`,
 #'   `std.error`, `conf.low`, `conf.high`, `n`, `clusters`, `ess`
 #'   (effective sample size of the weights), `converged`, `variance_share`,
-#'   `truth` and `error` (when `truth` is given), `note`.
+#'   `p.value` (two-sided, estimate = 0), `df` (of the t) and `se_type` (the
+#'   row's variance), `truth` and `error` (when `truth` is given), `note`.
 #' @examples
 #' if (rfp_available()) {
 #'   data(rfp_trial)
@@ -55,11 +73,23 @@
 #' @export
 rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, truth = NULL,
                         folds = 5L, seed = 0L, repeats = 1L, na.action = stats::na.fail,
-                        verbose = FALSE, ...) {
+                        verbose = FALSE, vcov = c("CR1", "CR2", "wild"), se_type = NULL,
+                        bootstrap_draws = 9999L, bootstrap_weights = c("rademacher", "webb"),
+                        subset = NULL, ...) {
   call <- match.call()
-  folds <- check_whole(folds, "folds", 2)
-  seed <- check_whole(seed, "seed", 0)
-  repeats <- check_whole(repeats, "repeats", 1)
+  if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
+  # the backend's validator checks every setting (R and Python say the same)
+  v <- vcov_setting(vcov, se_type)
+  checked <- check_settings(c(list(
+    folds = folds, seed = seed, repeats = repeats, vcov = v$value,
+    bootstrap_draws = bootstrap_draws,
+    bootstrap_weights = if (missing(bootstrap_weights)) "rademacher" else bootstrap_weights),
+    list(...)), "compare", rename = v$rename)
+  settings <- checked$r
+  folds <- settings$folds
+  seed <- settings$seed
+  repeats <- settings$repeats
+  vcov <- settings$vcov
   b <- backend()
   module <- reticulate::import("rfp.compare", convert = FALSE)
   known <- unlist(r_plain(module$METHODS))
@@ -73,7 +103,6 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
     stop(sprintf("unknown method(s) %s; known: %s", paste0("'", unknown, "'", collapse = ", "),
                  paste(known, collapse = ", ")), call. = FALSE)
   }
-  settings <- backend_settings(list(...), c("level", "clip", "icc", "warn_share", "propensity"))
   ed <- effect_design(formula, data, treatment, na.action, fe = fe, binary = TRUE,
                       what = "rfp_compare() (use rfp_effect(method = \"dml\") for another treatment)")
   columns <- effect_columns(ed)
@@ -83,17 +112,16 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
   on.exit(progress$close(), add = TRUE)
   args <- list(columns$table, y = columns$y, d = columns$d, x = columns$x,
                cluster = columns$cluster, strata = columns$strata %||% reticulate::py_none(),
-               methods = as.list(methods), truth = py_truth(truth), folds = folds, seed = seed,
-               repeats = repeats, na_action = "fail")
-  table <- py_call_warnings(do.call(b$rfp$compare, c(args, settings, progress$settings)))
+               methods = as.list(methods), truth = py_truth(truth), na_action = "fail")
+  table <- py_call_warnings(do.call(b$rfp$compare, c(args, checked$py, progress$settings)))
 
   out <- r_table(table)
-  names(out)[match(c("std_error", "ci_low", "ci_high"), names(out))] <-
-    c("std.error", "conf.low", "conf.high")
+  names(out)[match(c("std_error", "ci_low", "ci_high", "p_value"), names(out))] <-
+    c("std.error", "conf.low", "conf.high", "p.value")
   structure(out, class = c("rfp_compare", "data.frame"), call = call, formula = formula,
             treatment = ed$treatment_name, outcome = ed$outcome,
             strata = ed$strata_name, level = settings$level %||% 0.95, folds = folds,
-            seed = seed, repeats = repeats, n_dropped = ed$n_dropped)
+            seed = seed, repeats = repeats, n_dropped = ed$n_dropped, se_type = vcov)
 }
 
 # How many nuisance fits per fold the methods make: the method's own share one
@@ -125,10 +153,13 @@ print.rfp_compare <- function(x, digits = 3L, ...) {
               attr(x, "outcome") %||% "outcome",
               if (is.null(formula)) "" else paste0(", ", deparse1(formula))))
   if (nrow(x)) {
-    cat(sprintf("%d observations in %d clusters%s; %g%% intervals (t, G - 1 df)\n\n",
+    inference <- switch(attr(x, "se_type") %||% "CR1",
+                        CR2 = "; fixed effects: CR2, t with Satterthwaite df",
+                        wild = "; fixed effects: wild cluster bootstrap", "")
+    cat(sprintf("%d observations in %d clusters%s; %g%% intervals (t, G - 1 df%s)\n\n",
                 x$n[1], x$clusters[1],
                 if (!is.null(attr(x, "strata"))) paste0(", strata: ", attr(x, "strata")) else "",
-                100 * (attr(x, "level") %||% 0.95)))
+                100 * (attr(x, "level") %||% 0.95), inference))
   }
   fixed <- function(v, digits) {
     v[is.finite(v) & abs(v) < 0.5 * 10^-digits] <- 0  # no "-0.00"

@@ -47,9 +47,18 @@
 #'   interval from 0.88-0.91 to 0.95-0.97, at five times the fitting time.
 #' @param design `NULL`, `"cluster"` (treatment is assigned to whole clusters:
 #'   an error if it varies within one) or `"individual"`.
+#' @param subset Optional rows to use, as in [stats::lm()]: an expression
+#'   evaluated in `data` giving a logical vector (`NA` counts as `FALSE`) or
+#'   row numbers, e.g. `subset = year > 2000`.
 #' @param na.action `na.fail` (default), `na.omit` or `na.exclude`, for the
 #'   outcome, controls, cluster and treatment.
 #' @param verbose Show a progress bar over the fits.
+#' @param vcov,se_type The variance (`se_type` is estimatr's name for the
+#'   same setting): only `"CR1"` (cluster-robust, t on G - 1) for these
+#'   estimators. `"CR2"` and `"wild"` exist for the fixed-effects row of
+#'   [rfp_compare()]; here they are an error that says why: their leverage
+#'   correction is derived for OLS with a fixed design, while DML's and AIPW's
+#'   residuals come from cross-fitted nonlinear nuisance fits.
 #' @param ... Settings of the nuisance fits, as in [rfp()]: `model`,
 #'   `hidden`, `alpha`, `inner_steps`, `inner_lr`, `max_steps`, `patience`,
 #'   `learning_rate`, ... (the loss is chosen per nuisance); and `level`
@@ -60,7 +69,7 @@
 #'   `propensity_penalty`, `warn_share` (`"dml"`: the variance share above
 #'   which to warn, default 0.9).
 #' @return An object of class `rfp_effect`: a list with `estimate`,
-#'   `std.error`, `conf.low`, `conf.high`, `level`, `df`, `n`, `n_clusters`,
+#'   `std.error`, `conf.low`, `conf.high`, `level`, `df`, `se_type`, `n`, `n_clusters`,
 #'   `method`, `estimand`, `diagnostics` (a list: `variance_share`, `ess`,
 #'   `converged`, ...) and `nuisance` (a data frame of the cross-fitted
 #'   predictions, residuals and folds per row; for `"t_learner"`, `tau`).
@@ -77,22 +86,31 @@
 #' @export
 rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_learner"),
                        estimand = c("ATE", "ATT"), folds = 5L, seed = 0L, repeats = 1L,
-                       design = NULL, na.action = stats::na.fail, verbose = FALSE, ...) {
+                       design = NULL, na.action = stats::na.fail, verbose = FALSE,
+                       vcov = c("CR1", "CR2", "wild"), se_type = NULL, subset = NULL, ...) {
   call <- match.call()
+  if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
   method <- match.arg(method)
+  v <- vcov_setting(vcov, se_type)
+  if (method == "t_learner" && !identical(v$value, "CR1")) {
+    stop("vcov = ", deparse1(v$value), " does not apply to the T-learner, which reports no ",
+         "standard error", call. = FALSE)
+  }
   if (method == "dml" && !missing(estimand)) {
     warning("method = \"dml\" estimates the partially linear model's tau (estimand \"PLM\"); ",
             "estimand is ignored", call. = FALSE)
   }
-  estimand <- match.arg(estimand)
-  folds <- check_whole(folds, "folds", 2)
-  seed <- check_whole(seed, "seed", 0)
-  repeats <- check_whole(repeats, "repeats", 1)
-  if (!is.null(design)) design <- match.arg(design, c("cluster", "individual"))
-  extra <- switch(method, dml = c("level", "warn_share"),
-                  aipw = c("level", "clip", "propensity", "propensity_penalty"),
-                  t_learner = character())
-  settings <- backend_settings(list(...), extra)
+  estimand <- if (missing(estimand)) "ATE" else estimand
+  # the backend's validator checks every setting (R and Python say the same)
+  given <- c(list(folds = folds, seed = seed, repeats = repeats, design = design), list(...))
+  if (method == "aipw") given$estimand <- estimand
+  if (method == "t_learner") given$folds <- given$repeats <- NULL else given$vcov <- v$value
+  checked <- check_settings(given, method, rename = v$rename)
+  settings <- checked$r
+  folds <- settings$folds %||% folds
+  seed <- settings$seed
+  repeats <- settings$repeats %||% repeats
+  design <- settings$design
   what <- switch(method, dml = "DML", aipw = "AIPW", t_learner = "the T-learner")
   ed <- effect_design(formula, data, treatment, na.action, binary = method != "dml",
                       what = what)
@@ -107,14 +125,8 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
   progress <- fits_progress(n_fits, verbose)
   on.exit(progress$close(), add = TRUE)
   args <- list(columns$table, y = columns$y, d = columns$d, x = columns$x,
-               cluster = columns$cluster, method = method, seed = seed,
-               design = design %||% reticulate::py_none(), na_action = "fail")
-  if (method != "t_learner") {
-    args$folds <- folds
-    args$repeats <- repeats
-  }
-  if (method == "aipw") args$estimand <- estimand
-  result <- py_call_warnings(do.call(b$rfp$effect, c(args, settings, progress$settings)))
+               cluster = columns$cluster, method = method, na_action = "fail")
+  result <- py_call_warnings(do.call(b$rfp$effect, c(args, checked$py, progress$settings)))
 
   out <- if (method == "t_learner") {
     t_learner_effect(result, ed, estimand)
@@ -161,6 +173,7 @@ backend_effect <- function(e) {
        conf.high = as.numeric(r_plain(e$ci_high)),
        level = as.numeric(r_plain(e$level)),
        df = as.integer(r_plain(e$df)),
+       se_type = r_plain(e$se_type),
        n = as.integer(r_plain(e$n)),
        n_clusters = as.integer(r_plain(e$n_clusters)),
        diagnostics = diagnostics,

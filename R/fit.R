@@ -37,10 +37,29 @@
 #' @param eval_every Steps between evaluations of the held-out loss.
 #' @param validation_share Share of clusters held out for early stopping.
 #' @param seed Random seed (initial parameters and held-out clusters).
+#' @param subset Optional rows to use, as in [stats::lm()]: an expression
+#'   evaluated in `data` giving a logical vector (`NA` counts as `FALSE`) or
+#'   row numbers, e.g. `subset = year > 2000`.
 #' @param na.action `na.fail` (default: an error naming each column with
 #'   missing values), `na.omit` or `na.exclude` (drop those rows, with a
 #'   message).
 #' @param verbose Show a progress bar (default: in interactive sessions).
+#' @param tune Choose the settings by cross-validation across whole clusters
+#'   (`folds` folds) over `tune_grid`, and the number of outer steps from
+#'   the fold-averaged held-out loss, then refit on all clusters. Every
+#'   configuration x fold trains at once in one compiled program. The table
+#'   is `fit$cv` (printed by `summary()`); its last row is the training mean,
+#'   so it says whether anything beats predicting the mean on new clusters.
+#'   With `tune = TRUE`, `max_steps` and `patience` default to 500 and 100
+#'   per configuration.
+#' @param tune_grid A named list of candidate values for `alpha`, `inner_lr`,
+#'   `learning_rate`, `inner_steps`, `hidden` (a list of width vectors),
+#'   `activation`, `model`, `first_order`, `penalty`; `NULL` is the default
+#'   grid: `alpha` in 1 (ERM), 0.75, 0.5, 0.25, 0 (MAML) times `inner_lr` in
+#'   0.1, 0.3.
+#' @param folds Number of folds of whole clusters for `tune = TRUE`.
+#' @param one_se With `tune = TRUE`, choose the fewest steps within one
+#'   standard error (across folds) of the best cross-validated loss.
 #' @param ... Further backend settings (`width`, `steps` for
 #'   `model = "neural_ode"`).
 #' @return An object of class `rfp`; see [summary.rfp()], [predict.rfp()],
@@ -62,16 +81,25 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
                 learning_rate = 0.01, clip_norm = 1, schedule = c("constant", "cosine"),
                 max_steps = 2000L, patience = 200L,
                 eval_every = 10L, validation_share = 0.2, seed = 0L,
-                na.action = stats::na.fail, verbose = interactive(), ...) {
+                na.action = stats::na.fail, verbose = interactive(), subset = NULL,
+                tune = FALSE, tune_grid = NULL, folds = 5L, one_se = FALSE, ...) {
   call <- match.call()
-  settings <- fit_settings(
-    model = match.arg(model), alpha = alpha, inner_steps = inner_steps, inner_lr = inner_lr,
-    first_order = first_order, loss = match.arg(loss), weights = match.arg(weights),
+  if (!is.logical(tune) || length(tune) != 1L || is.na(tune)) {
+    stop("tune must be TRUE or FALSE", call. = FALSE)
+  }
+  if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
+  # the backend's validator checks every setting (R and Python say the same)
+  checked <- check_settings(c(list(
+    model = if (missing(model)) "mlp" else model, alpha = alpha, inner_steps = inner_steps,
+    inner_lr = inner_lr, first_order = first_order,
+    loss = if (missing(loss)) "squared" else loss,
+    weights = if (missing(weights)) "obs" else weights,
     hidden = hidden, activation = activation, penalty = penalty,
-    learning_rate = learning_rate, clip_norm = clip_norm, schedule = match.arg(schedule),
-    max_steps = max_steps,
+    learning_rate = learning_rate, clip_norm = clip_norm,
+    schedule = if (missing(schedule)) "constant" else schedule, max_steps = max_steps,
     patience = patience, eval_every = eval_every, validation_share = validation_share,
-    seed = seed, ...)
+    seed = seed), list(...)), "fit")
+  settings <- checked$r
   design <- rfp_design(formula, data, na.action)
   b <- backend()
 
@@ -80,11 +108,22 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
                stats::setNames(list(design$y, design$cluster), c(outcome_column, cluster_column)))
   progress <- progress_bar(settings$max_steps, verbose)
   on.exit(progress$close(), add = TRUE)
-  model <- py_call(do.call(b$rfp$fit, c(
+  entry <- b$rfp$fit
+  py_args <- checked$py
+  if (tune) {
+    # tune's own budget per configuration unless the user set one
+    if (missing(max_steps)) py_args$max_steps <- NULL
+    if (missing(patience)) py_args$patience <- NULL
+    entry <- b$rfp$tune
+    py_args <- c(py_args, check_settings(list(folds = folds, one_se = one_se), "tune")$py,
+                 list(grid = py_grid(tune_grid)))
+  }
+  model <- py_call_warnings(do.call(entry, c(
     list(py_columns(columns), y = outcome_column, x = as.list(design$columns),
          cluster = cluster_column, na_action = "fail", progress = progress$callback),
-    py_settings(settings))))
+    py_args)))
 
+  if (tune) settings <- chosen_settings(settings, model)
   fitted <- r_numeric(model$predict(py_columns(design_columns(design, design$x)),
                                     as_numpy = TRUE))
   history <- model$history
@@ -109,51 +148,53 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
     na.action = design$na_action,
     coefficients = linear_coefficients(model, settings, design$x_names),
     model_bytes = model_bytes(model),
+    cv = cv_table(model),
     backend = new.env(parent = emptyenv())
   ), class = "rfp")
   fit$backend$model <- model
   fit
 }
 
-# Settings checked in R (so mistakes are caught before Python starts).
-fit_settings <- function(..., model, alpha, inner_steps, inner_lr, first_order, loss, weights,
-                         hidden, activation, penalty, learning_rate, clip_norm, schedule,
-                         max_steps,
-                         patience, eval_every, validation_share, seed) {
-  extra <- list(...)
-  if (length(extra) && (is.null(names(extra)) || any(!nzchar(names(extra))))) {
-    stop("further settings in ... must be named (e.g. width = 16)", call. = FALSE)
+# After tuning: the settings the refitted model used (the chosen row).
+chosen_settings <- function(settings, model) {
+  config <- r_plain(model$config)
+  for (k in intersect(names(settings), names(config))) {
+    v <- config[[k]]
+    if (k == "hidden" && !is.null(v)) v <- as.integer(unlist(v))
+    if (!is.null(v)) settings[[k]] <- v
   }
-  list2 <- c(list(
-    model = model,
-    alpha = check_number(alpha, "alpha", 0, 1),
-    inner_steps = check_whole(inner_steps, "inner_steps", 0),
-    inner_lr = check_number(inner_lr, "inner_lr", 0, Inf),
-    first_order = check_flag(first_order, "first_order"),
-    loss = loss, weights = weights,
-    hidden = check_whole(hidden, "hidden", 1, scalar = FALSE),
-    activation = check_string(activation, "activation"),
-    penalty = check_number(penalty, "penalty", 0, Inf),
-    learning_rate = check_number(learning_rate, "learning_rate", 0, Inf),
-    clip_norm = if (is.null(clip_norm)) NULL else check_number(clip_norm, "clip_norm", 0, Inf),
-    schedule = schedule,
-    max_steps = check_whole(max_steps, "max_steps", 1),
-    patience = if (is.null(patience)) NULL else check_whole(patience, "patience", 0),
-    eval_every = check_whole(eval_every, "eval_every", 1),
-    validation_share = check_number(validation_share, "validation_share", 0, 1),
-    seed = check_whole(seed, "seed", 0)
-  ), lapply(extra, function(v) if (is.numeric(v) && all(v == round(v))) as.integer(v) else v))
-  if (list2$validation_share >= 1) stop("validation_share must be below 1", call. = FALSE)
-  list2
+  settings
 }
 
-# Settings as the backend takes them: hidden as a list of ints, NULL as None.
-py_settings <- function(settings) {
-  out <- settings
-  out$hidden <- as.list(settings$hidden)
-  for (name in c("clip_norm", "patience")) {
-    if (is.null(settings[[name]])) out[name] <- list(reticulate::py_none())
+# A tuning grid as the backend takes it: a named list of candidate vectors
+# (`hidden`: a list of width vectors) -> a dict of candidate lists; NULL, the
+# backend's default grid.
+py_grid <- function(grid) {
+  if (is.null(grid)) return(NULL)
+  if (!is.list(grid) || is.null(names(grid)) || any(!nzchar(names(grid)))) {
+    stop("tune_grid must be a named list of candidate values, e.g. ",
+         "list(alpha = c(1, 0.5, 0), inner_lr = c(0.1, 0.3))", call. = FALSE)
   }
+  out <- lapply(names(grid), function(k) {
+    v <- grid[[k]]
+    if (k == "hidden") {
+      if (!is.list(v)) v <- list(v)
+      return(lapply(v, function(h) as.list(check_whole(h, "tune_grid$hidden", 1, scalar = FALSE))))
+    }
+    if (is.numeric(v) && k %in% c("inner_steps", "width", "steps")) v <- as.integer(v)
+    as.list(v)
+  })
+  stats::setNames(out, names(grid))
+}
+
+# The cross-validation table of a tuned fit (NULL for an untuned one): the
+# tuned settings, mean held-out loss (cv_loss), its SE across folds, the chosen
+# step; the last row is the constant predictor (the training mean).
+cv_table <- function(model) {
+  cv <- model$cv
+  if (inherits(cv, "python.builtin.NoneType")) return(NULL)
+  out <- r_table(cv$to_arrow())
+  rownames(out) <- c(paste("config", seq_len(nrow(out) - 1L)), "mean (no model)")
   out
 }
 
@@ -190,34 +231,12 @@ linear_coefficients <- function(model, settings, x_names) {
     stats::setNames(slopes, x_names))
 }
 
-check_number <- function(x, name, lower, upper) {
-  if (!is.numeric(x) || length(x) != 1 || is.na(x) || x < lower || x > upper) {
-    stop(sprintf("%s must be a number in [%s, %s], got %s", name, lower, upper,
-                 paste(format(x), collapse = ", ")), call. = FALSE)
-  }
-  as.numeric(x)
-}
-
 check_whole <- function(x, name, lower, scalar = TRUE) {
   if (!is.numeric(x) || (scalar && length(x) != 1) || length(x) == 0 || anyNA(x) ||
-      any(x != round(x)) || any(x < lower)) {
+      any(x != round(x)) || any(x < lower) || any(x > .Machine$integer.max)) {
     stop(sprintf("%s must be %s >= %d, got %s", name,
                  if (scalar) "a whole number" else "whole numbers", lower,
                  paste(format(x), collapse = ", ")), call. = FALSE)
   }
   as.integer(x)
-}
-
-check_flag <- function(x, name) {
-  if (!is.logical(x) || length(x) != 1 || is.na(x)) {
-    stop(sprintf("%s must be TRUE or FALSE", name), call. = FALSE)
-  }
-  x
-}
-
-check_string <- function(x, name) {
-  if (!is.character(x) || length(x) != 1 || is.na(x)) {
-    stop(sprintf("%s must be a string", name), call. = FALSE)
-  }
-  x
 }

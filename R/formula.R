@@ -37,7 +37,14 @@ rfp_design <- function(formula, data, na.action = stats::na.fail) {
   if (length(clash)) {
     stop(sprintf(paste0("the cluster variable '%s' is also a control; rfp never uses the ",
                         "cluster as an input (it predicts for clusters it has not seen): ",
-                        "remove it from the right of ~"), clash[1]), call. = FALSE)
+                        "remove it from the controls"), clash[1]), call. = FALSE)
+  }
+  # the same message as the backend (python/rfp/data.py, check_roles)
+  outcome_vars <- all.vars(parts$controls[[2]])
+  twice <- intersect(all.vars(stats::delete.response(tt)), outcome_vars)
+  if (length(twice)) {
+    stop(sprintf("the outcome '%s' is also a control: remove it from the controls", twice[1]),
+         call. = FALSE)
   }
 
   mf <- stats::model.frame(tt, data = data, na.action = stats::na.pass)
@@ -105,7 +112,7 @@ rfp_design_matrix <- function(design, newdata) {
   if (inherits(design, "rfp")) design <- design$design
   newdata <- as_data_frame(newdata)
   tt <- stats::delete.response(design$terms)
-  lacking <- setdiff(names(design$covariates), names(newdata))
+  lacking <- setdiff(names(design$covariates) %||% design$covariate_names, names(newdata))
   if (length(lacking)) {
     stop(sprintf("newdata lacks the column(s) %s used by the controls",
                  paste0("'", lacking, "'", collapse = ", ")), call. = FALSE)

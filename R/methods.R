@@ -24,8 +24,9 @@ print.rfp <- function(x, ...) {
 #' @return An object of class `summary.rfp` (a list).
 #' @export
 summary.rfp <- function(object, ...) {
-  held <- held_out_rows(object)
   best <- match(object$best_step, object$history$step)
+  if (loaded_fit(object)) return(loaded_summary(object, best))
+  held <- held_out_rows(object)
   structure(list(
     call = object$call,
     settings = object$settings,
@@ -42,7 +43,8 @@ summary.rfp <- function(object, ...) {
     objective = object$history$train[best],
     validation_loss = object$history$validation[best],
     loss = c(train = prediction_loss(object, !held), validation = prediction_loss(object, held)),
-    coefficients = object$coefficients
+    coefficients = object$coefficients,
+    cv = object$cv
   ), class = "summary.rfp")
 }
 
@@ -57,9 +59,9 @@ print.summary.rfp <- function(x, digits = max(3L, getOption("digits") - 3L), ...
   }
   cat(sprintf("alpha = %s, inner_steps = %d, inner_lr = %s%s\n", format(s$alpha),
               s$inner_steps, format(s$inner_lr), if (s$first_order) " (first order)" else ""))
-  cat(sprintf("learning_rate = %s (%s), max_steps = %d, patience = %s, seed = %d\n",
-              format(s$learning_rate), s$schedule %||% "constant", s$max_steps,
-              if (is.null(s$patience)) "none" else s$patience, s$seed))
+  cat(sprintf("learning_rate = %s (%s), max_steps = %s, patience = %s, seed = %s\n",
+              format(s$learning_rate), s$schedule %||% "constant", format(s$max_steps),
+              if (is.null(s$patience)) "none" else s$patience, format(s$seed)))
   cat(sprintf("\nObservations: %d (%d training, %d held out)%s\n", x$n_obs, x$n_train_obs,
               x$n_validation_obs,
               if (x$n_dropped) sprintf("; %d dropped for missing values", x$n_dropped) else ""))
@@ -79,6 +81,11 @@ print.summary.rfp <- function(x, digits = max(3L, getOption("digits") - 3L), ...
   if (!is.null(x$coefficients)) {
     cat("\nCoefficients (original scale):\n")
     print(signif(x$coefficients, digits))
+  }
+  if (!is.null(x$cv)) {
+    cat(sprintf("\nCross-validation across clusters (%d configurations; cv_loss: mean held-out loss, standardised):\n",
+                nrow(x$cv) - 1L))
+    print(x$cv, digits = digits)
   }
   invisible(x)
 }
@@ -113,6 +120,7 @@ predict.rfp <- function(object, newdata = NULL, type = c("response", "link"), ad
     return(adapted_predictions(object, newdata))
   }
   if (is.null(newdata)) {
+    if (loaded_fit(object)) no_training_data("pass newdata")
     out <- object$fitted.values
     if (type == "link" && object$settings$loss == "logistic") out <- stats::qlogis(out)
     return(stats::naresid(object$na.action, out))
@@ -128,6 +136,7 @@ predict.rfp <- function(object, newdata = NULL, type = c("response", "link"), ad
 adapted_predictions <- function(object, newdata) {
   design <- object$design
   if (is.null(newdata)) {
+    if (loaded_fit(object)) no_training_data("pass newdata")
     x <- rfp_design_matrix(design, design$covariates)
     y <- object$y
     cluster <- object$cluster
@@ -167,10 +176,16 @@ predict_matrix <- function(object, x, type = "response") {
 }
 
 #' @export
-fitted.rfp <- function(object, ...) stats::naresid(object$na.action, object$fitted.values)
+fitted.rfp <- function(object, ...) {
+  if (loaded_fit(object)) no_training_data("predict on new data instead")
+  stats::naresid(object$na.action, object$fitted.values)
+}
 
 #' @export
-residuals.rfp <- function(object, ...) stats::naresid(object$na.action, object$residuals)
+residuals.rfp <- function(object, ...) {
+  if (loaded_fit(object)) no_training_data("predict on new data instead")
+  stats::naresid(object$na.action, object$residuals)
+}
 
 #' @export
 nobs.rfp <- function(object, ...) object$n_obs
@@ -228,6 +243,22 @@ glance.rfp <- function(x, ...) {
 }
 
 # Rows of the (kept) data that belong to held-out clusters.
+# summary() of a fit from rfp_load(): the numbers rfp_save() stored.
+loaded_summary <- function(object, best) {
+  s <- object$saved_summary
+  structure(list(
+    call = object$call, settings = object$settings, n_obs = object$n_obs,
+    n_dropped = object$n_dropped, n_clusters = length(object$clusters),
+    n_train_clusters = length(object$train_clusters),
+    n_validation_clusters = length(object$validation_clusters),
+    n_train_obs = as.integer(s$n_train_obs), n_validation_obs = as.integer(s$n_validation_obs),
+    best_step = object$best_step, steps = max(object$history$step, 0),
+    stopped_early = object$stopped_early, objective = object$history$train[best],
+    validation_loss = object$history$validation[best],
+    loss = c(train = s$loss_train, validation = s$loss_validation),
+    coefficients = object$coefficients), class = "summary.rfp")
+}
+
 held_out_rows <- function(fit) {
   as.character(fit$cluster) %in% as.character(fit$validation_clusters)
 }
@@ -242,6 +273,7 @@ prediction_loss <- function(fit, rows) {
 }
 
 average_derivatives <- function(fit) {
+  if (loaded_fit(fit)) no_training_data("average derivatives are taken over the training rows")
   x <- rfp_design_matrix(fit$design, fit$design$covariates)
   x <- x[attr(x, "complete"), , drop = FALSE]
   type <- if (fit$settings$loss == "logistic") "link" else "response"

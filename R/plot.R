@@ -44,6 +44,7 @@ plot_loss <- function(fit, ...) {
 }
 
 plot_covariate <- function(fit, covariate, n, ...) {
+  if (loaded_fit(fit)) no_training_data("the covariate plot shows the training rows")
   data <- fit$design$covariates
   if (is.null(covariate)) {
     numeric_cols <- names(data)[vapply(data, is.numeric, logical(1))]

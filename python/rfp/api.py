@@ -14,21 +14,15 @@ from . import data as data_mod
 from .bilevel import Objective, observation_weights
 from .layout import make_buckets
 from .models import as_model
+from . import settings as settings_mod
 from .train import History, train
 
-DEFAULTS = dict(
-    model="mlp", hidden=(32, 32), activation="tanh",
-    alpha=0.5, inner_steps=1, inner_lr=0.1, first_order=False,
-    loss="squared", weights="obs", penalty=0.0,
-    learning_rate=1e-2, clip_norm=1.0, schedule="constant", max_steps=2000, patience=200,
-    eval_every=10, validation_share=0.2, seed=0, dtype="float64",
-    batch_clusters=None, devices=None,
-)
+DEFAULTS = settings_mod.DEFAULTS  # the settings and their checks live in settings.py
 
 
 # tune: a shorter run per model (each configuration x fold trains at once) and
 # patience on the cross-validated curve.
-TUNE_DEFAULTS = dict(max_steps=1000, patience=100)
+TUNE_DEFAULTS = dict(max_steps=500, patience=100)
 
 
 def _model_options(config):
@@ -41,27 +35,10 @@ def _model_options(config):
 
 
 def _config(overrides) -> dict:
-    unknown = set(overrides) - set(DEFAULTS) - {"width", "steps"}
-    if unknown:
-        raise TypeError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    config = {**DEFAULTS, **overrides}
-    if config["loss"] not in ("squared", "logistic"):
-        raise ValueError(f"loss must be 'squared' or 'logistic', got {config['loss']!r}")
-    if int(config["inner_steps"]) < 0:
-        raise ValueError("inner_steps must be >= 0")
-    config["inner_steps"] = int(config["inner_steps"])
-    if config["batch_clusters"] is not None:
-        b = config["batch_clusters"]
-        if (isinstance(b, bool) or not isinstance(b, (int, float, np.integer, np.floating))
-                or not float(b).is_integer() or b < 1):
-            raise ValueError(f"batch_clusters must be a whole number >= 1 (clusters per outer "
-                             f"step) or None for all training clusters, got {b!r}")
-        config["batch_clusters"] = int(b)
+    """DEFAULTS updated by the user's settings, checked (settings.validate)."""
+    config = {**DEFAULTS, **settings_mod.validate(overrides, "fit")}
     from .devices import choose
-    choose(config["devices"])          # raises on a bad value or too many devices
-    if config["dtype"] not in ("float64", "float32"):
-        raise ValueError(f"dtype must be 'float64' or 'float32' (training precision), "
-                         f"got {config['dtype']!r}")
+    choose(config["devices"])   # more devices than JAX sees: an error naming the setting
     if not isinstance(config["model"], str):
         config["hidden"] = None
     return config
@@ -115,11 +92,29 @@ class FittedModel:
     def predict(self, data, type: str = "response", as_numpy: bool = False,
                 na_action: str = "fail"):
         """E[y | x] (or P(y = 1 | x) for the logistic loss) on new data.
-        The cluster column is not needed: prediction uses theta alone."""
+
+        Parameters
+        ----------
+        data : Arrow-compatible table (pyarrow, pandas, polars, dict of arrays)
+            Must hold the control columns the model was fitted on; the
+            cluster column is not needed (prediction uses theta alone).
+        type : {"response", "link"}
+            "link" gives the logit for the logistic loss (same as "response"
+            for the squared loss).
+        as_numpy : bool
+            Return a NumPy array instead of a pyarrow Array.
+        na_action : {"fail", "omit"}
+            "omit" predicts NaN for rows with a missing control.
+
+        Returns
+        -------
+        pyarrow.Array or numpy.ndarray
+            One prediction per row of ``data``.
+        """
         if self.x_names is None:
             raise ValueError("this model was fitted with fit_arrays: use predict_arrays")
         x, kept = data_mod.prepare_x(data, self.x_names, na_action)
-        out = self.predict_arrays(x, type)
+        out = self.predict_arrays(x, type) if len(x) else np.empty(0)
         if not kept.all():
             full = np.full(len(kept), np.nan)
             full[kept] = out
@@ -170,6 +165,10 @@ def _design(x, y, cluster, model, config, scale):
         raise ValueError(f"cluster must have {len(y)} entries, got shape {np.shape(cluster)}")
     if not np.all(np.isfinite(y)):
         raise ValueError(f"y has {int((~np.isfinite(y)).sum())} missing or infinite value(s)")
+    data_mod.check_magnitudes(y, "y", "outcome")
+    if not isinstance(config["weights"], str) and np.shape(config["weights"]) != y.shape:
+        raise ValueError(f"weights must be 'obs', 'cluster' or one number per observation "
+                         f"({len(y)}), got {np.size(config['weights'])} number(s)")
     codes, labels = data_mod.encode_clusters(pa.chunked_array([pa.array(np.asarray(cluster))]))
     if len(labels) < 2:
         raise ValueError("the method needs at least two clusters")
@@ -182,6 +181,8 @@ def _design(x, y, cluster, model, config, scale):
         x = np.asarray(x, dtype=float)
         if x.ndim == 1:
             x = x[:, None]
+        for j in range(x.shape[1]):
+            data_mod.check_magnitudes(x[:, j], f"x[:, {j}]", "control")
         scaler = data_mod.Scaler.fit(x, y, scale_y=config["loss"] == "squared")
         x, y_fit = scaler.x(x), scaler.y(y)
     else:
@@ -197,10 +198,35 @@ def _model_for(config, model):
 
 
 def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings) -> FittedModel:
-    """Fit on arrays: ``x`` a matrix or any pytree with a leading observation
-    axis (for user (init, apply) models), ``y`` a vector, ``cluster`` a vector
-    of labels.  See ``fit`` for the settings."""
+    """Fit f(theta, x) on arrays (the engine behind ``fit``).
+
+    Parameters
+    ----------
+    x : array (n, p) or pytree
+        Inputs; any pytree with a leading observation axis for a user's
+        (init, apply) model.
+    y : array (n,)
+        Outcome (0/1 for ``loss="logistic"``).
+    cluster : array (n,)
+        Cluster labels (any type); at least two clusters.
+    model : str or (init, apply) pair
+        "linear", "mlp" (default), "neural_ode" or a user's pair of JAX
+        functions.
+    progress : bool, callable or None
+        A progress bar (None: when the session is interactive), or a
+        callback(step, total, train_loss, validation_loss).
+    scale : bool
+        Standardise a matrix x (and y for the squared loss) before fitting;
+        predictions are on the original scale.
+    **settings
+        As in ``fit`` (``DEFAULTS`` lists them).
+
+    Returns
+    -------
+    FittedModel
+    """
     config = _config({"model": model, **settings})
+    progress = settings_mod.check("progress", progress)
     x, y_fit, codes, labels, scaler = _design(x, y, cluster, model, config, scale)
     m = _model_for(config, model)
     objective = Objective(m.apply, config["loss"], config["inner_steps"], float(config["inner_lr"]),
@@ -225,6 +251,9 @@ def tune_arrays(x, y, cluster, model="mlp", grid=None, folds: int = 5, one_se: b
                 progress=None, scale=True, **settings) -> FittedModel:
     """``tune`` on arrays (see ``fit_arrays`` for x, y and cluster)."""
     from .crossval import check_choice, cross_validate, expand_grid
+    checked = settings_mod.validate({"folds": folds, "one_se": one_se}, "tune")
+    folds, one_se = checked["folds"], checked["one_se"]
+    progress = settings_mod.check("progress", progress)
     settings = {**TUNE_DEFAULTS, **settings}
     base = _config({"model": model, **settings})
     if base["schedule"] != "constant":
@@ -253,20 +282,55 @@ def tune_arrays(x, y, cluster, model="mlp", grid=None, folds: int = 5, one_se: b
 
 def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",
         progress=None, **settings) -> FittedModel:
-    """Fit f(theta, x) by regularized bi-level gradient descent (R_k, DESIGN.md).
+    """Fit f(theta, x) by regularized bi-level gradient descent (the R_k
+    objective: alpha times the pooled loss plus 1 − alpha times the loss
+    after ``inner_steps`` per-cluster adaptation steps).
 
-    data: any Arrow-compatible table.  y: outcome column.  x: control columns
-    (default: all others).  cluster: the cluster column (any type), used in
-    training only.  Settings: model ('linear', 'mlp', 'neural_ode' or an
-    (init, apply) pair), hidden, activation, alpha, inner_steps, inner_lr,
-    first_order, loss ('squared'/'logistic'), weights ('obs'/'cluster'),
-    penalty (lambda), learning_rate, clip_norm, schedule ('constant'/'cosine'), max_steps, patience,
-    eval_every, validation_share, seed, dtype ('float64', or 'float32' to train in
-    single precision; predictions and estimates are returned in float64),
-    batch_clusters (B: each outer step on B training clusters, drawn without
-    replacement within an epoch; None: all), devices (None: one device; n or
-    'all': clusters split across a mesh of devices, parameters replicated).
+    Parameters
+    ----------
+    data : Arrow-compatible table (pyarrow, pandas, polars, dict of arrays)
+    y : str
+        Outcome column (numeric; 0/1 for ``loss="logistic"``).
+    x : list of str, str, or "all"
+        Control columns (numeric). Required: ``x="all"`` takes every column
+        other than ``y`` and ``cluster``.
+    cluster : str
+        Cluster column (any type); used in training only.
+    na_action : {"fail", "omit"}
+        "fail" rejects missing values naming the column; "omit" drops those
+        rows with a warning.
+    progress : bool, callable or None
+        A progress bar (None: when the session is interactive), or a
+        callback(step, total, train_loss, validation_loss).
+    **settings
+        model ("linear", "mlp", "neural_ode" or an (init, apply) pair),
+        hidden (layer widths), activation, alpha (weight of the pooled loss,
+        in [0, 1]), inner_steps, inner_lr, first_order, loss ("squared" or
+        "logistic"), weights ("obs" or "cluster": each observation or each
+        cluster weighs the same), penalty (lambda), learning_rate,
+        clip_norm, schedule ("constant" or "cosine"), max_steps, patience
+        (early stopping on the held-out clusters; None to switch off),
+        eval_every, validation_share, seed; for speed dtype ("float32"
+        trains in single precision, results stay float64), batch_clusters
+        (B clusters per outer step, without replacement within an epoch)
+        and devices (a whole number or "all": clusters split across a
+        jax.sharding mesh); ``DEFAULTS`` has their values.
+
+    Returns
+    -------
+    FittedModel
+        ``predict(data)`` for new rows; ``history`` the training and
+        held-out losses.
+
+    Raises
+    ------
+    ValueError
+        A missing or non-numeric column, missing values, fewer than two
+        clusters, or a setting out of range (each named).
+    TypeError
+        An unknown setting.
     """
+    settings = settings_mod.validate(settings, "fit")  # before the data: cheap, and first
     return _from_table(fit_arrays, data, y, x, cluster, na_action, progress, settings)
 
 
@@ -275,20 +339,47 @@ def tune(data, y: str, x=None, cluster: str = None, *, grid=None, folds: int = 5
     """Choose the settings and the number of outer steps by K-fold
     cross-validation across whole clusters, then refit on all clusters.
 
-    grid: a dict of candidate lists (or a list of such dicts) over alpha,
-    inner_lr, learning_rate (one compiled program serves all their values) and
-    inner_steps, hidden, model, activation, first_order, penalty, width (a
-    program per combination); default ``rfp.crossval.DEFAULT_GRID`` (alpha from 1,
-    ERM, to 0, MAML).  folds: K.  one_se: the fewest steps within one SE of
-    the best.  Other settings as in ``fit`` are held fixed (max_steps, default
-    1000, and patience, default 100, bound the run of every configuration).
-    Returns the refitted model; ``model.cv`` holds the table (``print``,
-    ``to_pandas()``, ``plot()``).  Warns (``rfp.alerts``) when the chosen
-    configuration is no better than the training mean on held-out clusters, or
-    was still improving at max_steps.
+    Every configuration x fold of a shape group trains at once, in one
+    compiled program (``crossval.py``); the chosen configuration and step
+    minimise the held-out loss averaged over the folds.
+
+    Parameters
+    ----------
+    data, y, x, cluster, na_action, progress
+        As in ``fit``.
+    grid : dict of lists, list of such dicts, or None
+        Candidate values: alpha, inner_lr, learning_rate (traced: one program
+        serves all their values) and inner_steps, hidden, model, activation,
+        first_order, penalty, width (a program per combination). Default
+        ``rfp.crossval.DEFAULT_GRID``: alpha in {1 (ERM), 0.75, 0.5, 0.25,
+        0 (MAML)} x inner_lr in {0.1, 0.3}.
+    folds : int
+        K, the number of folds of whole clusters (default 5).
+    one_se : bool
+        Choose the fewest steps whose cross-validated loss is within one
+        standard error (across folds) of the best, rather than the best.
+    **settings
+        Other settings, as in ``fit``, held fixed; max_steps (default 500)
+        and patience (default 100, on the fold-averaged curve) bound every
+        configuration's run.
+
+    Returns
+    -------
+    FittedModel
+        Refitted on all clusters at the chosen configuration and step;
+        ``model.cv`` holds the table (print it, ``to_pandas()``, ``plot()``).
+
+    Warns
+    -----
+    rfp.alerts.NoBetterThanMeanWarning
+        The chosen configuration predicts held-out clusters no better than
+        their training mean.
+    rfp.alerts.NotConvergedWarning
+        The chosen configuration was still improving at max_steps.
     """
+    settings = settings_mod.validate(dict(settings, folds=folds, one_se=one_se), "tune")
     return _from_table(tune_arrays, data, y, x, cluster, na_action, progress,
-                       dict(settings, grid=grid, folds=folds, one_se=one_se))
+                       dict(settings, grid=grid))
 
 
 def _from_table(fit_fn, data, y, x, cluster, na_action, progress, settings):

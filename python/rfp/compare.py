@@ -1,10 +1,15 @@
 """Same data, same table (DESIGN.md, "Comparisons"): the method's effects
 beside fixed effects, balancing weights and a kernel smoother.
 
-``compare`` returns one Arrow table, a row per (method, estimand):
+``compare`` returns a ``Comparison``: one Arrow table (``.table``; the
+Comparison answers every pyarrow.Table method too) with a readable repr,
+``summary()`` and ``to_pandas()``, a row per (method, estimand):
 
-fixed_effects       OLS of y on d + controls with strata fixed effects, CR1 by
-                    cluster (``baselines.fixed_effects``). Estimand "PLM": a
+fixed_effects       OLS of y on d + controls with strata fixed effects, by
+                    cluster (``baselines.fixed_effects``) with ``vcov`` "CR1"
+                    (default), "CR2" (Satterthwaite df) or "wild" (wild
+                    cluster bootstrap p-value and interval around the CR1
+                    SE). Estimand "PLM": a
                     regression coefficient, i.e. a variance-weighted effect (the
                     linear projection's weights). variance_share: the share of
                     Var(D) the linear first stage (controls + strata) explains.
@@ -20,6 +25,13 @@ dml, aipw           the method (the settings passed in), cluster-fold
 kernel              ATT by imputation: μ̂0 is Nadaraya–Watson on the controls
                     with a leave-cluster-out CV bandwidth, τ̂ = mean_T(Y − μ̂0(X)).
 dml_maml, dml_erm   DML with α = 0 (MAML) and α = 1 (ERM) nuisances.
+
+Every other row uses CR1-type variances with t on G − 1 (``se_type`` "CR1"):
+``vcov`` applies to the fixed-effects row only (``effects.check_vcov`` says
+why DML and AIPW have no CR2 or bootstrap option). Columns ``p_value``
+(two-sided, of estimate = 0), ``df`` and ``se_type`` give each row's test.
+With ``vcov = "CR1"`` and fewer than 30 clusters a ``SmallClusterWarning``
+recommends CR2 or the bootstrap.
 
 Standard errors of the weighting estimators. Entropy, cluster balancing and
 the kernel imputation are all weighted differences in means,
@@ -49,7 +61,9 @@ import warnings
 import numpy as np
 import pyarrow as pa
 
+from . import alerts
 from . import effects as fx
+from . import results
 from .progress import over_fits
 from .baselines import kernel as kernel_mod
 from .baselines.balancing import (
@@ -58,25 +72,109 @@ from .baselines.balancing import (
 from .baselines.fixed_effects import demean, fixed_effects
 from .data import as_table, encode_clusters
 from .diagnostics import effective_sample_size
-from .inference import cluster_if_se, t_test
+from .inference import cluster_if_se, t_test, warn_small_clusters
+from .settings import check, validate
 from .simulate import Simulation
 
 METHODS = ("fixed_effects", "entropy_balancing", "cluster_balancing", "dml", "aipw", "kernel",
            "dml_maml", "dml_erm")
+CROSS_FITTED = ("dml", "aipw", "dml_maml", "dml_erm")  # the methods that need folds
 COLUMNS = ("method", "estimand", "estimate", "std_error", "ci_low", "ci_high", "n", "clusters",
-           "ess", "converged", "variance_share")
+           "ess", "converged", "variance_share", "p_value", "df", "se_type")
+
+
+# ----------------------------------------------------------------------------
+# the result
+
+class Comparison:
+    """``compare``'s result: the Arrow table ``table`` (one row per method
+    and estimand; columns in the module docstring) with a readable repr,
+    ``summary()`` and ``to_pandas()``. Attributes it lacks come from the
+    table (``column``, ``to_pylist``, ``num_rows``, ...), and it passes to
+    ``pyarrow.table()`` and any Arrow consumer as the table itself."""
+
+    def __init__(self, table: pa.Table, outcome: str = "", treatment: str = "",
+                 level: float = 0.95):
+        self.table = table
+        self.outcome, self.treatment, self.level = outcome, treatment, level
+
+    def __getattr__(self, name):
+        if name == "table":                  # not yet set (e.g. while unpickling)
+            raise AttributeError(name)
+        return getattr(self.table, name)
+
+    def __arrow_c_stream__(self, requested_schema=None):
+        return self.table.__arrow_c_stream__(requested_schema)
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def __getitem__(self, key):
+        return self.table[key]
+
+    def to_pandas(self):
+        """The table as a pandas DataFrame."""
+        return self.table.to_pandas()
+
+    def summary(self):
+        """Coefficient table (pandas, indexed by method and estimand):
+        estimate, std_error, t, p_value, ci_low, ci_high, df, se_type."""
+        out = self.to_pandas().set_index(["method", "estimand"])
+        out["t"] = out["estimate"] / out["std_error"]
+        return out[["estimate", "std_error", "t", "p_value", "ci_low", "ci_high", "df",
+                    "se_type"]]
+
+    def __repr__(self) -> str:
+        rows = self.table.to_pylist()
+        columns = ["method", "estimand", "estimate", "std_error", "ci_low", "ci_high",
+                   "p_value", "se_type", "ess", "converged"]
+        if "truth" in self.table.column_names:
+            columns += ["truth", "error"]
+        notes = [(r["method"], r["note"]) for r in rows if r["note"]]
+        head = f"rfp comparison: effect of {self.treatment} on {self.outcome}"
+        if rows:
+            head += (f"; {rows[0]['n']} observations in {rows[0]['clusters']} clusters; "
+                     f"{self.level:.0%} intervals")
+        lines = [head, results.text_table(rows, columns)]
+        lines += [f"[{k}] {m}: {note}" for k, (m, note) in enumerate(notes, 1)]
+        return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------
 # balance: a thin dispatcher
 
 def balance(data, d, x, cluster=None, method: str = "entropy", **kwargs):
-    """Balancing weights, balance table and ESS (a ``BalancingFit``).
+    """Balancing weights for the controls, with the balance table and ESS.
 
-    method "entropy" (``entropy_balance_from_table``), "hierarchical"
-    (needs ``cluster``; ``lam`` defaults to 1) or "cluster" (needs ``cluster``
-    and ``icc``; ``cluster_x`` defaults to the columns of ``x`` that are
-    constant within every cluster, the rest are averaged within cluster)."""
+    Parameters
+    ----------
+    data : Arrow-compatible table or ``rfp.simulate.Simulation``
+    d : str
+        Binary (0/1 or boolean) treatment column.
+    x : str or list of str
+        Covariates to balance (numeric).
+    cluster : str, optional
+        Cluster column; needed by "hierarchical" and "cluster".
+    method : {"entropy", "hierarchical", "cluster"}
+        "entropy": Hainmueller's entropy balancing
+        (``entropy_balance_from_table``); "hierarchical": balance within and
+        across clusters (``lam``, default 1); "cluster": weights on control
+        clusters with an ICC-aware dispersion penalty (needs ``icc``;
+        ``cluster_x`` defaults to the columns of ``x`` constant within every
+        cluster, the rest are averaged within cluster).
+    **kwargs
+        Passed to the balancing function (e.g. ``na_action``, ``lam``,
+        ``icc``, ``cluster_x``).
+
+    Returns
+    -------
+    BalancingFit
+        ``weights`` per kept row, ``balance`` (Arrow table; ``summary()`` /
+        ``to_pandas()`` give pandas), ``ess`` and the solver's ``result``.
+    """
+    check("method", method)
+    kwargs = validate({"method": method, **kwargs}, f"balance:{method}")
+    kwargs.pop("method")
     if isinstance(data, Simulation):
         data = data.data
     x = [x] if isinstance(x, str) else list(x)
@@ -132,15 +230,17 @@ def weighted_att(y, d, w, cluster, covariates=None, level=0.95):
 
 def _row(method, estimand, estimate, se, n, clusters, level, ess=np.nan, converged=True,
          share=np.nan, note=""):
+    """A table row with CR1-type inference: t on G − 1."""
     if np.isfinite(estimate) and np.isfinite(se) and se > 0:
         test = t_test(estimate, se, df=clusters - 1, level=level)
-        lo, hi = float(test.ci_low), float(test.ci_high)
+        lo, hi, p = float(test.ci_low), float(test.ci_high), float(test.p)
     else:
-        lo = hi = np.nan
+        lo = hi = p = np.nan
     return {"method": method, "estimand": estimand, "estimate": float(estimate),
             "std_error": float(se), "ci_low": lo, "ci_high": hi, "n": int(n),
             "clusters": int(clusters), "ess": float(ess), "converged": bool(converged),
-            "variance_share": float(share), "note": note}
+            "variance_share": float(share), "p_value": p, "df": float(clusters - 1),
+            "se_type": "CR1", "note": note}
 
 
 def _effect_row(method, e: fx.Effect, converged, note=""):
@@ -156,15 +256,25 @@ def _fixed_effects(ctx):
     ed, strata = ctx["ed"], ctx["strata"]
     fe = ["stratum"] if strata is not None else []
     fit = fixed_effects(ctx["table"], "y", "d", controls=ctx["x_cols"], fe=fe, cluster="cluster",
-                        level=ctx["level"])
+                        level=ctx["level"], vcov=ctx["vcov"], seed=ctx["seed"],
+                        bootstrap_draws=ctx["bootstrap_draws"],
+                        bootstrap_weights=ctx["bootstrap_weights"])
     row = fit.row()
     # the linear first stage of FWL: D on controls (+ strata), eq. 2 of the paper
     both = np.column_stack([ed.d, ed.x])
     both = demean(both, [strata])[0] if strata is not None else both - both.mean(axis=0)
     v = both[:, 0] - both[:, 1:] @ np.linalg.lstsq(both[:, 1:], both[:, 0], rcond=None)[0]
     share = 1.0 - float(np.var(v)) / float(np.var(ed.d))
-    return [_row("fixed_effects", "PLM", row["estimate"], row["std_error"], fit.n, fit.n_clusters,
-                 ctx["level"], fx.kish_ess(v * v), fit.converged, share)]
+    out = _row("fixed_effects", "PLM", row["estimate"], row["std_error"], fit.n, fit.n_clusters,
+               ctx["level"], fx.kish_ess(v * v), fit.converged, share)
+    out.update(ci_low=row["ci_low"], ci_high=row["ci_high"], p_value=row["p"], df=row["df"],
+               se_type=fit.se_type)
+    if fit.se_type == "wild":
+        b = fit.bootstrap
+        out["note"] = (f"wild cluster bootstrap (null imposed, {b['weights']} weights, "
+                       f"{b['draws']} draws{', all sign vectors' if b['full_enumeration'] else ''},"
+                       f" seed {b['seed']}): p-value and interval; std_error is CR1")
+    return [out]
 
 
 def _entropy_balancing(ctx):
@@ -324,7 +434,14 @@ def _run(name, ctx, pending) -> list:
         except (ValueError, FloatingPointError, np.linalg.LinAlgError) as err:
             out = [_row(name, "", np.nan, np.nan, len(ed.y), ed.n_clusters, level,
                         converged=False, note=f"{type(err).__name__}: {err}")]
+            if name == "fixed_effects":
+                out[0]["se_type"] = ctx["vcov"]
     for w in caught:
+        if issubclass(w.category, alerts.RFPWarning):   # a nuisance fit is not usable
+            pending.append(warnings.WarningMessage(f"{name}: {w.message}", w.category,
+                                                   w.filename, w.lineno))
+            for r in out:
+                r["note"] = "; ".join(filter(None, [r["note"], w.category.__name__]))
         if issubclass(w.category, fx.FunctionalFormWarning):
             pending.append(w)
             for r in out:
@@ -338,23 +455,77 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
             repeats: int = 1, clip: float = 0.01, icc: float | None = None,
             warn_share=fx.WARN_SHARE,
             na_action: str = "fail", propensity: str = "auto",
-            propensity_penalty=fx.PROPENSITY_PENALTY, **settings) -> pa.Table:
-    """Every estimator in ``methods`` on the same rows; one Arrow table.
+            propensity_penalty=fx.PROPENSITY_PENALTY, vcov: str = "CR1",
+            bootstrap_draws: int = 9999, bootstrap_weights: str = "rademacher",
+            **settings) -> Comparison:
+    """Every estimator in ``methods`` on the same rows, one table.
 
-    ``data`` is any Arrow-compatible table or an ``rfp.simulate.Simulation``
-    (then y, d, x, cluster, strata and ``truth`` come from it). ``truth``: a
-    dict estimand -> true value, adding columns truth and error = estimate −
-    truth. ``settings`` go to ``rfp.fit_arrays`` for the method's nuisances
-    (``dml``, ``aipw``; ``dml_maml`` / ``dml_erm`` override alpha). ``icc``
-    for cluster balancing defaults to the one-way ANOVA estimate among the
-    control clusters' outcomes. ``propensity`` ("auto", "cluster",
-    "individual") is where AIPW fits ê, ``propensity_penalty`` ("cv" or a
-    float) the ridge penalty of a cluster-level ê (``effects.aipw``).
-    ``repeats`` > 1 repeats the method's cross-fitting over that many fold
-    splits and reports the median (``effects``, "Repeated cross-fitting"). A
-    method that cannot run on these data (a ``ValueError``) gives a row of
-    NaN with the reason in ``note``.
+    Parameters
+    ----------
+    data : Arrow-compatible table or ``rfp.simulate.Simulation``
+        A Simulation supplies y, d, x, cluster, strata and truth.
+    y, d : str
+        Outcome and binary (0/1) treatment columns.
+    x : list of str, str, or "all"
+        Control columns. Required for a table (``x="all"``: every column
+        other than y, d and cluster).
+    cluster : str
+        Cluster column (any type).
+    strata : str, optional
+        Fixed effects of the ``fixed_effects`` row.
+    methods : str or sequence of str
+        A subset of ``METHODS`` (module docstring).
+    truth : dict, optional
+        Estimand -> true value; adds columns truth and error = estimate − truth.
+    folds, seed, repeats : int
+        Cross-fitting folds (whole clusters), the seed (folds, fits and the
+        wild bootstrap), and repeated cross-fitting (median over that many
+        fold splits; ``effects``, "Repeated cross-fitting").
+    level : float
+        Confidence level.
+    clip : float
+        AIPW's propensity clipping to [clip, 1 − clip].
+    icc : float, optional
+        Cluster balancing's intraclass correlation; default: the one-way
+        ANOVA estimate among the control clusters' outcomes.
+    warn_share : float
+        DML's variance share above which a FunctionalFormWarning is raised.
+    na_action : {"fail", "omit"}
+    propensity : {"auto", "cluster", "individual"}
+        Where AIPW fits ê; ``propensity_penalty`` ("cv" or a float) is the
+        ridge penalty of a cluster-level ê (``effects.aipw``).
+    vcov : {"CR1", "CR2", "wild"}
+        Variance of the fixed-effects row (module docstring); the other rows
+        are CR1. With "CR1" and fewer than 30 clusters a SmallClusterWarning.
+    bootstrap_draws, bootstrap_weights : int, {"rademacher", "webb"}
+        The wild bootstrap's draws and weights (``vcov="wild"``).
+    **settings
+        Fit settings of the method's nuisances as in ``rfp.fit`` (``dml``,
+        ``aipw``; ``dml_maml`` / ``dml_erm`` override alpha).
+
+    Returns
+    -------
+    Comparison
+        The Arrow table (``.table``) with columns method, estimand,
+        estimate, std_error, ci_low, ci_high, n, clusters, ess, converged,
+        variance_share, p_value, df, se_type, [truth, error,] note; a method
+        that cannot run on these data (a ``ValueError``) gives a row of NaN
+        with the reason in ``note``. ``summary()`` and ``to_pandas()`` give
+        pandas.
     """
+    checked = validate(dict(folds=folds, seed=seed, level=level, repeats=repeats, clip=clip,
+                            icc=icc, warn_share=warn_share, na_action=na_action,
+                            propensity=propensity, propensity_penalty=propensity_penalty,
+                            vcov=vcov, bootstrap_draws=bootstrap_draws,
+                            bootstrap_weights=bootstrap_weights, **settings), "compare")
+    folds, seed, level, repeats, clip = (checked.pop(k) for k in
+                                         ("folds", "seed", "level", "repeats", "clip"))
+    icc, warn_share, propensity_penalty = (checked.pop(k) for k in
+                                           ("icc", "warn_share", "propensity_penalty"))
+    vcov, bootstrap_draws, bootstrap_weights = (
+        checked.pop(k) for k in ("vcov", "bootstrap_draws", "bootstrap_weights"))
+    checked.pop("na_action"), checked.pop("propensity")
+    settings = checked
     if isinstance(data, Simulation):
         strata = data.settings.get("strata") if strata is None else strata
         truth = data.settings.get("truth") if truth is None else truth
@@ -365,8 +536,10 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
         raise ValueError(f"unknown method(s) {unknown}; known: {list(RUNNERS)}")
     table = as_table(data)
     extra = [strata] if strata is not None else []
+    crossfit = [m for m in methods if m in CROSS_FITTED]
     ed = fx.read(table, y, d, x, cluster, na_action=na_action, binary=True,
-                 method="compare (use rfp.effect(method='dml') for a non-binary treatment)")
+                 method="compare (use rfp.effect(method='dml') for a non-binary treatment)",
+                 allow_no_controls=set(methods) <= {"fixed_effects"})
     strata_codes = None
     if strata is not None:
         if strata not in table.column_names:
@@ -383,13 +556,16 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
         x_cols = [f"x{j}" for j in range(ed.x.shape[1])]
     clean = pa.table({"y": ed.y, "d": ed.d, **{c: ed.x[:, j] for j, c in enumerate(x_cols)},
                       "cluster": ed.cluster, **({"stratum": strata_codes} if extra else {})})
+    if vcov == "CR1" and "fixed_effects" in methods:
+        warn_small_clusters(ed.n_clusters)
     ctx = dict(ed=ed, table=clean, x_cols=x_cols, strata=strata_codes, level=level, seed=seed,
+               vcov=vcov, bootstrap_draws=bootstrap_draws, bootstrap_weights=bootstrap_weights,
                clip=clip, icc=icc, warn_share=warn_share, treatment=d, settings=settings,
                clustered=fx.treatment_is_clustered(ed.d, ed.cluster), aipw="aipw" in methods,
                dml="dml" in methods, propensity_level=fx.propensity_level(ed, propensity),
                propensity_penalty=propensity_penalty,
                folds=[fx.cluster_folds(ed.cluster, folds, fx.split_seed(seed, s), ed.d)
-                      for s in range(fx.check_repeats(repeats))])
+                      for s in range(fx.check_repeats(repeats))] if crossfit else [])
     rows, pending = [], []
     total = _fits_per_split(methods, ctx["propensity_level"]) * int(folds) * len(ctx["folds"])
     with over_fits(settings, total) as fit_settings:
@@ -403,4 +579,4 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
         columns["truth"] = [float(truth.get(r["estimand"], np.nan)) for r in rows]
         columns["error"] = [r["estimate"] - t for r, t in zip(rows, columns["truth"])]
     columns["note"] = [r["note"] for r in rows]
-    return pa.table(columns)
+    return Comparison(pa.table(columns), y, d, level)

@@ -18,8 +18,9 @@ clusters with configuration g for t steps.
 Configurations that differ only in alpha, inner_lr (eta) and learning_rate
 share array shapes: they and the K folds form one batch of models whose
 parameters, Adam states, hyperparameters and per-cluster fold weights carry a
-leading model axis under ``jax.vmap``; one jitted ``lax.scan`` runs
-``eval_every`` outer steps of all of them, and a second jitted function
+leading model axis; one jitted ``lax.scan`` runs ``eval_every`` outer steps
+of all of them (batched by ``jax.vmap`` on an accelerator, in turn by
+``lax.map`` inside the same program on a CPU), and a second jitted function
 evaluates them all on their held-out folds.  Settings that change shapes or
 the program (inner_steps, hidden, model, activation, first_order, penalty,
 width) start another batch: one compilation per batch, not per model.
@@ -44,7 +45,7 @@ from . import alerts
 from .bilevel import Objective, floats_as, gather, observation_weights
 from .layout import make_buckets
 from .progress import wants_bar
-from .train import optimizer, outer_step
+from .train import constant_loss, optimizer, outer_step
 
 # alpha, eta and the learning rate are traced: one program serves every value.
 TRACED = ("alpha", "inner_lr", "learning_rate")
@@ -52,12 +53,11 @@ TRACED = ("alpha", "inner_lr", "learning_rate")
 STATIC = ("model", "hidden", "activation", "inner_steps", "first_order", "penalty",
           "width", "steps")
 
-# Chosen on development seeds (validation/TUNING.md): ERM and MAML are in it, so
-# the table itself says whether the regularisation helps on the user's data.
+# ERM (alpha = 1) and MAML (alpha = 0) are in it, so the table itself says
+# whether the regularisation helps on the user's data.  9 configurations.
 DEFAULT_GRID = {
     "alpha": [1.0, 0.75, 0.5, 0.25, 0.0],
     "inner_lr": [0.1, 0.3],
-    "learning_rate": [1e-2, 3e-3],
 }
 
 
@@ -124,8 +124,19 @@ def _weighted(buckets, cluster_weight):
     return [dict(b, w=b["w"] * cw[:, None]) for b, cw in zip(buckets, cluster_weight)]
 
 
-@partial(jax.jit, static_argnames=("objective", "clip_norm", "length"))
-def batch_chunk(params, opt_state, hyper, train_weight, buckets, objective, clip_norm, length):
+def _over_models(f, sequential, *args):
+    """f applied to every model (leading axis of each argument): batched with
+    ``vmap`` (accelerators), or one model after another with ``lax.map``
+    inside the same program (CPU, where batching many small matrix products
+    measured about 2x slower than running them in turn: bench/RESULTS.md)."""
+    if sequential:
+        return jax.lax.map(lambda a: f(*a), args)
+    return jax.vmap(f)(*args)
+
+
+@partial(jax.jit, static_argnames=("objective", "clip_norm", "length", "sequential"))
+def batch_chunk(params, opt_state, hyper, train_weight, buckets, objective, clip_norm, length,
+                sequential=False):
     """``length`` outer steps (``train.outer_step``) of every model of the
     batch (leading axis of params, opt_state, hyper and train_weight), in one
     compiled program."""
@@ -141,13 +152,14 @@ def batch_chunk(params, opt_state, hyper, train_weight, buckets, objective, clip
         (p, s), values = jax.lax.scan(step, (p, s), None, length=length)
         return p, s, values
 
-    return jax.vmap(one_model)(params, opt_state, hyper, train_weight)
+    return _over_models(one_model, sequential, params, opt_state, hyper, train_weight)
 
 
-@partial(jax.jit, static_argnames=("objective",))
-def batch_heldout(params, heldout_weight, buckets, objective):
+@partial(jax.jit, static_argnames=("objective", "sequential"))
+def batch_heldout(params, heldout_weight, buckets, objective, sequential=False):
     """Prediction loss L(theta) of every model on its held-out fold."""
-    return jax.vmap(lambda p, vw: objective.pooled(p, _weighted(buckets, vw)))(params, heldout_weight)
+    return _over_models(lambda p, vw: objective.pooled(p, _weighted(buckets, vw)), sequential,
+                        params, heldout_weight)
 
 
 @dataclass
@@ -188,6 +200,16 @@ class CVResult:
         rows.append({**{k: None for k in keys}, "cv_loss": self.mean_loss, "se": self.mean_se,
                      "step": 0, "chosen": False})
         return rows
+
+    def to_arrow(self):
+        """The table as a pyarrow Table (settings such as hidden as text)."""
+        import pyarrow as pa
+        rows = self.table()
+        cols = {k: [r[k] for r in rows] for k in rows[0]}
+        for k, v in cols.items():
+            if any(isinstance(e, (tuple, list, str)) for e in v):
+                cols[k] = [None if e is None else str(e) for e in v]
+        return pa.table(cols)
 
     def to_pandas(self):
         import pandas as pd
@@ -233,27 +255,17 @@ def _static_key(c):
 
 
 def _constant_cv(y, w, cluster, fold, folds, loss):
-    """Held-out loss of the training folds' weighted mean (the constant
-    predictor), per fold: (losses, held-out weight sums)."""
-    out, dens = np.empty(folds), np.empty(folds)
+    """Held-out loss of the constant predictor (``train.constant_loss``: the
+    training folds' weighted mean), per fold."""
     f_of_row = fold[cluster]
-    for f in range(folds):
-        tr, te = f_of_row != f, f_of_row == f
-        m = np.sum(w[tr] * y[tr]) / np.sum(w[tr])
-        if loss == "logistic":
-            m = np.clip(m, 1e-12, 1 - 1e-12)
-            c = np.log(m / (1 - m))
-            li = np.logaddexp(0.0, c) - y[te] * c
-        else:
-            li = (y[te] - m) ** 2
-        out[f] = np.sum(w[te] * li) / np.sum(w[te])
-        dens[f] = np.sum(w[te])
-    return out, dens
+    return np.array([constant_loss(y, w, np.flatnonzero(f_of_row != f),
+                                   np.flatnonzero(f_of_row == f), loss) for f in range(folds)])
 
 
 def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=5, seed=0,
                    max_steps=1000, eval_every=10, patience=200, clip_norm=1.0,
-                   loss="squared", one_se=False, progress=None, dtype="float64") -> CVResult:
+                   loss="squared", one_se=False, progress=None, sequential=None,
+                   dtype="float64") -> CVResult:
     """Train every configuration on every split of the clusters into K folds
     (batched by shape group) and choose (g, t) by the mean held-out curve.
 
@@ -269,7 +281,7 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
     in_fold = [np.stack([(fold[b.clusters] == f).astype(float) for f in range(folds)])
                for b in buckets_np]
     dens = np.array([np.sum(w[fold[cluster] == f]) for f in range(folds)])
-    mean_losses, _ = _constant_cv(y, w, cluster, fold, folds, loss)
+    mean_losses = _constant_cv(y, w, cluster, fold, folds, loss)
     mean_loss = float(np.sum(mean_losses * dens) / np.sum(dens))
     mean_se = float(np.std(mean_losses, ddof=1) / np.sqrt(folds))
 
@@ -280,7 +292,10 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
     fold_curves = np.full((len(configs), n_evals, folds), np.inf)   # per-fold held-out loss
     last_eval = np.zeros(len(configs), dtype=int)
 
-    bar = _bar(progress, len(groups) * max_steps)
+    if sequential is None:   # models in turn on a CPU, batched on an accelerator
+        sequential = jax.default_backend() == "cpu"
+    total, done = len(groups) * max_steps, 0
+    bar = _bar(progress, total)
     first = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[:1]), x)
     try:
         for members in groups.values():
@@ -302,9 +317,9 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
             while step < max_steps:
                 length = min(eval_every, max_steps - step)
                 params, opt_state, _ = batch_chunk(params, opt_state, hyper, train_w, buckets,
-                                                   objective, clip_norm, length)
+                                                   objective, clip_norm, length, sequential)
                 step += length
-                held = np.asarray(batch_heldout(params, held_w, buckets, objective))
+                held = np.asarray(batch_heldout(params, held_w, buckets, objective, sequential))
                 held = np.where(np.isfinite(held), held, np.inf).reshape(len(members), folds)
                 fold_curves[members, e] = held
                 last_eval[members] = e
@@ -313,10 +328,14 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
                 best = np.where(improved, cv, best)
                 best_at = np.where(improved, step, best_at)
                 e += 1
+                done += length
                 if bar is not None:
                     bar.update(length)
                     bar.set_postfix(best=f"{np.min(best):.4g}", mean=f"{mean_loss:.4g}")
+                elif callable(progress):
+                    progress(done, total, float(np.min(best)), mean_loss)
                 if patience is not None and np.all(step - best_at >= patience):
+                    done += max_steps - step
                     if bar is not None:
                         bar.update(max_steps - step)
                     break
@@ -348,6 +367,8 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
 
 
 def _bar(progress, total):
+    """A tqdm bar over every group's steps, or None (off, or the user's
+    callback ``progress(done, total, best_cv, mean_cv)``)."""
     if callable(progress) or not wants_bar(progress):
         return None
     from tqdm.auto import tqdm
@@ -355,8 +376,9 @@ def _bar(progress, total):
 
 
 def check_choice(cv: CVResult) -> None:
-    """Warnings about the chosen row: no better than the constant predictor,
-    chosen at the first evaluation, or at the last (not converged)."""
+    """Warnings about the chosen row: every configuration diverged, no better
+    than the constant predictor, chosen at the first evaluation, or at the
+    last (not converged)."""
     loss = cv.loss[cv.chosen]
     if not np.isfinite(loss):
         warnings.warn("every configuration diverged in cross-validation: lower learning_rate "
@@ -368,7 +390,13 @@ def check_choice(cv: CVResult) -> None:
             f"(cross-validated loss {loss:.4g} vs {cv.mean_loss:.4g}): the controls may not "
             f"predict the outcome across clusters; check the cv table (model.cv)",
             alerts.NoBetterThanMeanWarning, stacklevel=3)
-    if cv.chosen_step >= cv.max_steps:
+    if cv.chosen_step == cv.steps[cv.chosen][0]:
+        warnings.warn(
+            f"the chosen configuration is best at the first evaluation (step "
+            f"{cv.chosen_step}): the model kept is close to its random start; the controls "
+            f"may not predict the outcome across clusters, or learning_rate is too high for "
+            f"them (check model.cv)", alerts.StoppedAtOnceWarning, stacklevel=3)
+    elif cv.chosen_step >= cv.max_steps:
         warnings.warn(
             f"the held-out loss was still falling at the last step ({cv.chosen_step}): "
             f"increase max_steps", alerts.NotConvergedWarning, stacklevel=3)

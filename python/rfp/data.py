@@ -27,10 +27,18 @@ def as_table(data) -> pa.Table:
         return pa.Table.from_batches([data])
     if isinstance(data, dict):
         return pa.table({str(k): _column(v, str(k)) for k, v in data.items()})
+    if type(data).__module__.startswith("pandas"):
+        # before the C-stream route, which would turn the index into a column
+        # (__index_level_0__) that x=None then takes as a control
+        if hasattr(data, "columns"):
+            names = [str(c) for c in data.columns]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"column name(s) {twice} appear more than once in the data; "
+                                 f"give the columns distinct names")
+        return pa.Table.from_pandas(data, preserve_index=False)
     if hasattr(data, "__arrow_c_stream__"):
         return pa.table(data)
-    if type(data).__module__.startswith("pandas"):
-        return pa.Table.from_pandas(data, preserve_index=False)
     raise TypeError(
         f"data must be an Arrow-compatible table (pyarrow.Table, polars or pandas "
         f"DataFrame, or a dict of columns), got {type(data).__name__}"
@@ -48,14 +56,18 @@ def _column(values, name: str):
     return pa.array(arr, from_pandas=True)  # NaN in a float column stays NaN
 
 
-def require_columns(table: pa.Table, names) -> None:
-    if table.num_rows == 0:
+def require_columns(table: pa.Table, names, need_rows: bool = True) -> None:
+    if need_rows and table.num_rows == 0:
         raise ValueError("the data has no rows: pass a table with at least two clusters of observations")
     missing = [n for n in names if n not in table.column_names]
     if missing:
         raise ValueError(
             f"column(s) {missing} not found in the data; available columns: {table.column_names}"
         )
+    twice = [n for n in dict.fromkeys(names) if table.column_names.count(n) > 1]
+    if twice:
+        raise ValueError(f"column name(s) {twice} appear more than once in the data; give the "
+                         f"columns distinct names")
 
 
 def bad_rows(column: pa.ChunkedArray) -> np.ndarray:
@@ -74,11 +86,44 @@ def numeric(table: pa.Table, name: str, role: str) -> np.ndarray:
     if pa.types.is_dictionary(t) or not (
         pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
     ):
-        raise ValueError(
-            f"{role} column '{name}' must be numeric, but has type {t}; "
-            f"convert it (e.g. dummies for a categorical control) before fitting"
-        )
-    return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+        raise ValueError(f"{role} column '{name}' must be numeric, but has type {t}; "
+                         f"{CONVERT_HINTS.get(role, CONVERT_HINTS['control'])}")
+    # integers beyond 2^53 become the nearest float64 (pyarrow's safe cast refuses them)
+    return pc.cast(col, pa.float64(), safe=not pa.types.is_integer(t)).to_numpy(
+        zero_copy_only=False)
+
+
+CONVERT_HINTS = {
+    "outcome": "code it as numbers (0/1 for a binary outcome) before fitting",
+    "treatment": "code it as numbers (0/1 for a binary treatment) before estimating",
+    "control": "convert it (e.g. dummies for a categorical control) before fitting",
+    "covariate": "convert it (e.g. dummies for a categorical covariate) before balancing",
+}
+
+LARGE = 1e150   # a value whose square overflows float64 with 1e8 others: its SD is Inf
+SMALL = 1e-150  # a column whose values' squares underflow to 0: its SD is 0
+
+
+def check_magnitudes(values: np.ndarray, name: str, role: str) -> None:
+    """A column whose standardisation would overflow or underflow is an
+    error naming it (an Inf scale drops the column silently; a column
+    scaled by 1e-300 looks constant)."""
+    values = np.asarray(values, dtype=float)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return
+    big = float(np.max(np.abs(finite)))
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        sd = float(np.std(finite))
+    spread = float(np.max(finite) - np.min(finite)) if np.isfinite(big) else np.inf
+    if big > LARGE or not np.isfinite(sd) or not np.isfinite(spread):
+        raise ValueError(f"{role} column '{name}' has values as large as {big:.3g} in magnitude: "
+                         f"its standard deviation overflows; rescale it (e.g. divide by a power "
+                         f"of ten) before fitting")
+    if 0 < big < SMALL or (spread > 0 and sd == 0):
+        raise ValueError(f"{role} column '{name}' has values as small as {big:.3g} in magnitude "
+                         f"(spread {spread:.3g}): its standard deviation underflows; rescale it "
+                         f"(e.g. multiply by a power of ten) before fitting")
 
 
 def encode_clusters(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -90,6 +135,26 @@ def encode_clusters(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     labels, codes = np.unique(values.astype(str) if values.dtype.kind == "O" else values,
                               return_inverse=True)
     return codes.astype(np.int64), labels
+
+
+def check_roles(y, x, cluster, d=None) -> None:
+    """The outcome, the treatment and the cluster are not controls, and are
+    three different columns (the same messages as the R formula layer)."""
+    if y == cluster:
+        raise ValueError(f"the outcome '{y}' is also the cluster: name two different columns")
+    if d is not None and d == y:
+        raise ValueError(f"the outcome and the treatment are the same column '{d}': name two "
+                         f"different columns")
+    if d is not None and d == cluster:
+        raise ValueError(f"the treatment '{d}' is also the cluster: name two different columns")
+    if y in x:
+        raise ValueError(f"the outcome '{y}' is also a control: remove it from the controls")
+    if cluster in x:
+        raise ValueError(f"the cluster variable '{cluster}' is also a control; rfp never uses the "
+                         f"cluster as an input (it predicts for clusters it has not seen): remove "
+                         f"it from the controls")
+    if d is not None and d in x:
+        raise ValueError(f"the treatment '{d}' is also a control: remove it from the controls")
 
 
 @dataclass
@@ -138,6 +203,20 @@ def drop_missing(table: pa.Table, names, na_action: str = "fail") -> tuple[pa.Ta
     return table, ~bad
 
 
+def controls(table: pa.Table, x, others) -> list:
+    """The control columns: ``x`` as a list; ``x = "all"`` takes every column
+    not in ``others`` (outcome, treatment, cluster). ``x`` is required: a
+    silent default would take every other column, a simulated truth or an
+    identifier included."""
+    if x is None:
+        raise ValueError(
+            "x= is required: name the control columns (x=['x1', 'x2']), or pass x='all' to use "
+            f"every column other than {[o for o in others if o is not None]}")
+    if isinstance(x, str) and x == "all" and "all" not in table.column_names:
+        return [c for c in table.column_names if c not in others]
+    return [x] if isinstance(x, str) else list(x)
+
+
 def prepare(data, y: str, x, cluster: str, na_action: str = "fail",
             min_clusters: int = 2) -> Prepared:
     """Check and extract y, x and cluster.
@@ -146,13 +225,10 @@ def prepare(data, y: str, x, cluster: str, na_action: str = "fail",
     count; ``na_action="omit"`` drops those rows and warns with the count.
     """
     table = as_table(data)
-    if x is None:
-        x = [c for c in table.column_names if c not in (y, cluster)]
-    if isinstance(x, str):
-        x = [x]
-    x = list(x)
+    x = controls(table, x, (y, cluster))
     if not x:
         raise ValueError("no controls: pass x=[...] naming at least one numeric column")
+    check_roles(y, x, cluster)
     require_columns(table, [y, *x, cluster])
     if na_action not in ("fail", "omit"):
         raise ValueError(f"na_action must be 'fail' or 'omit', got {na_action!r}")
@@ -165,6 +241,9 @@ def prepare(data, y: str, x, cluster: str, na_action: str = "fail",
 
     xs = np.column_stack([numeric(table, c, "control") for c in x])
     ys = numeric(table, y, "outcome")
+    for j, c in enumerate(x):
+        check_magnitudes(xs[:, j], c, "control")
+    check_magnitudes(ys, y, "outcome")
     codes, labels = encode_clusters(table.column(cluster))
     if len(labels) < min_clusters:
         raise ValueError(
@@ -177,11 +256,12 @@ def prepare(data, y: str, x, cluster: str, na_action: str = "fail",
 def prepare_x(data, x_names, na_action: str = "fail") -> tuple[np.ndarray, np.ndarray]:
     """Controls for prediction: returns (x, kept-row mask)."""
     table = as_table(data)
-    require_columns(table, x_names)
+    require_columns(table, x_names, need_rows=False)  # no rows: no predictions
     for name in x_names:
         numeric(table, name, "control")
     bad = missing_rows(table, x_names, na_action)
-    xs = np.column_stack([numeric(table, c, "control") for c in x_names])
+    xs = np.column_stack([numeric(table, c, "control") for c in x_names]) if x_names else \
+        np.zeros((table.num_rows, 0))
     return xs[~bad], ~bad
 
 

@@ -45,6 +45,18 @@ aipw
 t_learner
     τ(x) = μ1(x) − μ0(x), each arm fitted by the method on all its rows.
 
+Small-cluster inference (``vcov``): only "CR1" (t on G − 1). CR2 and the
+wild cluster bootstrap are offered for the fixed-effects regression
+(``baselines.fixed_effects``) but not here, because their theory does not
+carry over: CR2's adjustment (I − H_gg)^{-1/2} undoes the shrinkage of OLS
+residuals by a fixed design's hat matrix H, while DML's and AIPW's residuals
+come from nonlinear nuisance fits on the other clusters, which have no hat
+matrix; a leverage correction of the final residual-on-residual step alone
+would ignore the nuisance estimation error, the larger part with few
+clusters. A wild bootstrap that keeps the nuisances fixed has the same gap,
+and one that refits them costs folds × nuisances fits per draw.
+``check_vcov`` raises ``NotImplementedError`` saying so.
+
 Repeated cross-fitting (``repeats`` = S > 1; Chernozhukov et al. 2018,
 "Double/debiased machine learning", Section 3.4): the whole estimator is
 run on S independent fold splits (split s uses seed ``split_seed(seed, s)``)
@@ -63,12 +75,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+from scipy import stats
 from scipy.special import expit
 
+from . import alerts
 from . import data as data_mod
+from . import results
 from .api import FittedModel, fit_arrays
 from .inference import cluster_if_se, cr1_vcov, t_test
 from .progress import over_fits
+from .settings import LOSS_PER_NUISANCE, check, validate
 from .simulate import Simulation
 
 WARN_SHARE = 0.9
@@ -86,7 +102,8 @@ class Effect:
     """One estimate: ``estimand`` is "ATE", "ATT" or "PLM" (the partially
     linear model's τ, a variance-weighted average of effects when they vary).
     ``diagnostics`` holds plain numbers (variance_share, ess, converged,
-    n_clipped, ...); ``nuisance`` the cross-fitted predictions and folds."""
+    n_clipped, ...); ``nuisance`` the cross-fitted predictions and folds;
+    ``se_type`` the variance ("CR1": cluster-robust, t on ``df`` = G − 1)."""
     method: str
     estimand: str
     estimate: float
@@ -99,10 +116,50 @@ class Effect:
     level: float
     diagnostics: dict = field(default_factory=dict)
     nuisance: dict = field(default_factory=dict, repr=False)
+    se_type: str = "CR1"
 
     @property
     def t(self) -> float:
         return self.estimate / self.std_error
+
+    @property
+    def p_value(self) -> float:
+        """Two-sided p-value of estimate = 0 (t on ``df``)."""
+        t = self.t
+        return float(2 * stats.t.sf(abs(t), self.df)) if np.isfinite(t) else float("nan")
+
+    def summary(self):
+        """Coefficient table (pandas, one row indexed by the estimand):
+        estimate, std_error, t, p_value, ci_low, ci_high, df, se_type."""
+        pd = results.pandas()
+        row = {"estimate": self.estimate, "std_error": self.std_error, "t": self.t,
+               "p_value": self.p_value, "ci_low": self.ci_low, "ci_high": self.ci_high,
+               "df": self.df, "se_type": self.se_type}
+        return pd.DataFrame([row], index=pd.Index([self.estimand], name="estimand"))
+
+    def to_pandas(self):
+        """``tidy()`` as a pandas DataFrame, with p_value, df and se_type."""
+        out = self.tidy().to_pandas()
+        out["p_value"], out["df"], out["se_type"] = self.p_value, self.df, self.se_type
+        return out
+
+    def __repr__(self) -> str:
+        row = {"estimand": self.estimand, "estimate": self.estimate,
+               "std_error": self.std_error, "t": self.t, "p_value": self.p_value,
+               "ci_low": self.ci_low, "ci_high": self.ci_high}
+        d = self.diagnostics
+        notes = [f"{k} {results.number(d[k], 3)}" for k in ("variance_share", "ess")
+                 if isinstance(d.get(k), (int, float))]
+        if "converged" in d:
+            notes.append(f"converged {results.number(bool(d['converged']))}")
+        if d.get("repeats", 1) > 1:
+            notes.append(f"median of {d['repeats']} fold splits")
+        return "\n".join([
+            f"rfp effect: {self.method}, {self.n} observations in {self.n_clusters} clusters",
+            results.text_table([row], list(row)),
+            f"{self.se_type} standard error by cluster; t on {self.df} df; "
+            f"{self.level:.0%} interval" + (f"; {', '.join(notes)}" if notes else ""),
+        ])
 
     def tidy(self) -> pa.Table:
         """One row: method, estimand, estimate, std_error, ci_low, ci_high, n, n_clusters."""
@@ -154,7 +211,7 @@ def resolve(data, y, d, x, cluster):
 
 
 def read(data, y, d, x=None, cluster=None, *, na_action="fail", binary=False,
-         design=None, method="this estimator") -> EffectData:
+         design=None, method="this estimator", allow_no_controls=False) -> EffectData:
     """Check and extract outcome, treatment, controls and clusters.
 
     Raises ``ValueError`` naming the column for missing columns or values, a
@@ -172,21 +229,24 @@ def read(data, y, d, x=None, cluster=None, *, na_action="fail", binary=False,
     if na_action not in ("fail", "omit"):
         raise ValueError(f"na_action must be 'fail' or 'omit', got {na_action!r}")
     table = data_mod.as_table(data)
-    if x is None:
-        x = [c for c in table.column_names if c not in (y, d, cluster)]
-    x = [x] if isinstance(x, str) else list(x)
-    if not x:
+    x = data_mod.controls(table, x, (y, d, cluster))
+    if not x and not allow_no_controls:
         raise ValueError("no controls: pass x=[...] naming at least one numeric column")
-    for role, name in (("outcome", y), ("treatment", d), ("cluster", cluster)):
-        if name in x:
-            raise ValueError(f"the {role} column '{name}' is also listed among the controls x")
+    data_mod.check_roles(y, x, cluster, d)
     data_mod.require_columns(table, [y, d, *x, cluster])
     for name, role in [(y, "outcome"), (d, "treatment"), *[(c, "control") for c in x]]:
         data_mod.numeric(table, name, role)
     table, kept = data_mod.drop_missing(table, [y, d, *x, cluster], na_action)
     yv = data_mod.numeric(table, y, "outcome")
     dv = data_mod.numeric(table, d, "treatment")
-    xv = np.column_stack([data_mod.numeric(table, c, "control") for c in x])
+    xv = (np.column_stack([data_mod.numeric(table, c, "control") for c in x]) if x
+          else np.zeros((table.num_rows, 0)))
+    for name, values, role in [(y, yv, "outcome"), (d, dv, "treatment"),
+                               *[(c, xv[:, j], "control") for j, c in enumerate(x)]]:
+        data_mod.check_magnitudes(values, name, role)
+    if np.ptp(yv) == 0:
+        raise ValueError(f"outcome column '{y}' is constant (every row is {yv[0]:g}): there is "
+                         f"no variation for a treatment to explain")
     codes, labels = data_mod.encode_clusters(table.column(cluster))
     if len(labels) < 2:
         raise ValueError(f"cluster column '{cluster}' has only {len(labels)} cluster(s); "
@@ -221,6 +281,22 @@ def treatment_is_clustered(d: np.ndarray, cluster: np.ndarray) -> bool:
     np.minimum.at(lo, cluster, d)
     np.maximum.at(hi, cluster, d)
     return bool(np.all(hi == lo))
+
+
+def check_vcov(vcov, method: str) -> str:
+    """Only "CR1" for DML and AIPW (module docstring, "Small-cluster
+    inference"); a clear error for "CR2" and "wild" (any other value: the
+    settings validator's)."""
+    vcov = check("vcov", vcov)
+    if vcov != "CR1":
+        raise NotImplementedError(
+            f"vcov = {vcov!r} is not available for {method}: CR2 and the wild cluster bootstrap "
+            f"correct OLS residuals for a fixed design's leverage (hat matrix), but {method}'s "
+            f"residuals come from cross-fitted nonlinear nuisance models, which have none, and a "
+            f"correction of the final step alone would ignore the nuisance estimation error. "
+            f"Use vcov = 'CR1' here, and vcov = 'CR2' or 'wild' on the fixed-effects row of "
+            f"rfp.compare (or baselines.fixed_effects) for small-cluster inference.")
+    return vcov
 
 
 # ----------------------------------------------------------------------------
@@ -300,9 +376,21 @@ def split_nuisances(ed: EffectData, folds: int, seed: int, repeats: int, need, f
 
 def _settings(fit_settings: dict) -> dict:
     if "loss" in fit_settings:
-        raise TypeError("loss is set per nuisance (squared for outcomes, logistic for a binary "
-                        "treatment); do not pass loss=")
+        raise TypeError(LOSS_PER_NUISANCE)
     return {"progress": False, **fit_settings}
+
+
+def rows_of(settings: dict, rows, n: int) -> dict:
+    """The settings of a fit on some of the rows: per-observation ``weights``
+    (an array of n numbers) cut to those rows."""
+    w = settings.get("weights")
+    if w is None or isinstance(w, str):
+        return settings
+    w = np.asarray(w, dtype=float)
+    if w.shape != (n,):
+        raise ValueError(f"weights must be 'obs', 'cluster' or one number per observation "
+                         f"({n}), got {w.size} number(s)")
+    return {**settings, "weights": w[rows]}
 
 
 def fit_converged(model: FittedModel, rel_tol: float = 1e-3) -> bool:
@@ -329,18 +417,35 @@ def crossfit(x, target, cluster, fold, loss="squared", rows=None, seed=0, what="
     pred = np.full(n, np.nan)
     models = []
     settings = _settings(fit_settings)
-    for k in np.unique(fold):
-        train = (fold != k) & rows
-        test = fold == k
-        if np.unique(cluster[train]).size < 2:
-            raise ValueError(f"cross-fitting {what}: the training rows outside fold {k} come from "
-                             f"{np.unique(cluster[train]).size} cluster(s); the method needs at "
-                             f"least two (use fewer folds or more clusters)")
-        model = fit_arrays(x[train], target[train], cluster[train], loss=loss,
-                           seed=int(seed) + int(k), **settings)
-        pred[test] = model.predict_arrays(x[test])
-        models.append(model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", alerts.RFPWarning)
+        for k in np.unique(fold):
+            train = (fold != k) & rows
+            test = fold == k
+            if np.unique(cluster[train]).size < 2:
+                raise ValueError(f"cross-fitting {what}: the training rows outside fold {k} come "
+                                 f"from {np.unique(cluster[train]).size} cluster(s); the method "
+                                 f"needs at least two (use fewer folds or more clusters)")
+            model = fit_arrays(x[train], target[train], cluster[train], loss=loss,
+                               seed=int(seed) + int(k), **rows_of(settings, train, n))
+            pred[test] = model.predict_arrays(x[test])
+            models.append(model)
+    summarise_fit_warnings(caught, what, len(models))
     return pred, models
+
+
+def summarise_fit_warnings(caught, what: str, n_fits: int) -> None:
+    """One warning per kind (``alerts``) over the cross-fitting fits of a
+    nuisance, naming it and counting the fits; other warnings pass on."""
+    kinds = {}
+    for w in caught:
+        if issubclass(w.category, alerts.RFPWarning):
+            kinds.setdefault(w.category, []).append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    for category, messages in kinds.items():
+        warnings.warn(f"{what}: {len(messages)} of {n_fits} cross-fitting fit(s): {messages[0]}",
+                      category, stacklevel=4)
 
 
 def nuisances(ed: EffectData, fold: np.ndarray, need=("g", "m"), seed: int = 0,
@@ -658,11 +763,12 @@ def aipw_from_nuisances(y, d, e_hat, mu0, mu1, cluster, estimand="ATE", clip=0.0
 def dml_plm(data, y=None, d=None, x=None, cluster=None, *, folds: int = 5, seed: int = 0,
             repeats: int = 1, design=None, level: float = 0.95,
             warn_share: float | None = WARN_SHARE, na_action: str = "fail",
-            **fit_settings) -> Effect:
+            vcov: str = "CR1", **fit_settings) -> Effect:
     """Partially linear model by double ML with cluster-fold cross-fitting
     (module docstring); ``repeats`` > 1 repeats it over fold splits and takes
     the median. ``fit_settings`` go to ``rfp.fit_arrays`` for both nuisances
     (model, hidden, alpha, inner_steps, inner_lr, max_steps, ...)."""
+    check_vcov(vcov, "DML")
     ed = read(data, y, d, x, cluster, na_action=na_action, design=design, method="dml_plm")
     splits = []
     for s, fold, nz in split_nuisances(ed, folds, seed, repeats, ("g", "m"), fit_settings):
@@ -678,7 +784,8 @@ def dml_plm(data, y=None, d=None, x=None, cluster=None, *, folds: int = 5, seed:
 def aipw(data, y=None, d=None, x=None, cluster=None, *, estimand: str = "ATE", folds: int = 5,
          seed: int = 0, repeats: int = 1, clip: float = 0.01, design=None, level: float = 0.95,
          na_action: str = "fail", propensity: str = "auto",
-         propensity_penalty: float | str = PROPENSITY_PENALTY, **fit_settings) -> Effect:
+         propensity_penalty: float | str = PROPENSITY_PENALTY, vcov: str = "CR1",
+         **fit_settings) -> Effect:
     """AIPW (ATE or ATT) for a binary treatment with cluster-fold
     cross-fitting and cluster-robust influence-function SEs (module docstring).
 
@@ -692,6 +799,7 @@ def aipw(data, y=None, d=None, x=None, cluster=None, *, estimand: str = "ATE", f
     converged (every nuisance fit)."""
     if estimand not in ("ATE", "ATT"):
         raise ValueError(f"estimand must be 'ATE' or 'ATT', got {estimand!r}")
+    check_vcov(vcov, "AIPW")
     ed = read(data, y, d, x, cluster, na_action=na_action, binary=True, design=design,
               method="AIPW")
     level_e = propensity_level(ed, propensity)
@@ -733,6 +841,11 @@ class TLearner:
     def converged(self) -> bool:
         return fit_converged(self.mu0) and fit_converged(self.mu1)
 
+    def __repr__(self) -> str:
+        return (f"rfp T-learner for the effect of {self.treatment}: mu0 on "
+                f"{self.mu0.n_obs} untreated and mu1 on {self.mu1.n_obs} treated rows, "
+                f"controls {self.x_names}; predict(data) gives tau(x)")
+
 
 def t_learner(data, y=None, d=None, x=None, cluster=None, *, seed: int = 0, design=None,
               na_action: str = "fail", **fit_settings) -> TLearner:
@@ -748,7 +861,7 @@ def t_learner(data, y=None, d=None, x=None, cluster=None, *, seed: int = 0, desi
                 raise ValueError(f"the T-learner needs rows from at least two clusters with "
                                  f"{ed.treatment} = {arm}")
             model = fit_arrays(ed.x[rows], ed.y[rows], ed.cluster[rows], loss="squared",
-                               seed=seed, **settings)
+                               seed=seed, **rows_of(settings, rows, len(ed.y)))
             model.x_names = list(ed.x_names)
             arms.append(model)
     return TLearner(arms[0], arms[1], list(ed.x_names), ed.treatment)
@@ -758,7 +871,40 @@ ESTIMATORS = {"dml": dml_plm, "aipw": aipw, "t_learner": t_learner}
 
 
 def effect(data, y=None, d=None, x=None, cluster=None, method: str = "dml", **kwargs):
-    """``rfp.effect``: method "dml" (``dml_plm``), "aipw" or "t_learner"."""
-    if method not in ESTIMATORS:
+    """A treatment effect by the method, with cross-fitting by whole clusters.
+
+    Parameters
+    ----------
+    data : Arrow-compatible table or ``rfp.simulate.Simulation``
+        A Simulation supplies y, d, x and cluster.
+    y, d : str
+        Outcome and treatment columns (d binary 0/1 for "aipw" and
+        "t_learner"; any numbers for "dml").
+    x : list of str, str, or "all"
+        Control columns. Required for a table (``x="all"``: every column
+        other than y, d and cluster).
+    cluster : str
+        Cluster column (any type).
+    method : {"dml", "aipw", "t_learner"}
+        "dml": partially linear model by double ML (``dml_plm``; estimand
+        "PLM"); "aipw": augmented IPW (``aipw``; ``estimand`` "ATE" or
+        "ATT"); "t_learner": mu1(x) − mu0(x) (``t_learner``).
+    **kwargs
+        The estimator's options: folds (5), seed (0), repeats (1, repeated
+        cross-fitting), design (None, "cluster", "individual"), level
+        (0.95), na_action ("fail"/"omit"), vcov ("CR1" only; "CR2" and
+        "wild" raise NotImplementedError with the reason), warn_share
+        ("dml"), estimand, clip, propensity, propensity_penalty ("aipw"),
+        and the settings of the nuisance fits as in ``rfp.fit`` (model,
+        hidden, alpha, max_steps, ...; the loss is chosen per nuisance).
+
+    Returns
+    -------
+    Effect or TLearner
+        ``Effect``: estimate, std_error, ci_low, ci_high, df, se_type,
+        diagnostics, nuisance, with ``summary()`` and ``to_pandas()``.
+    """
+    if not isinstance(method, str) or method not in ESTIMATORS:
         raise ValueError(f"method must be one of {sorted(ESTIMATORS)}, got {method!r}")
+    kwargs = validate(kwargs, method)
     return ESTIMATORS[method](data, y, d, x, cluster, **kwargs)

@@ -1,17 +1,41 @@
-"""Save and load a fitted model: one .npz file holding the parameters as
-arrays and everything else as JSON.  Predictions are identical after a round
-trip (the float64 parameters are stored bit for bit)."""
+"""Save and load a fitted model: one .npz file holding the parameters, the
+scaling and the cluster labels as arrays and everything else as JSON.
+Predictions are identical after a round trip (the float64 parameters are
+stored bit for bit).
+
+Saving builds the whole file in memory, writes it to a temporary file in the
+target's folder and renames that over the target (``os.replace``), so a save
+that fails leaves an existing file as it was.  Loading never unpickles
+(``allow_pickle=False``) and checks everything it reads: a damaged or
+foreign file is a ``ValueError`` saying "<path> is not an rfp model file
+(<what is wrong>)", and the settings it holds pass ``settings.validate`` like
+a user's.
+"""
 from __future__ import annotations
 
+import io
 import json
+import os
+import tempfile
+import zipfile
 
 import numpy as np
 
 from .data import Scaler
+from .settings import DEFAULTS, validate
 from .train import History
 
-FORMAT = "rfp-model-1"
+FORMAT = "rfp-model-2"        # labels as arrays (format 1: labels in the JSON)
+READABLE = ("rfp-model-1", FORMAT)
+LABELS = ("cluster_labels", "train_clusters", "validation_clusters")
 
+
+class NotAModelFile(ValueError):
+    """A file that is not (or no longer) an rfp model file."""
+
+
+# ----------------------------------------------------------------------------
+# saving
 
 def _structure(tree, leaves):
     """Nested dicts/lists of arrays -> JSON structure with leaf indices."""
@@ -23,59 +47,294 @@ def _structure(tree, leaves):
     return {"leaf": len(leaves) - 1}
 
 
-def _rebuild(node, arrays):
-    if "dict" in node:
-        return {k: _rebuild(v, arrays) for k, v in node["dict"].items()}
-    if "list" in node:
-        return [_rebuild(v, arrays) for v in node["list"]]
-    if "tuple" in node:
-        return tuple(_rebuild(v, arrays) for v in node["tuple"])
-    return arrays[f"leaf{node['leaf']}"]
+def _label_array(labels) -> np.ndarray:
+    """Cluster labels as an array np.load reads without pickle (strings,
+    numbers, booleans, dates and times as datetime64 / timedelta64)."""
+    labels = np.asarray(labels)
+    return labels.astype(str) if labels.dtype.kind == "O" else labels
 
 
-def _labels_to_json(labels):
-    return {"dtype": labels.dtype.str, "values": labels.tolist()}
+def _config_json(config) -> dict:
+    out = {}
+    for k, v in config.items():
+        if callable(v):
+            raise ValueError(f"cannot save this model: its setting {k} is a function, which a "
+                             f"model file cannot hold; fit with a named {k} to save it")
+        out[k] = list(v) if isinstance(v, tuple) else v.tolist() if isinstance(v, np.ndarray) else v
+    return out
 
 
-def save(model, path) -> None:
+def archive(model, extra: dict | None = None) -> bytes:
+    """The model file's bytes (built in memory: nothing is written).
+    ``extra``: plain data (JSON) stored beside the model, e.g. the R
+    package's design (``rfp_save``)."""
     leaves = []
     structure = _structure(model.params, leaves)
-    config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in model.config.items()}
     meta = {
-        "format": FORMAT, "config": config, "structure": structure,
-        "x_names": model.x_names, "n_obs": model.n_obs, "n_dropped": model.n_dropped,
-        "best_step": model.best_step, "stopped_early": model.stopped_early,
-        "history": vars(model.history),
-        "clusters": {k: _labels_to_json(getattr(model, k)) for k in
-                     ("cluster_labels", "train_clusters", "validation_clusters")},
+        "format": FORMAT, "config": _config_json(model.config), "structure": structure,
+        "x_names": model.x_names, "n_obs": int(model.n_obs), "n_dropped": int(model.n_dropped),
+        "best_step": int(model.best_step), "stopped_early": bool(model.stopped_early),
+        "history": {k: [float(v) if k != "step" else int(v) for v in vals]
+                    for k, vals in vars(model.history).items()},
         "scaler": None if model.scaler is None else {
-            "y_mean": model.scaler.y_mean, "y_scale": model.scaler.y_scale},
+            "y_mean": float(model.scaler.y_mean), "y_scale": float(model.scaler.y_scale)},
     }
     arrays = {f"leaf{i}": a for i, a in enumerate(leaves)}
+    for k in LABELS:
+        arrays[k] = _label_array(getattr(model, k))
     if model.scaler is not None:
         arrays["x_mean"], arrays["x_scale"] = model.scaler.x_mean, model.scaler.x_scale
-    with open(path, "wb") as f:
-        np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+    if extra is not None:
+        arrays["extra"] = np.array(json.dumps(extra, allow_nan=True))
+    buffer = io.BytesIO()
+    np.savez(buffer, meta=np.array(json.dumps(meta, allow_nan=True)), **arrays)
+    return buffer.getvalue()
 
+
+def save(model, path, extra: dict | None = None) -> None:
+    """Write ``model`` (and ``extra``, see ``archive``) to ``path``
+    atomically: a temporary file in the same folder, renamed over the target
+    only once it is complete."""
+    payload = archive(model, extra)
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".rfp-save-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode(path))
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _file_mode(path) -> int:
+    """The target's permissions if it exists, else what a new file gets."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
+# ----------------------------------------------------------------------------
+# loading
 
 def load(path, model=None):
-    """Load a model saved with ``save``.  A model fitted with a user's
-    (init, apply) pair needs that pair again: ``load(path, model=(init, apply))``."""
+    """Load a model saved with ``FittedModel.save``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file written by ``save`` (NumPy ``.npz`` with the settings as JSON;
+        read without unpickling anything).
+    model : (init, apply) pair, optional
+        Needed again, and only, for a model fitted with a user's pair of JAX
+        functions (their code is not stored).
+
+    Returns
+    -------
+    FittedModel
+        Predicts exactly as the saved model did.
+
+    Raises
+    ------
+    ValueError
+        ``NotAModelFile`` (a ValueError) when the file is not an rfp model
+        file (damaged, foreign, invalid settings); a ValueError when a user
+        model is missing.
+    FileNotFoundError
+        No file at ``path``.
+    """
+    return load_with_extra(path, model)[0]
+
+
+def load_with_extra(path, model=None):
+    """(the model, the ``extra`` data saved with it or None)."""
+    arrays = _read_archive(path)
+    bad = lambda why: NotAModelFile(f"{path} is not an rfp model file ({why})")  # noqa: E731
+    extra = arrays.pop("extra", None)
+    if extra is not None:
+        extra = _read_meta(extra, bad, "extra")
+    return _model(path, arrays, model, bad), extra
+
+
+def _model(path, arrays, model, bad):
     from .api import FittedModel
-    with np.load(path, allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
-    meta = json.loads(str(arrays.pop("meta")))
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an rfp model file (format {meta.get('format')!r})")
-    config = meta["config"]
-    if config.get("hidden") is not None:
-        config["hidden"] = tuple(config["hidden"])
+    meta = _read_meta(arrays.pop("meta", None), bad)
+    if meta.get("format") not in READABLE:
+        raise bad(f"format {meta.get('format')!r}; this rfp reads {', '.join(READABLE)}")
+    need = ("config", "structure", "x_names", "n_obs", "n_dropped", "best_step",
+            "stopped_early", "history", "scaler")
+    missing = [k for k in need if k not in meta]
+    if missing:
+        raise bad(f"its metadata lacks {missing}")
+    config = _read_config(meta["config"], bad)
     if config["model"] == "user" and model is None:
-        raise ValueError("this model was fitted with a user (init, apply) pair: pass it as load(path, model=...)")
-    s = meta["scaler"]
-    scaler = None if s is None else Scaler(arrays["x_mean"], arrays["x_scale"], s["y_mean"], s["y_scale"])
-    labels = {k: np.array(v["values"], dtype=np.dtype(v["dtype"])) for k, v in meta["clusters"].items()}
-    return FittedModel(config, _rebuild(meta["structure"], arrays), meta["x_names"], scaler,
-                       History(**meta["history"]), meta["n_obs"], labels["cluster_labels"],
-                       labels["train_clusters"], labels["validation_clusters"], meta["best_step"],
-                       meta["stopped_early"], meta["n_dropped"], user_model=model)
+        raise ValueError("this model was fitted with a user (init, apply) pair: pass it as "
+                         "load(path, model=...)")
+    x_names = meta["x_names"]
+    if x_names is not None and (not isinstance(x_names, list)
+                                or not all(isinstance(n, str) for n in x_names)):
+        raise bad("x_names is not a list of column names")
+    scaler = _read_scaler(meta["scaler"], arrays, bad)
+    params = _rebuild(meta["structure"], arrays, bad)
+    p = len(x_names) if x_names is not None else (scaler.x_mean.size if scaler else None)
+    if scaler is not None and p != scaler.x_mean.size:
+        raise bad(f"{p} controls named but a scaling for {scaler.x_mean.size}")
+    _check_shapes(params, config, model, p, bad)
+    labels = _read_labels(meta, arrays, bad)
+    history = _read_history(meta["history"], bad)
+    counts = {k: meta[k] for k in ("n_obs", "n_dropped", "best_step")}
+    if any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in counts.values()):
+        raise bad(f"n_obs, n_dropped and best_step must be whole numbers >= 0, got {counts}")
+    return FittedModel(config, params, x_names, scaler, history, counts["n_obs"],
+                       labels["cluster_labels"], labels["train_clusters"],
+                       labels["validation_clusters"], counts["best_step"],
+                       bool(meta["stopped_early"]), counts["n_dropped"], user_model=model)
+
+
+def _read_archive(path) -> dict:
+    """Every member of the .npz as an array, never unpickling."""
+    bad = lambda why: NotAModelFile(f"{path} is not an rfp model file ({why})")  # noqa: E731
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such model file: {path}") from None
+    except IsADirectoryError:
+        raise bad("it is a folder") from None
+    if head.startswith(b"\x93NUMPY"):
+        raise bad("it holds a single NumPy array, not an rfp archive")
+    if not head.startswith(b"PK"):
+        raise bad("not a .npz archive: empty, or another kind of file")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, TypeError,
+            AttributeError) as err:
+        if "pickle" in str(err):
+            raise bad("it holds pickled Python objects, which rfp never loads") from None
+        raise bad(f"a damaged or truncated archive: {err}") from None
+
+
+def _read_meta(meta, bad, member="meta") -> dict:
+    if meta is None:
+        raise bad(f"no '{member}' member")
+    if meta.shape != () or meta.dtype.kind != "U":
+        raise bad(f"its '{member}' member is not a JSON text")
+    try:
+        out = json.loads(str(meta))
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise bad(f"its metadata is not valid JSON: {err}") from None
+    if not isinstance(out, dict):
+        raise bad("its metadata is not a JSON object")
+    return out
+
+
+def _read_config(config, bad) -> dict:
+    if not isinstance(config, dict) or "model" not in config:
+        raise bad("its settings are not a dict with a model")
+    config = dict(config)
+    if config["model"] == "user" or config.get("hidden") is None:
+        hidden = config.pop("hidden", None)
+    else:
+        hidden = "given"
+    try:
+        config = validate(config, "fit", saved=True)
+    except (TypeError, ValueError) as err:
+        raise bad(f"its settings are invalid: {err}") from None
+    config = {**DEFAULTS, **config}  # a file from an older rfp may lack a newer setting
+    if hidden != "given":
+        config["hidden"] = None
+    return config
+
+
+def _rebuild(node, arrays, bad, depth=0):
+    if depth > 64 or not isinstance(node, dict) or len(node) != 1:
+        raise bad("its parameter structure is damaged")
+    kind, value = next(iter(node.items()))
+    if kind == "dict" and isinstance(value, dict):
+        return {k: _rebuild(v, arrays, bad, depth + 1) for k, v in value.items()}
+    if kind in ("list", "tuple") and isinstance(value, list):
+        items = [_rebuild(v, arrays, bad, depth + 1) for v in value]
+        return items if kind == "list" else tuple(items)
+    if kind == "leaf" and isinstance(value, int):
+        leaf = arrays.get(f"leaf{value}")
+        if leaf is None:
+            raise bad(f"parameter leaf{value} is missing")
+        if leaf.dtype.kind not in "fiu" or not np.all(np.isfinite(leaf)):
+            raise bad(f"parameter leaf{value} is not an array of finite numbers")
+        return leaf
+    raise bad("its parameter structure is damaged")
+
+
+def _read_scaler(s, arrays, bad):
+    if s is None:
+        return None
+    try:
+        x_mean, x_scale = arrays["x_mean"], arrays["x_scale"]
+        y_mean, y_scale = float(s["y_mean"]), float(s["y_scale"])
+    except (KeyError, TypeError, ValueError):
+        raise bad("its scaling is incomplete") from None
+    ok = (x_mean.ndim == 1 and x_mean.shape == x_scale.shape and x_mean.dtype.kind == "f"
+          and x_scale.dtype.kind == "f" and np.all(np.isfinite(x_mean))
+          and np.all(np.isfinite(x_scale)) and np.all(x_scale > 0)
+          and np.isfinite(y_mean) and np.isfinite(y_scale) and y_scale > 0)
+    if not ok:
+        raise bad("its scaling is not finite numbers with positive scales")
+    return Scaler(x_mean, x_scale, y_mean, y_scale)
+
+
+def _check_shapes(params, config, user_model, p, bad):
+    """The parameters have the shapes the model's init makes for p inputs."""
+    if p is None:
+        return  # fit_arrays with a user pytree: nothing to compare against
+    import jax
+    from .api import _model_options
+    from .models import as_model
+    m = as_model(user_model) if config["model"] == "user" else \
+        as_model(config["model"], **_model_options(config))
+    try:
+        expected = jax.eval_shape(m.init, jax.random.PRNGKey(0), np.zeros((1, p)))
+    except Exception:  # a user's init that cannot take a matrix
+        return
+    got = jax.tree.map(lambda a: a.shape, params)
+    want = jax.tree.map(lambda a: a.shape, expected)
+    if jax.tree.structure(got) != jax.tree.structure(want) or got != want:
+        raise bad(f"its parameters do not fit a {config['model']} model with {p} input(s): "
+                  f"shapes {got}, expected {want}")
+
+
+def _read_labels(meta, arrays, bad) -> dict:
+    if meta["format"] == "rfp-model-1":  # labels in the JSON
+        try:
+            return {k: np.array(v["values"], dtype=np.dtype(v["dtype"]))
+                    for k, v in meta["clusters"].items()}
+        except (KeyError, TypeError, ValueError):
+            raise bad("its cluster labels are damaged") from None
+    missing = [k for k in LABELS if k not in arrays]
+    if missing:
+        raise bad(f"it lacks the member(s) {missing}")
+    out = {k: arrays[k] for k in LABELS}
+    if any(a.ndim != 1 for a in out.values()):
+        raise bad("its cluster labels are not one-dimensional")
+    return out
+
+
+def _read_history(h, bad) -> History:
+    try:
+        out = History(**{k: [float(v) for v in h[k]] for k in ("step", "train", "validation")})
+    except (KeyError, TypeError, ValueError):
+        raise bad("its training history is damaged") from None
+    out.step = [int(v) for v in out.step]
+    if not len(out.step) == len(out.train) == len(out.validation):
+        raise bad("its training history is damaged")
+    return out

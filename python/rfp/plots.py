@@ -7,6 +7,7 @@
 * ``loss_curves``: training objective R_k and held-out loss by step.
 * ``love_plot``: standardized mean differences before/after weighting.
 * ``estimates``: a comparison table's estimates with confidence intervals.
+* ``cv_curves``: a tuning run's held-out curves, one per configuration.
 """
 from __future__ import annotations
 
@@ -101,4 +102,26 @@ def estimates(table, path=None, truth: float | None = None):
         ax.legend()
     ax.set_yticks(pos, labels)
     ax.set_xlabel("estimate with confidence interval")
+    return _done(fig, path)
+
+
+def cv_curves(cv, path=None):
+    """Cross-validated held-out loss CV_g(t) of every configuration of a
+    tuning run against the outer step; the chosen one bold with its step
+    marked, the training mean (constant predictor) dashed."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    keys = [k for k in ("alpha", "inner_lr", "learning_rate", "inner_steps", "hidden")
+            if len({str(c.get(k)) for c in cv.configs}) > 1] or ["alpha"]
+    for g, c in enumerate(cv.configs):
+        label = ", ".join(f"{k}={c.get(k)}" for k in keys)
+        chosen = g == cv.chosen
+        ax.plot(cv.steps[g], cv.curves[g], lw=2.5 if chosen else 1, alpha=1 if chosen else 0.6,
+                label=label + (" (chosen)" if chosen else ""))
+    ax.axhline(cv.mean_loss, color="k", ls="--", lw=1, label="training mean")
+    ax.axvline(cv.chosen_step, color="grey", ls=":")
+    ax.set_xlabel("outer step")
+    ax.set_ylabel("held-out loss, mean over folds")
+    ax.set_title(f"Cross-validation across clusters ({cv.folds} folds)")
+    ax.legend(fontsize=7, ncol=2)
     return _done(fig, path)

@@ -63,7 +63,7 @@ def test_empty_table_is_an_error():
 
 
 def test_bad_settings_are_errors_not_tracebacks():
-    with pytest.raises(ValueError, match="alpha must be in"):
+    with pytest.raises(ValueError, match=r"alpha must be a number in \[0, 1\]"):
         fit(table(), alpha=1.5)
     with pytest.raises(TypeError, match="unknown setting"):
         fit(table(), inner_step=3)

@@ -697,7 +697,7 @@ def test_other_bad_input():
         effects.dml_plm(t, "y", "d", ["w"], "g")
     with pytest.raises(ValueError, match="cluster= is required"):
         effects.dml_plm(t, "y", "d", ["x"])
-    with pytest.raises(ValueError, match="the treatment column 'd' is also listed"):
+    with pytest.raises(ValueError, match="the treatment 'd' is also a control"):
         effects.dml_plm(t, "y", "d", ["x", "d"], "g")
     with pytest.raises(ValueError, match="estimand must be 'ATE' or 'ATT'"):
         effects.aipw(t, "y", "d", ["x"], "g", estimand="ATC")

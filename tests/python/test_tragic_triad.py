@@ -1,17 +1,15 @@
-"""The papers' claim on the tragic triad, tested at 2 standard errors.
+"""Regression check (not evidence) of the tragic-triad result.
 
-20 replications with fixed seeds of the low-overlap design (40 clusters x 30
-observations, tail deviations sd 1): paired differences in mean squared error
-against the true conditional mean on 50 clusters held out of training.
-
-What the evidence supports (validation/RESULTS.md has the numbers and the
-settings where it does not hold):
-- the method (alpha = 0.5, k = 1, eta = 0.1) beats ERM by more than 2 SE;
-- against MAML the difference favours the method but is within 2 SE, so we
-  assert only that the method is not worse than MAML by 2 SE.
+It reruns the seeds the original result came from (0-4 of the 20 in
+validation/TRAGIC_TRIAD.md, low overlap, 40 clusters x 30, tail sd 1):
+the method (alpha = 0.5, k = 1, eta = 0.1) had a lower mean squared error on
+50 held-out clusters than ERM and MAML there.  A change that breaks that on
+these seeds is worth a look; whether the method wins on fresh samples is
+what validation/TUNING.md measures, with seeds fixed before the runs.
 """
 import importlib.util
 import pathlib
+import warnings
 
 import numpy as np
 import pytest
@@ -28,20 +26,16 @@ DESIGN = {"n_clusters": 40, "sd_tail": 1.0}
 
 @pytest.fixture(scope="module")
 def low_overlap():
-    rows = study.run(20, "low", False, 0.5, SETTINGS, DESIGN, quiet=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # individual fits may warn; the means are checked
+        rows = study.run(5, "low", False, 0.5, SETTINGS, DESIGN, quiet=True)
     return study.summarise(rows)
 
 
-def test_method_beats_erm_on_held_out_clusters(low_overlap):
-    diff, se = low_overlap["method-erm"]
-    print(f"method - ERM: {diff:+.4f} (se {se:.4f})")
-    assert diff + 2 * se < 0
-
-
-def test_method_is_not_worse_than_maml(low_overlap):
-    diff, se = low_overlap["method-maml"]
-    print(f"method - MAML: {diff:+.4f} (se {se:.4f})")
-    assert diff - 2 * se < 0
+def test_method_below_erm_and_maml_on_the_original_seeds(low_overlap):
+    print({k: round(v[0], 4) for k, v in low_overlap.items()})
+    assert low_overlap["method-erm"][0] < 0
+    assert low_overlap["method-maml"][0] < 0
 
 
 def test_every_method_has_finite_errors(low_overlap):

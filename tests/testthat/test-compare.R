@@ -25,7 +25,8 @@ test_that("rfp_compare equals rfp.compare row by row to 1e-10", {
   expect_s3_class(r, "rfp_compare")
   expect_identical(names(r), c("method", "estimand", "estimate", "std.error", "conf.low",
                                "conf.high", "n", "clusters", "ess", "converged",
-                               "variance_share", "truth", "error", "note"))
+                               "variance_share", "p.value", "df", "se_type", "truth", "error",
+                               "note"))
 })
 
 test_that("the fixed-effects row equals lm + sandwich::vcovCL with CR1 by cluster", {

@@ -150,7 +150,7 @@ test_that("bad input to rfp_effect gives clear R errors", {
   expect_error(rfp_effect(y ~ x1 | g, df, treatment = "d", max_step = 5),
                "unknown setting\\(s\\) 'max_step'")
   expect_error(rfp_effect(y ~ x1 | g, df, treatment = "d", design = "school"),
-               "should be one of")
+               "design must be one of 'cluster', 'individual' or None")
 })
 
 test_that("the backend's own input errors reach R with their message", {

@@ -114,7 +114,7 @@ test_that("missing values: an error before Python; na.omit / na.exclude drop and
   expect_true(all(is.na(p[c(4, 30)])) && all(is.finite(p[-c(4, 30)])))
 })
 
-test_that("backend errors arrive as plain R errors, settings are checked in R", {
+test_that("backend errors arrive as plain R errors, settings are checked by the backend", {
   skip_if_no_backend()
   df <- clustered_data()
   err <- tryCatch(rfp(y ~ x1 | g, data = df, model = "linear", loss = "logistic",
@@ -126,7 +126,7 @@ test_that("backend errors arrive as plain R errors, settings are checked in R", 
   expect_error(rfp(y ~ x1 | g, data = df, alpha = 2), "alpha must be a number in [0, 1]",
                fixed = TRUE)
   expect_error(rfp(y ~ x1 | g, data = df, inner_steps = 1.5), "inner_steps must be a whole")
-  expect_error(rfp(y ~ x1 | g, data = df, model = "lm"), "should be one of")
+  expect_error(rfp(y ~ x1 | g, data = df, model = "lm"), "model must be one of", fixed = TRUE)
 })
 
 test_that("predict works for clusters not seen in training and without the cluster column", {
@@ -175,7 +175,8 @@ test_that("saveRDS, rfp_save and a new R session all predict identically", {
   loaded <- rfp_load(path)
   expect_identical(predict(loaded, newdata = df), before)
   expect_identical(loaded$history, fit$history)
-  expect_error(rfp_load({p <- tempfile(); saveRDS(list(a = 1), p); p}), "does not hold an rfp fit")
+  expect_error(rfp_load({p <- tempfile(); saveRDS(list(a = 1), p); p}),
+               "is an R data file (.rds), not an rfp model file", fixed = TRUE)
 
   data_path <- tempfile(fileext = ".rds")
   out_path <- tempfile(fileext = ".rds")

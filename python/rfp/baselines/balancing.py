@@ -36,7 +36,9 @@ import osqp
 import pyarrow as pa
 from scipy import sparse
 
-from ..data import as_table, drop_missing, encode_clusters, numeric, require_columns
+from .. import results
+from ..data import (as_table, check_magnitudes, drop_missing, encode_clusters, numeric,
+                    require_columns)
 from ..diagnostics import balance_table, effective_sample_size
 
 __all__ = [
@@ -596,6 +598,26 @@ class BalancingFit:
     ess: float
     x_names: list
 
+    def summary(self):
+        """The balance table as a pandas DataFrame indexed by covariate."""
+        out = self.balance.to_pandas()
+        return out.set_index(out.columns[0]) if len(out.columns) else out
+
+    def to_pandas(self):
+        """The balance table as a pandas DataFrame (one row per covariate)."""
+        return self.balance.to_pandas()
+
+    def __repr__(self) -> str:
+        rows = self.balance.to_pylist()
+        table = results.text_table(rows, list(rows[0])) if rows else "(no covariates)"
+        converged = getattr(self.result, "converged", getattr(self.result, "solved", None))
+        return "\n".join([
+            f"rfp balancing weights: {type(self.result).__name__}, {int(self.kept.sum())} rows, "
+            f"effective sample size of the controls {results.number(self.ess, 1)}"
+            + ("" if converged is None else f", converged {results.number(bool(converged))}"),
+            table,
+        ])
+
 
 def _read(data, treatment, x, cluster=None, cluster_x=(), weight_col=None, na_action="fail"):
     """Checked columns: X (n, p), cluster-level X, base weights, treated (n,)
@@ -607,6 +629,10 @@ def _read(data, treatment, x, cluster=None, cluster_x=(), weight_col=None, na_ac
         raise ValueError("no covariates: pass x=[...] naming at least one numeric column")
     if na_action not in ("fail", "omit"):
         raise ValueError(f"na_action must be 'fail' or 'omit', got {na_action!r}")
+    for name, role in ((treatment, "treatment"), (cluster, "cluster variable")):
+        if name is not None and name in [*x, *cluster_x]:
+            raise ValueError(f"the {role} '{name}' is also a covariate: remove it from the "
+                             f"covariates")
     cols = ([treatment, *x, *cluster_x] + ([cluster] if cluster is not None else [])
             + ([weight_col] if weight_col is not None else []))
     require_columns(table, cols)
@@ -637,6 +663,10 @@ def _read(data, treatment, x, cluster=None, cluster_x=(), weight_col=None, na_ac
     xs = np.column_stack([numeric(table, c, "covariate") for c in x]) if x else np.zeros((table.num_rows, 0))
     vs = (np.column_stack([numeric(table, c, "cluster covariate") for c in cluster_x])
           if cluster_x else np.zeros((table.num_rows, 0)))
+    for j, c in enumerate(x):
+        check_magnitudes(xs[:, j], c, "covariate")
+    for j, c in enumerate(cluster_x):
+        check_magnitudes(vs[:, j], c, "cluster covariate")
     bw = numeric(table, weight_col, "base weight") if weight_col is not None else None
     codes = labels = None
     if cluster is not None:

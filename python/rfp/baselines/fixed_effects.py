@@ -5,9 +5,19 @@ effects absorbed by the within transformation (Frisch–Waugh–Lovell): one fix
 effect is swept out exactly by group means, two or more by alternating
 projections (sweep each fixed effect's group means in turn) until the largest
 change in a sweep is below ``tol`` relative to the column's scale. Standard
-errors are CR1 by cluster (``rfp.inference.cr1_vcov``) with K counted as in
-fixest's default ``ssc(fixef.K = "nested")`` (``rfp.inference.fixest_dof_k``);
-tests and intervals use a t with G - 1 degrees of freedom.
+errors (``vcov``):
+
+* "CR1" (default): by cluster (``rfp.inference.cr1_vcov``) with K counted as
+  in fixest's default ``ssc(fixef.K = "nested")``
+  (``rfp.inference.fixest_dof_k``); t with G - 1 degrees of freedom.
+* "CR2": Bell-McCaffrey bias-reduced variance with the adjustment of the
+  regression with the fixed effects as dummies (``rfp.inference.CR2``) and a
+  t with Satterthwaite degrees of freedom per coefficient, as
+  ``clubSandwich::coef_test(vcov = "CR2", test = "Satterthwaite")`` and
+  ``estimatr::lm_robust(se_type = "CR2")``.
+* "wild": the CR1 standard error, but p-values and intervals from the wild
+  cluster bootstrap with the null imposed (``rfp.wild_bootstrap``; interval
+  by test inversion), seeded by ``seed``.
 
 Numbers equal fixest / pyfixest ``feols(y ~ d + x | fe, vcov = ~cl)``. They
 equal R's ``lm(y ~ d + x + factor(fe))`` + ``sandwich::vcovCL(type = "HC1")``
@@ -25,7 +35,10 @@ import pyarrow as pa
 import scipy.sparse as sp
 
 from .. import data as rdata
-from ..inference import cr1_vcov, fixest_dof_k, t_test
+from .. import results
+from ..inference import CR2, cr1_vcov, fixest_dof_k, t_test
+from ..settings import validate
+from ..wild_bootstrap import wild_cluster_bootstrap
 
 INTERCEPT = "(Intercept)"
 _COLLINEAR_TOL = 1e-9   # |x̃_j residual| / |x_j centred| below this: collinear
@@ -37,8 +50,10 @@ class FixedEffectsFit:
 
     ``terms`` names the regressors (treatment first, then controls; with no
     fixed effects ``(Intercept)`` leads). ``K`` is the parameter count in the
-    CR1 factor (n - 1)/(n - K) and ``df = n_clusters - 1`` the t degrees of
-    freedom.
+    CR1 factor (n - 1)/(n - K). ``se_type`` is "CR1", "CR2" or "wild"; ``df``
+    the t degrees of freedom, n_clusters - 1 (CR1, wild) or Satterthwaite's,
+    one per term (CR2). ``bootstrap``: the wild bootstrap's draws, weights
+    and seed (``se_type = "wild"``).
     """
     terms: list
     estimate: np.ndarray
@@ -60,6 +75,8 @@ class FixedEffectsFit:
     n_dropped: int = 0
     iterations: int = 0
     converged: bool = True
+    se_type: str = "CR1"
+    bootstrap: dict = field(default_factory=dict)
 
     def tidy(self) -> pa.Table:
         """One row per regressor: term, estimate, std_error, t, p, ci_low, ci_high."""
@@ -73,6 +90,42 @@ class FixedEffectsFit:
             "ci_high": self.ci_high,
         })
 
+    def summary(self):
+        """Coefficient table (pandas, indexed by term): estimate, std_error,
+        t, p_value, ci_low, ci_high, df, se_type."""
+        pd = results.pandas()
+        out = pd.DataFrame({"estimate": self.estimate, "std_error": self.std_error, "t": self.t,
+                            "p_value": self.p, "ci_low": self.ci_low, "ci_high": self.ci_high,
+                            "df": np.broadcast_to(np.asarray(self.df, float), len(self.terms)),
+                            "se_type": self.se_type},
+                           index=pd.Index(list(self.terms), name="term"))
+        return out
+
+    def to_pandas(self):
+        """``summary()`` with the term as a column (one row per regressor)."""
+        return self.summary().reset_index()
+
+    def __repr__(self) -> str:
+        rows = [{"term": t, "estimate": e, "std_error": s, "t": tt, "p_value": p, "ci_low": lo,
+                 "ci_high": hi} for t, e, s, tt, p, lo, hi in
+                zip(self.terms, self.estimate, self.std_error, self.t, self.p, self.ci_low,
+                    self.ci_high)]
+        if self.se_type == "CR2":
+            how = "CR2 (Bell-McCaffrey), t with Satterthwaite df"
+        elif self.se_type == "wild":
+            b = self.bootstrap
+            how = (f"CR1; p-values and intervals from the wild cluster bootstrap "
+                   f"({b['weights']}, {b['draws']} draws, seed {b['seed']})")
+        else:
+            how = f"CR1, t on {self.df} df"
+        fe = f", fixed effects: {', '.join(self.fe)}" if self.fe else ""
+        return "\n".join([
+            f"rfp fixed effects: {self.outcome} on {', '.join(self.terms)}{fe}",
+            f"{self.n} observations in {self.n_clusters} clusters ({self.cluster}); standard "
+            f"errors {how}; {self.level:.0%} intervals",
+            results.text_table(rows, list(rows[0])),
+        ])
+
     def row(self, term: str | None = None) -> dict:
         """The table row of ``term`` (the treatment by default) as a dict."""
         term = self.treatment if term is None else term
@@ -82,26 +135,57 @@ class FixedEffectsFit:
         return {"term": term, "estimate": float(self.estimate[j]),
                 "std_error": float(self.std_error[j]), "t": float(self.t[j]),
                 "p": float(self.p[j]), "ci_low": float(self.ci_low[j]),
-                "ci_high": float(self.ci_high[j])}
+                "ci_high": float(self.ci_high[j]), "df": float(np.broadcast_to(self.df,
+                                                                              len(self.terms))[j])}
 
 
 def fixed_effects(data, y: str, treatment: str, controls=(), fe=(), *, cluster: str,
                   na_action: str = "fail", level: float = 0.95, tol: float = 1e-14,
-                  max_iter: int = 100_000) -> FixedEffectsFit:
+                  max_iter: int = 100_000, vcov: str = "CR1", bootstrap_draws: int = 9999,
+                  bootstrap_weights: str = "rademacher", seed: int = 0) -> FixedEffectsFit:
     """OLS of ``y`` on ``treatment`` + ``controls`` absorbing the ``fe``
-    columns, CR1 standard errors clustered by ``cluster``.
+    columns, standard errors clustered by ``cluster``.
 
-    ``data`` is any Arrow-compatible table. ``na_action="fail"`` rejects rows
-    with missing values in any used column; ``"omit"`` drops them with a
-    warning. Raises ``ValueError`` naming the column for a missing or
-    non-numeric column, missing values, a constant treatment, a regressor
-    collinear with others or absorbed by the fixed effects, or fewer than two
-    clusters.
+    Parameters
+    ----------
+    data : Arrow-compatible table (pyarrow, pandas, polars)
+    y, treatment : str
+        Outcome and treatment columns (numeric).
+    controls : str or list of str
+        Further numeric regressors.
+    fe : str or list of str
+        Fixed-effect columns (any type), absorbed.
+    cluster : str
+        Cluster column (any type).
+    na_action : {"fail", "omit"}
+        "fail" rejects rows with missing values in any used column; "omit"
+        drops them with a warning.
+    level : float
+        Confidence level of the intervals.
+    tol, max_iter : float, int
+        Convergence of the alternating projections (two or more ``fe``).
+    vcov : {"CR1", "CR2", "wild"}
+        Variance and inference (module docstring).
+    bootstrap_draws, bootstrap_weights, seed
+        The wild bootstrap's number of draws, weights ("rademacher" or
+        "webb") and seed (``vcov = "wild"`` only).
+
+    Returns
+    -------
+    FixedEffectsFit
+
+    Raises ``ValueError`` naming the column for a missing or non-numeric
+    column, missing values, a constant treatment, a regressor collinear with
+    others or absorbed by the fixed effects, or fewer than two clusters.
     """
+    checked = validate(dict(na_action=na_action, level=level, tol=tol, max_iter=max_iter,
+                            vcov=vcov, bootstrap_draws=bootstrap_draws,
+                            bootstrap_weights=bootstrap_weights, seed=seed), "fixed_effects")
+    level, tol, max_iter, vcov = (checked[k] for k in ("level", "tol", "max_iter", "vcov"))
+    bootstrap_draws, bootstrap_weights, seed = (
+        checked[k] for k in ("bootstrap_draws", "bootstrap_weights", "seed"))
     controls = [controls] if isinstance(controls, str) else list(controls)
     fe = [fe] if isinstance(fe, str) else list(fe)
-    if na_action not in ("fail", "omit"):
-        raise ValueError(f"na_action must be 'fail' or 'omit', got {na_action!r}")
     _check_roles(y, treatment, controls, fe)
 
     table = rdata.as_table(data)
@@ -147,16 +231,33 @@ def fixed_effects(data, y: str, treatment: str, controls=(), fe=(), *, cluster: 
     beta = np.linalg.solve(xtx, x_tilde.T @ y_tilde)
     resid = y_tilde - x_tilde @ beta
     k = fixest_dof_k(x.shape[1], fe_codes, cl_codes) if fe else x.shape[1]
-    vcov = cr1_vcov(x_tilde, resid, cl_codes, k=k)
-    se = np.sqrt(np.diag(vcov))
     n_clusters = len(cl_labels)
-    test = t_test(beta, se, df=n_clusters - 1, level=level)
+    df, bootstrap = n_clusters - 1, {}
+    if vcov == "CR2":
+        cr2 = CR2.fit(x_tilde, resid, cl_codes, fe_codes)
+        v = cr2.vcov
+        df = cr2.df_coefficients()
+    else:
+        v = cr1_vcov(x_tilde, resid, cl_codes, k=k)
+    se = np.sqrt(np.diag(v))
+    test = t_test(beta, se, df=df, level=level)
+    p, lo, hi = test.p, test.ci_low, test.ci_high
+    if vcov == "wild":
+        boots = [wild_cluster_bootstrap(x_tilde, y_tilde, cl_codes, j, fe_codes,
+                                        draws=bootstrap_draws, weights=bootstrap_weights,
+                                        seed=seed, level=level, k=k)
+                 for j in range(len(terms))]
+        p = np.array([b.p_value for b in boots])
+        lo = np.array([b.ci_low for b in boots])
+        hi = np.array([b.ci_high for b in boots])
+        bootstrap = {"draws": boots[0].draws, "weights": bootstrap_weights, "seed": int(seed),
+                     "full_enumeration": boots[0].full_enumeration}
     return FixedEffectsFit(
-        terms=terms, estimate=beta, std_error=se, t=test.t, p=test.p,
-        ci_low=test.ci_low, ci_high=test.ci_high, vcov=vcov, n=len(yv),
-        n_clusters=n_clusters, K=k, df=n_clusters - 1, level=level, outcome=y,
+        terms=terms, estimate=beta, std_error=se, t=test.t, p=p,
+        ci_low=lo, ci_high=hi, vcov=v, n=len(yv),
+        n_clusters=n_clusters, K=k, df=df, level=level, outcome=y,
         treatment=treatment, fe=fe, cluster=cluster, n_dropped=n_dropped,
-        iterations=iterations, converged=converged,
+        iterations=iterations, converged=converged, se_type=vcov, bootstrap=bootstrap,
     )
 
 

@@ -1,0 +1,165 @@
+"""scikit-learn estimators around ``rfp.fit_arrays``: ``RFPRegressor``
+(squared loss) and ``RFPClassifier`` (logistic loss, binary 0/1 target), so
+the method can sit in pipelines, ``clone``, grid searches and serve as a
+DoubleML learner.
+
+Where the cluster comes from. The method needs the cluster of every training
+row (its inner adaptation steps are per cluster). In order:
+
+1. ``fit(X, y, groups=cluster)``, scikit-learn's name for row groups;
+2. else ``cluster_column``: the index of a column of X that holds the cluster
+   code. It is taken out of X before fitting and predicting (it is never a
+   feature). This is the route for DoubleML, which calls
+   ``learner.fit(X, y)`` without groups: put a numeric copy of the cluster
+   id among DoubleML's ``x_cols`` and set ``cluster_column`` to its index;
+3. else a ``ValueError`` saying so. There is no silent fallback: one row per
+   cluster would turn the per-cluster adaptation into a per-row one, a
+   different method.
+
+Prediction uses theta alone (never the cluster), as ``FittedModel.predict``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.utils.validation import check_is_fitted
+
+from .api import fit_arrays
+
+
+class _RFPBase(BaseEstimator):
+    _loss = "squared"
+
+    def __init__(self, model="mlp", hidden=(32, 32), activation="tanh", alpha=0.5,
+                 inner_steps=1, inner_lr=0.1, penalty=0.0, learning_rate=1e-2, max_steps=2000,
+                 patience=200, validation_share=0.2, weights="obs", seed=0,
+                 cluster_column=None, progress=False):
+        self.model = model
+        self.hidden = hidden
+        self.activation = activation
+        self.alpha = alpha
+        self.inner_steps = inner_steps
+        self.inner_lr = inner_lr
+        self.penalty = penalty
+        self.learning_rate = learning_rate
+        self.max_steps = max_steps
+        self.patience = patience
+        self.validation_share = validation_share
+        self.weights = weights
+        self.seed = seed
+        self.cluster_column = cluster_column
+        self.progress = progress
+
+    def _split(self, X, groups=None):
+        """(features, cluster or None) from X and groups (module docstring)."""
+        x = np.asarray(X, dtype=float)
+        if x.ndim == 1:
+            x = x[:, None]
+        if self.cluster_column is None:
+            return x, groups
+        j = int(self.cluster_column)
+        if not -x.shape[1] <= j < x.shape[1]:
+            raise ValueError(f"cluster_column={self.cluster_column} is not a column of X, which "
+                             f"has {x.shape[1]} column(s)")
+        features = np.delete(x, j, axis=1)
+        if features.shape[1] == 0:
+            raise ValueError("X holds only the cluster column: there are no features")
+        return features, (x[:, j] if groups is None else groups)
+
+    def _fit(self, X, y, groups):
+        x, cluster = self._split(X, groups)
+        if cluster is None:
+            raise ValueError(
+                f"{type(self).__name__} needs the cluster of every row: call fit(X, y, "
+                f"groups=cluster), or set cluster_column=<index of the cluster column in X> "
+                f"(DoubleML passes no groups; see rfp.sklearn)")
+        cluster = np.asarray(cluster).reshape(-1)
+        self.model_ = fit_arrays(
+            x, np.asarray(y, dtype=float).reshape(-1), cluster, model=self.model,
+            progress=self.progress, hidden=tuple(self.hidden), activation=self.activation,
+            alpha=self.alpha, inner_steps=self.inner_steps, inner_lr=self.inner_lr,
+            penalty=self.penalty, learning_rate=self.learning_rate, max_steps=self.max_steps,
+            patience=self.patience, validation_share=self.validation_share,
+            weights=self.weights, seed=self.seed, loss=self._loss)
+        self.n_features_in_ = np.asarray(X).reshape(len(cluster), -1).shape[1]
+        return self
+
+    def _response(self, X):
+        check_is_fitted(self, "model_")
+        x, _ = self._split(X)
+        return self.model_.predict_arrays(x)
+
+
+class RFPRegressor(RegressorMixin, _RFPBase):
+    """The method as a scikit-learn regressor (squared loss).
+
+    Parameters
+    ----------
+    model, hidden, activation, alpha, inner_steps, inner_lr, penalty,
+    learning_rate, max_steps, patience, validation_share, weights, seed
+        The settings of ``rfp.fit`` (same defaults).
+    cluster_column : int, optional
+        Index of the column of X that holds the cluster (module docstring);
+        needed when ``fit`` gets no ``groups`` (e.g. inside DoubleML).
+    progress : bool
+        Show a progress bar while fitting.
+
+    Attributes
+    ----------
+    model_ : FittedModel
+        The fitted model.
+    """
+
+    _loss = "squared"
+
+    def fit(self, X, y, groups=None):
+        """Fit on features X and outcome y; ``groups`` are the clusters.
+
+        Parameters
+        ----------
+        X : array-like (n, p)
+        y : array-like (n,)
+        groups : array-like (n,), optional
+            Cluster labels; default the ``cluster_column`` of X.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, groups)
+
+    def predict(self, X):
+        """E[y | x] for the rows of X (array-like; the cluster column, if
+        any, is dropped). Returns a NumPy array."""
+        return self._response(X)
+
+
+class RFPClassifier(ClassifierMixin, _RFPBase):
+    """The method as a scikit-learn binary classifier (logistic loss; the
+    target must be coded 0/1). Parameters as ``RFPRegressor``.
+
+    Attributes
+    ----------
+    model_ : FittedModel
+    classes_ : ndarray, [0, 1]
+    """
+
+    _loss = "logistic"
+
+    def fit(self, X, y, groups=None):
+        """Fit P(y = 1 | x); y must be 0/1 (see ``RFPRegressor.fit``)."""
+        y = np.asarray(y, dtype=float).reshape(-1)
+        if not np.all((y == 0) | (y == 1)):
+            raise ValueError("RFPClassifier needs a target coded 0/1; values seen: "
+                             f"{np.unique(y)[:10].tolist()}")
+        self.classes_ = np.array([0, 1])
+        return self._fit(X, y, groups)
+
+    def predict_proba(self, X):
+        """(n, 2) array: P(y = 0 | x) and P(y = 1 | x)."""
+        p1 = self._response(X)
+        return np.column_stack([1.0 - p1, p1])
+
+    def predict(self, X):
+        """The class with the larger probability (0 or 1)."""
+        return (self._response(X) > 0.5).astype(int)

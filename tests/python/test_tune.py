@@ -1,0 +1,145 @@
+"""rfp.tune: K-fold cross-validation across clusters, every configuration x
+fold in one compiled program.
+
+The reference for the batched program is the plain, separately written path:
+one ``fit_arrays`` per configuration and fold on the clusters outside the
+fold, scored on the fold's clusters with NumPy.
+"""
+import numpy as np
+import pytest
+
+import rfp
+from rfp import crossval
+
+
+def _data(n_clusters=12, n=15, seed=0):
+    rng = np.random.default_rng(seed)
+    cluster = np.repeat(np.arange(n_clusters), n)
+    mu = rng.normal(0, 1, n_clusters)
+    x = mu[cluster] + 0.5 * rng.normal(size=cluster.size)
+    y = np.abs(x) + rng.normal(0, 0.5, n_clusters)[cluster] + 0.2 * rng.normal(size=cluster.size)
+    return x[:, None], y, cluster
+
+
+SMALL = dict(model="mlp", hidden=(8,), max_steps=40, eval_every=10, patience=None, seed=3)
+
+
+def test_batched_cv_equals_separate_fits():
+    """CV_g(t) of the batched program equals a loop of ordinary fits on the
+    training folds, each scored on its held-out fold (float tolerance)."""
+    x, y, cluster = _data()
+    grid = {"alpha": [1.0, 0.5], "inner_lr": [0.2], "learning_rate": [0.02, 0.005]}
+    model = rfp.tune_arrays(x, y, cluster, grid=grid, folds=3, scale=False, progress=False, **SMALL)
+    cv = model.cv
+    fold_of_row = cv.fold_of_cluster[cluster]   # labels 0..G-1 are their own codes
+    for g, c in enumerate(cv.configs):
+        num = den = 0.0
+        for f in range(3):
+            tr, te = fold_of_row != f, fold_of_row == f
+            settings = {k: c[k] for k in ("alpha", "inner_lr", "learning_rate", "inner_steps")}
+            m = rfp.fit_arrays(x[tr], y[tr], cluster[tr], scale=False, progress=False,
+                               hidden=(8,), max_steps=40, eval_every=10, patience=None, seed=3,
+                               **settings)
+            pred = m.predict_arrays(x[te])
+            num += np.sum((y[te] - pred) ** 2)
+            den += te.sum()
+        assert cv.curves[g][-1] == pytest.approx(num / den, rel=1e-8, abs=1e-10)
+
+
+def test_compiles_once_per_shape_group():
+    """Configurations differing in alpha, eta and learning rate share one
+    program; a second width is one more."""
+    x, y, cluster = _data(seed=1)
+    before = crossval.batch_chunk._cache_size()
+    rfp.tune_arrays(x, y, cluster, grid={"alpha": [1.0, 0.7, 0.3, 0.0], "inner_lr": [0.1, 0.3],
+                                        "learning_rate": [0.01, 0.03]},
+                    folds=3, progress=False, **SMALL)
+    assert crossval.batch_chunk._cache_size() - before == 1
+    before = crossval.batch_chunk._cache_size()
+    rfp.tune_arrays(x, y, cluster, grid={"alpha": [1.0, 0.5, 0.0], "hidden": [(8,), (4,)]},
+                    folds=3, progress=False, **SMALL)
+    assert crossval.batch_chunk._cache_size() - before == 2   # one program per width
+
+
+def test_grid_expansion_and_table():
+    base = dict(rfp.api.DEFAULTS)
+    configs = crossval.expand_grid(None, base)
+    alphas = {c["alpha"] for c in configs}
+    assert 1.0 in alphas and 0.0 in alphas          # ERM and MAML in the default grid
+    assert sum(c["alpha"] == 1.0 for c in configs) == 1   # eta is moot at alpha = 1
+    assert len(configs) == 9
+    with pytest.raises(TypeError, match="list of candidates"):
+        crossval.expand_grid({"alpha": 0.5}, base)
+    with pytest.raises(ValueError, match="cannot be tuned"):
+        crossval.expand_grid({"max_steps": [10]}, base)
+
+
+def test_choice_one_se_and_refit():
+    x, y, cluster = _data(seed=2)
+    settings = dict(SMALL, max_steps=60)
+    grid = {"alpha": [1.0, 0.5], "inner_lr": [0.1]}
+    best = rfp.tune_arrays(x, y, cluster, grid=grid, folds=4, progress=False, **settings)
+    cv = best.cv
+    g = int(np.argmin(cv.loss))
+    assert cv.chosen == g and cv.loss[g] == pytest.approx(np.min([np.min(c) for c in cv.curves]))
+    assert best.best_step == cv.chosen_step == cv.best_step[g]
+    assert best.config["alpha"] == cv.configs[g]["alpha"]
+    assert len(best.validation_clusters) == 0        # refitted on every cluster
+    lenient = rfp.tune_arrays(x, y, cluster, grid=grid, folds=4, one_se=True, progress=False,
+                              **settings).cv
+    assert lenient.chosen_step <= cv.chosen_step
+    assert lenient.curves[lenient.chosen][list(lenient.steps[lenient.chosen]).index(
+        lenient.chosen_step)] <= cv.loss[g] + cv.se[g] + 1e-12
+    rows = cv.table()
+    assert rows[-1]["cv_loss"] == pytest.approx(cv.mean_loss)   # the constant predictor
+    assert sum(r["chosen"] for r in rows) == 1
+    assert "chosen" in repr(cv) and "mean (no model)" in repr(cv)
+
+
+def test_constant_predictor_row_is_its_cv_loss():
+    """The 'mean' row: training-fold mean scored on each held-out fold."""
+    x, y, cluster = _data(seed=4)
+    m = rfp.tune_arrays(x, y, cluster, grid={"alpha": [1.0]}, folds=3, scale=False,
+                        progress=False, **SMALL)
+    f = m.cv.fold_of_cluster[cluster]
+    ref = sum(np.sum((y[f == k] - y[f != k].mean()) ** 2) for k in range(3)) / len(y)
+    assert m.cv.mean_loss == pytest.approx(ref, rel=1e-12)
+
+
+def test_tune_on_a_table_and_bad_settings():
+    from rfp.simulate import tragic_triad
+    sim = tragic_triad(n_clusters=10, n_per_cluster=10, seed=0)
+    m = rfp.tune(sim.data, y="y", x=["x"], cluster="cluster", grid={"alpha": [1.0, 0.5]},
+                 folds=2, progress=False, **SMALL)
+    assert m.x_names == ["x"] and np.all(np.isfinite(m.predict(sim.data, as_numpy=True)))
+    with pytest.raises(ValueError, match="folds"):
+        rfp.tune(sim.data, y="y", x=["x"], cluster="cluster", folds=11, progress=False, **SMALL)
+    with pytest.raises(ValueError, match="schedule"):
+        rfp.tune(sim.data, y="y", x=["x"], cluster="cluster", schedule="cosine", progress=False,
+                 **SMALL)
+
+
+def test_cv_plot(tmp_path):
+    x, y, cluster = _data(seed=5)
+    m = rfp.tune_arrays(x, y, cluster, grid={"alpha": [1.0, 0.5]}, folds=3, progress=False,
+                        **SMALL)
+    fig = m.cv.plot(tmp_path / "cv.png")
+    assert (tmp_path / "cv.png").stat().st_size > 0
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "training mean" in labels and sum("(chosen)" in t for t in labels) == 1
+
+
+def test_batched_and_sequential_programs_agree():
+    """vmap (accelerators) and lax.map (CPU) over the models: same curves."""
+    from rfp.api import _config, _model_for
+    from rfp.bilevel import Objective
+    x, y, cluster = _data(seed=6)
+    base = _config(dict(SMALL))
+    configs = [_config(c) for c in crossval.expand_grid({"alpha": [1.0, 0.5]}, base)]
+    m = _model_for(base, "mlp")
+    runs = [crossval.cross_validate(lambda c: Objective(m.apply, "squared", 1, 0.0),
+                                    lambda c: m.init, x, y, cluster, np.ones(len(y)), configs,
+                                    folds=3, max_steps=20, patience=None, sequential=seq)
+            for seq in (True, False)]
+    for a, b in zip(runs[0].curves, runs[1].curves):
+        np.testing.assert_allclose(a, b, rtol=1e-10)

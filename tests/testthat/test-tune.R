@@ -1,0 +1,47 @@
+# rfp(tune = TRUE): cross-validation across clusters from R, and the backend's
+# fit warnings as classed R warnings.
+
+test_that("rfp(tune = TRUE) chooses by cross-validation and equals the Python API", {
+  skip_if_no_backend()
+  df <- clustered_data(n_clusters = 8, n_per = 12)
+  fit <- rfp(y ~ x1 + x2 | g, data = df, model = "linear", tune = TRUE,
+             tune_grid = list(alpha = c(1, 0.5), inner_lr = 0.2, learning_rate = c(0.05, 0.01)),
+             folds = 4L, max_steps = 60L, seed = 2L, verbose = FALSE)
+  cv <- fit$cv
+  expect_equal(nrow(cv), 4L + 1L)                       # 4 configurations + the mean
+  expect_equal(rownames(cv)[nrow(cv)], "mean (no model)")
+  expect_equal(sum(cv$chosen), 1L)
+  chosen <- cv[cv$chosen, ]
+  expect_equal(fit$settings$alpha, chosen$alpha)
+  expect_equal(fit$settings$max_steps, chosen$step)
+  expect_equal(chosen$cv_loss, min(cv$cv_loss[-nrow(cv)]))
+
+  b <- rfp:::backend()
+  np <- reticulate::import("numpy", convert = FALSE)
+  x <- np$column_stack(list(rfp:::py_column(df$x1), rfp:::py_column(df$x2)))
+  grid <- list(alpha = list(1, 0.5), inner_lr = list(0.2), learning_rate = list(0.05, 0.01))
+  py <- b$rfp$tune_arrays(x, rfp:::py_column(df$y), df$g, model = "linear", grid = grid,
+                          folds = 4L, max_steps = 60L, seed = 2L, progress = FALSE)
+  expect_equal(cv$cv_loss, rfp:::r_plain(py$cv$to_arrow()$column("cv_loss")$to_pylist()),
+               tolerance = 1e-12)
+  expect_equal(unname(predict(fit, newdata = df)),
+               rfp:::r_numeric(py$predict_arrays(x)), tolerance = 1e-12)
+  expect_output(print(summary(fit)), "Cross-validation across clusters")
+})
+
+test_that("tune_grid is checked", {
+  skip_if_no_backend()
+  df <- clustered_data()
+  expect_error(rfp(y ~ x1 | g, df, tune = TRUE, tune_grid = list(0.5)), "named list")
+  expect_error(rfp(y ~ x1 | g, df, tune = TRUE, tune_grid = list(max_steps = 10)),
+               "cannot be tuned")
+  expect_error(rfp(y ~ x1 | g, df, tune = NA), "TRUE or FALSE")
+})
+
+test_that("a fit that has not converged warns with class rfp_not_converged_warning", {
+  skip_if_no_backend()
+  df <- clustered_data(n_clusters = 10)
+  expect_warning(rfp(y ~ x1 + x2 | g, df, model = "linear", learning_rate = 1e-3,
+                     max_steps = 20L, verbose = FALSE),
+                 class = "rfp_not_converged_warning")
+})
