@@ -1,11 +1,20 @@
 """rfp: regularized bi-level gradient descent for clustered data.
 
 float64 is switched on for JAX at import: estimates are compared with
-references to many digits.
+references to many digits (``dtype="float32"`` trains in single precision).
+
+Compiled programs are kept in JAX's persistent compilation cache, so a new
+process does not compile the same fit again: ``$RFP_CACHE_DIR``, else
+``$XDG_CACHE_HOME/rfp/jax``, else ``~/.cache/rfp/jax``; ``RFP_CACHE_DIR=off``
+turns it off (``rfp.cache``).
 """
 import jax
 
 jax.config.update("jax_enable_x64", True)
+
+from . import cache as _cache  # noqa: E402
+
+_cache.enable()
 
 from .api import FittedModel, fit, fit_arrays, tune, tune_arrays  # noqa: E402
 from . import alerts  # noqa: E402

@@ -37,6 +37,8 @@ def _model_options(config):
 def _config(overrides) -> dict:
     """DEFAULTS updated by the user's settings, checked (settings.validate)."""
     config = {**DEFAULTS, **settings_mod.validate(overrides, "fit")}
+    from .devices import choose
+    choose(config["devices"])   # more devices than JAX sees: an error naming the setting
     if not isinstance(config["model"], str):
         config["hidden"] = None
     return config
@@ -235,7 +237,8 @@ def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings
                    schedule=config["schedule"],
                    max_steps=int(config["max_steps"]), patience=config["patience"],
                    eval_every=int(config["eval_every"]), validation_share=float(config["validation_share"]),
-                   seed=int(config["seed"]), progress=progress)
+                   seed=int(config["seed"]), progress=progress, dtype=config["dtype"],
+                   batch_clusters=config["batch_clusters"], devices=config["devices"])
     if not isinstance(config["model"], str):
         config["model"] = "user"
     return FittedModel(config, result.params, None, scaler, result.history, len(y), labels,
@@ -267,7 +270,8 @@ def tune_arrays(x, y, cluster, model="mlp", grid=None, folds: int = 5, one_se: b
                         configs, folds=int(folds), seed=int(base["seed"]),
                         max_steps=int(base["max_steps"]), eval_every=int(base["eval_every"]),
                         patience=base["patience"], clip_norm=base["clip_norm"],
-                        loss=base["loss"], one_se=bool(one_se), progress=progress)
+                        loss=base["loss"], one_se=bool(one_se), progress=progress,
+                        dtype=base["dtype"])
     check_choice(cv)
     chosen = {k: v for k, v in configs[cv.chosen].items() if k != "model"}
     chosen.update(max_steps=cv.chosen_step, patience=None)
@@ -306,7 +310,11 @@ def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",
         cluster weighs the same), penalty (lambda), learning_rate,
         clip_norm, schedule ("constant" or "cosine"), max_steps, patience
         (early stopping on the held-out clusters; None to switch off),
-        eval_every, validation_share, seed; ``DEFAULTS`` has their values.
+        eval_every, validation_share, seed; for speed dtype ("float32"
+        trains in single precision, results stay float64), batch_clusters
+        (B clusters per outer step, without replacement within an epoch)
+        and devices (a whole number or "all": clusters split across a
+        jax.sharding mesh); ``DEFAULTS`` has their values.
 
     Returns
     -------

@@ -113,15 +113,28 @@ def observation_weights(cluster: np.ndarray, weights="obs") -> np.ndarray:
     return w
 
 
-def gather(buckets: list[Bucket], x, y: np.ndarray, w: np.ndarray) -> list[dict]:
+def floats_as(tree, dtype):
+    """The floating-point leaves of a pytree cast to ``dtype`` (None: kept);
+    integer and boolean leaves are left alone."""
+    if dtype is None:
+        return tree
+
+    def cast(a):
+        a = np.asarray(a) if not isinstance(a, jax.Array) else a
+        return a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a
+    return jax.tree.map(cast, tree)
+
+
+def gather(buckets: list[Bucket], x, y: np.ndarray, w: np.ndarray, dtype=None) -> list[dict]:
     """Padded device arrays per bucket: x (any pytree with a leading
-    observation axis), y, mask and weights, each (clusters, width, ...)."""
+    observation axis), y, mask and weights, each (clusters, width, ...);
+    floating-point arrays in ``dtype`` when given (training in float32)."""
     out = []
     for b in buckets:
-        out.append({
-            "x": jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[b.index]), x),
-            "y": jnp.asarray(y[b.index]),
-            "mask": jnp.asarray(b.mask),
-            "w": jnp.asarray(w[b.index] * b.mask),
-        })
-    return out
+        out.append(floats_as({
+            "x": jax.tree.map(lambda a: np.asarray(a)[b.index], x),
+            "y": y[b.index],
+            "mask": b.mask,
+            "w": w[b.index] * b.mask,
+        }, dtype))
+    return [jax.tree.map(jnp.asarray, b) for b in out]

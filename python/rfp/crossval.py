@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import alerts
-from .bilevel import Objective, gather, observation_weights
+from .bilevel import Objective, floats_as, gather, observation_weights
 from .layout import make_buckets
 from .progress import wants_bar
 from .train import constant_loss, optimizer, outer_step
@@ -265,7 +265,8 @@ def _constant_cv(y, w, cluster, fold, folds, loss):
 
 def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=5, seed=0,
                    max_steps=1000, eval_every=10, patience=200, clip_norm=1.0,
-                   loss="squared", one_se=False, progress=None, sequential=None) -> CVResult:
+                   loss="squared", one_se=False, progress=None, sequential=None,
+                   dtype="float64") -> CVResult:
     """Train every configuration on every split of the clusters into K folds
     (batched by shape group) and choose (g, t) by the mean held-out curve.
 
@@ -275,7 +276,8 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
     """
     fold = cluster_folds(cluster, folds, seed)
     buckets_np = make_buckets(cluster)
-    buckets = gather(buckets_np, x, y, w)
+    dt = jnp.dtype(dtype)   # training precision (the curves are kept in float64)
+    buckets = gather(buckets_np, x, y, w, dt)
     # per bucket, per fold: which clusters train (1) and which are held out (1)
     in_fold = [np.stack([(fold[b.clusters] == f).astype(float) for f in range(folds)])
                for b in buckets_np]
@@ -304,10 +306,10 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
             n_models = len(members) * folds
             hyper = {k: jnp.asarray(np.repeat([float(configs[g][k]) if not (
                 k == "inner_lr" and float(configs[g]["alpha"]) == 1.0) else 0.0
-                for g in members], folds)) for k in TRACED}
-            train_w = [jnp.asarray(np.tile(1.0 - f, (len(members), 1))) for f in in_fold]
-            held_w = [jnp.asarray(np.tile(f, (len(members), 1))) for f in in_fold]
-            p0 = init_for(c0)(jax.random.PRNGKey(seed), first)
+                for g in members], folds), dtype=dt) for k in TRACED}
+            train_w = [jnp.asarray(np.tile(1.0 - f, (len(members), 1)), dtype=dt) for f in in_fold]
+            held_w = [jnp.asarray(np.tile(f, (len(members), 1)), dtype=dt) for f in in_fold]
+            p0 = floats_as(init_for(c0)(jax.random.PRNGKey(seed), floats_as(first, dt)), dt)
             params = jax.tree.map(lambda a: jnp.broadcast_to(a, (n_models,) + a.shape), p0)
             opt_state = jax.vmap(optimizer(clip_norm).init)(params)
             best = np.full(len(members), np.inf)

@@ -34,7 +34,9 @@ def bucket_widths(sizes: np.ndarray, max_padding: float = 1.5) -> np.ndarray:
     """Padded width for each cluster size: the next power of two, then
     adjacent width classes merged (cheapest first) while the padded total
     stays within max_padding times sum(sizes)."""
-    widths = np.array([bucket_width(s) for s in sizes])
+    sizes = np.asarray(sizes, dtype=np.int64)
+    widths = np.left_shift(1, np.ceil(np.log2(np.maximum(sizes, 1))).astype(np.int64))
+    widths = np.where(widths < sizes, 2 * widths, widths)   # guard against rounding
     classes = sorted(set(widths.tolist()))
     count = {w: int(np.sum(widths == w)) for w in classes}
     budget = max_padding * float(np.sum(sizes)) - sum(w * c for w, c in count.items())
@@ -63,13 +65,12 @@ def make_buckets(cluster: np.ndarray, rows: np.ndarray | None = None,
     buckets = []
     for w in np.unique(widths):
         members = np.flatnonzero(widths == w)
-        index = np.zeros((len(members), w), dtype=np.int64)
-        mask = np.zeros((len(members), w), dtype=np.float64)
-        for j, m in enumerate(members):
-            idx = order[starts[m]:starts[m] + sizes[m]]
-            index[j, :len(idx)] = idx
-            mask[j, :len(idx)] = 1.0
-        buckets.append(Bucket(index, mask, codes[members]))
+        # slot j of cluster m holds sorted row starts[m] + j while j < sizes[m]
+        slot = np.arange(w)[None, :]
+        real = slot < sizes[members][:, None]
+        position = np.minimum(starts[members][:, None] + slot, len(order) - 1)
+        index = np.where(real, order[position], 0).astype(np.int64)
+        buckets.append(Bucket(index, real.astype(np.float64), codes[members]))
     return buckets
 
 

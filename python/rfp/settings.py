@@ -28,6 +28,7 @@ DEFAULTS = dict(
     loss="squared", weights="obs", penalty=0.0,
     learning_rate=1e-2, clip_norm=1.0, schedule="constant", max_steps=2000, patience=200,
     eval_every=10, validation_share=0.2, seed=0,
+    dtype="float64", batch_clusters=None, devices=None,   # speed (train.py)
 )
 
 MAX_WIDTH = 10_000      # units in a layer (hidden, width): 10^4 x 10^4 is 0.8 GB per matrix
@@ -85,6 +86,9 @@ RULES = {
     "eval_every": whole(1),
     "validation_share": number(0, 1, high_open=True),
     "seed": whole(0),
+    "dtype": choice("float64", "float32"),   # training precision; results in float64
+    "batch_clusters": whole(1, none=True),   # clusters per outer step (minibatch.py)
+    "devices": Rule("devices", 1, MAX_SEED, none=True),   # a whole number >= 1 or 'all' (devices.py)
     "width": whole(1, MAX_WIDTH),
     "steps": whole(1, MAX_ODE_STEPS),
     "progress": Rule("progress"),
@@ -194,6 +198,8 @@ def check(name: str, value, saved: bool = False):
             err = TypeError if not isinstance(value, str) else ValueError
             raise err(_must(name, rule) + f", got {_show(value)}")
         return value
+    if kind == "devices":
+        return "all" if isinstance(value, str) and value == "all" else _whole(name, value, rule)
     if kind == "penalty_or_cv":
         return "cv" if isinstance(value, str) and value == "cv" else _number(name, value, rule)
     if kind == "progress":
@@ -335,6 +341,8 @@ def _must(name, rule) -> str:
         what = "one of " + ", ".join(repr(a) for a in sorted(ACTIVATIONS)) + " or a function"
     elif k == "penalty_or_cv":
         what = "'cv' or a number >= 0"
+    elif k == "devices":
+        what = "a whole number >= 1 or 'all'"
     elif k == "progress":
         what = "None, True, False or a function progress(step, total, train, heldout)"
     else:

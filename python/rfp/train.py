@@ -27,8 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import alerts
-from .bilevel import Objective, gather
+from . import alerts, devices as devices_mod, minibatch
+from .bilevel import Objective, floats_as, gather
 from .layout import make_buckets
 from .progress import wants_bar
 
@@ -120,6 +120,22 @@ def chunk(params, opt_state, hyper, buckets, objective, opt_settings, length):
     return params, opt_state, values
 
 
+@partial(jax.jit, static_argnames=("objective", "opt_settings"))
+def minibatch_chunk(params, opt_state, hyper, buckets, picks, scales, objective, opt_settings):
+    """Outer steps on minibatches of clusters (``minibatch``): step t uses
+    the clusters at positions ``picks[b][t]`` of each bucket b, weights
+    times ``scales[b]``; as many steps as ``picks`` has rows."""
+    opt = optimizer(*opt_settings)
+
+    def step(carry, pick):
+        p, s, value = outer_step(objective, opt, *carry, hyper,
+                                 minibatch.select(buckets, pick, scales))
+        return (p, s), value
+
+    (params, opt_state), values = jax.lax.scan(step, (params, opt_state), picks)
+    return params, opt_state, values
+
+
 @partial(jax.jit, static_argnames=("objective",))
 def pooled_loss(params, buckets, objective):
     """Held-out loss L(theta): the prediction model alone."""
@@ -129,8 +145,15 @@ def pooled_loss(params, buckets, objective):
 def train(objective: Objective, init, x, y, cluster, w, *, alpha: float,
           learning_rate: float = 1e-2, clip_norm: float | None = 1.0, schedule: str = "constant",
           max_steps: int = 2000, patience: int | None = 200, eval_every: int = 10,
-          validation_share: float = 0.2, seed: int = 0, progress=None) -> TrainResult:
-    """Minimise R_k(theta) over the training clusters."""
+          validation_share: float = 0.2, seed: int = 0, progress=None,
+          dtype: str = "float64", batch_clusters: int | None = None,
+          devices=None) -> TrainResult:
+    """Minimise R_k(theta) over the training clusters.  ``dtype="float32"``
+    trains in single precision (data, parameters, optimiser state); the
+    parameters are returned in float64.  ``batch_clusters = B``: each outer
+    step on B training clusters (``minibatch``); the training curve is then
+    the minibatch objective.  ``devices`` (an int or "all"): clusters split
+    across a device mesh, parameters replicated (``devices``)."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     if patience is None:
@@ -138,18 +161,33 @@ def train(objective: Objective, init, x, y, cluster, w, *, alpha: float,
     train_codes, val_codes = split_clusters(cluster, validation_share, seed)
     rows_train = np.flatnonzero(np.isin(cluster, train_codes))
     rows_val = np.flatnonzero(np.isin(cluster, val_codes))
-    train_buckets = gather(make_buckets(cluster, rows_train), x, y, w)
-    val_buckets = gather(make_buckets(cluster, rows_val), x, y, w) if len(rows_val) else None
+    dtype = jnp.dtype(dtype)
+    train_layout = make_buckets(cluster, rows_train)
+    train_buckets = gather(train_layout, x, y, w, dtype)
+    sampler = None
+    if batch_clusters is not None and batch_clusters < len(train_codes):
+        sampler = minibatch.ClusterSampler([len(b.clusters) for b in train_layout],
+                                           int(batch_clusters), seed + 1)
+        scales = [jnp.asarray(s, dtype=dtype) for s in sampler.scales()]
+    val_buckets = (gather(make_buckets(cluster, rows_val), x, y, w, dtype)
+                   if len(rows_val) else None)
 
-    first = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[:1]), x)
-    params = init(jax.random.PRNGKey(seed), first)
+    first = floats_as(jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[:1]), x), dtype)
+    params = floats_as(init(jax.random.PRNGKey(seed), first), dtype)
     # only the cosine schedule depends on max_steps: other fits share a program
     opt_settings = (clip_norm, schedule, int(max_steps) if schedule == "cosine" else 1)
     opt_state = optimizer(*opt_settings).init(params)
     program = dataclasses.replace(objective, inner_lr=0.0)   # eta is traced
-    dtype = jnp.result_type(float)
     hyper = {k: jnp.asarray(v, dtype=dtype) for k, v in
              (("alpha", alpha), ("inner_lr", objective.inner_lr), ("learning_rate", learning_rate))}
+    chosen = devices_mod.choose(devices)
+    if chosen is not None:
+        if sampler is not None:
+            raise ValueError("batch_clusters and devices cannot be combined yet: use one")
+        m = devices_mod.mesh(chosen)
+        train_buckets = devices_mod.shard_buckets(train_buckets, m)
+        val_buckets = devices_mod.shard_buckets(val_buckets, m) if val_buckets else None
+        params, opt_state, hyper = devices_mod.replicate((params, opt_state, hyper), m)
     history = History()
     best = (np.inf, params, 0)
     bar = progress_bar(progress, max_steps)
@@ -158,8 +196,13 @@ def train(objective: Objective, init, x, y, cluster, w, *, alpha: float,
     try:
         while step < max_steps:
             length = min(eval_every, max_steps - step)
-            params, opt_state, values = chunk(params, opt_state, hyper, train_buckets,
-                                              program, opt_settings, length)
+            if sampler is None:
+                params, opt_state, values = chunk(params, opt_state, hyper, train_buckets,
+                                                  program, opt_settings, length)
+            else:
+                picks = [jnp.asarray(p) for p in sampler.draw(length)]
+                params, opt_state, values = minibatch_chunk(
+                    params, opt_state, hyper, train_buckets, picks, scales, program, opt_settings)
             step += length
             train_loss = float(values[-1])
             if not np.isfinite(train_loss):
@@ -195,7 +238,7 @@ def train(objective: Objective, init, x, y, cluster, w, *, alpha: float,
         check_stopping(history, best[2], stopped, constant_loss(y, w, rows_train, rows_val,
                                                                 objective.loss))
     params = best[1] if val_buckets else params
-    return TrainResult(jax.tree.map(np.asarray, params), history, best[2] if val_buckets else step,
+    return TrainResult(floats_as(jax.tree.map(np.asarray, params), np.float64), history, best[2] if val_buckets else step,
                        stopped, train_codes, val_codes)
 
 

@@ -1,10 +1,15 @@
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# tests never write into the user's real compilation cache (~/.cache/rfp/jax):
+# set before any test module imports rfp; subprocesses inherit it
+_CACHE = tempfile.TemporaryDirectory(prefix="rfp_jax_cache_")
+os.environ["RFP_CACHE_DIR"] = _CACHE.name
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,3 +26,4 @@ def r_lib(tmp_path_factory) -> str:
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     return lib
+
