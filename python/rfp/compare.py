@@ -64,7 +64,7 @@ from .simulate import Simulation
 METHODS = ("fixed_effects", "entropy_balancing", "cluster_balancing", "dml", "aipw", "kernel",
            "dml_maml", "dml_erm")
 COLUMNS = ("method", "estimand", "estimate", "std_error", "ci_low", "ci_high", "n", "clusters",
-           "ess", "converged", "variance_share")
+           "ess", "converged", "variance_share", "imbalance")
 
 
 # ----------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def weighted_att(y, d, w, cluster, covariates=None, level=0.95):
 
 
 def _row(method, estimand, estimate, se, n, clusters, level, ess=np.nan, converged=True,
-         share=np.nan, note=""):
+         share=np.nan, note="", imbalance=np.nan):
     if np.isfinite(estimate) and np.isfinite(se) and se > 0:
         test = t_test(estimate, se, df=clusters - 1, level=level)
         lo, hi = float(test.ci_low), float(test.ci_high)
@@ -140,7 +140,14 @@ def _row(method, estimand, estimate, se, n, clusters, level, ess=np.nan, converg
     return {"method": method, "estimand": estimand, "estimate": float(estimate),
             "std_error": float(se), "ci_low": lo, "ci_high": hi, "n": int(n),
             "clusters": int(clusters), "ess": float(ess), "converged": bool(converged),
-            "variance_share": float(share), "note": note}
+            "variance_share": float(share), "imbalance": float(imbalance), "note": note}
+
+
+def _skipped(method, estimand, ctx, why):
+    """A row of NaN for a method these data leave out, saying why."""
+    ed = ctx["ed"]
+    return _row(method, estimand, np.nan, np.nan, len(ed.y), ed.n_clusters, ctx["level"],
+                converged=False, note=f"left out: {why}")
 
 
 def _effect_row(method, e: fx.Effect, converged, note=""):
@@ -161,27 +168,47 @@ def _fixed_effects(ctx):
     # the linear first stage of FWL: D on controls (+ strata), eq. 2 of the paper
     both = np.column_stack([ed.d, ed.x])
     both = demean(both, [strata])[0] if strata is not None else both - both.mean(axis=0)
-    v = both[:, 0] - both[:, 1:] @ np.linalg.lstsq(both[:, 1:], both[:, 0], rcond=None)[0]
+    v = both[:, 0]
+    if both.shape[1] > 1:
+        v = v - both[:, 1:] @ np.linalg.lstsq(both[:, 1:], both[:, 0], rcond=None)[0]
     share = 1.0 - float(np.var(v)) / float(np.var(ed.d))
-    return [_row("fixed_effects", "PLM", row["estimate"], row["std_error"], fit.n, fit.n_clusters,
+    return [_row("fixed_effects", "OLS", row["estimate"], row["std_error"], fit.n, fit.n_clusters,
                  ctx["level"], fx.kish_ess(v * v), fit.converged, share)]
+
+
+def _balance_note(res) -> str:
+    """What a balancing row's note says about the balance reached (the
+    solver's message unless balance is exact)."""
+    return "" if res.balance == "exact" else res.message
 
 
 def _entropy_balancing(ctx):
     ed = ctx["ed"]
+    if not ctx["x_cols"]:
+        return [_skipped("entropy_balancing", "ATT", ctx, "needs controls to balance")]
+    if not ctx["binary"]:
+        return [_skipped("entropy_balancing", "ATT", ctx, "binary treatment only (weights "
+                         "balance controls on treated units; a continuous dose has no such groups)")]
     fit = entropy_balance_from_table(ctx["table"], "d", ctx["x_cols"])
     tau, se = weighted_att(ed.y, ed.d, fit.weights, ed.cluster, ed.x, ctx["level"])
     res = fit.result
     return [_row("entropy_balancing", "ATT", tau, se, len(ed.y), ed.n_clusters, ctx["level"],
-                 fit.ess, res.converged, note="" if res.converged else res.message)]
+                 fit.ess, res.balance != "none", note=_balance_note(res),
+                 imbalance=float(np.max(np.abs(res.std_imbalance))))]
 
 
 def _cluster_balancing(ctx):
     ed = ctx["ed"]
+    if not ctx["binary"]:
+        return [_skipped("cluster_balancing", "ATT", ctx, "binary treatment only")]
     if not ctx["clustered"]:
         return []
+    if not ctx["x_cols"]:
+        return [_skipped("cluster_balancing", "ATT", ctx, "needs controls to balance")]
     individual, cluster_level = split_by_level(ctx["table"], ctx["x_cols"], "cluster")
-    icc = ctx["icc"] if ctx["icc"] is not None else anova_icc(ed.y[ed.d == 0], ed.cluster[ed.d == 0])
+    control = ed.d == 0
+    icc = (ctx["icc"] if ctx["icc"] is not None
+           else residual_icc(ed.y[control], ed.x[control], ed.cluster[control]))
     fit = cluster_balance_from_table(ctx["table"], "d", individual, "cluster", icc,
                                      cluster_x=cluster_level)
     res = fit.result
@@ -191,7 +218,20 @@ def _cluster_balancing(ctx):
     cols = [ctx["x_cols"].index(c) for c in individual + cluster_level]
     tau, se = weighted_att(ed.y, ed.d, fit.weights, ed.cluster, ed.x[:, cols], ctx["level"])
     return [_row("cluster_balancing", "ATT", tau, se, len(ed.y), ed.n_clusters, ctx["level"],
-                 res.ess, res.solved, note="" if res.solved else res.message)]
+                 res.ess, res.solved, note=_balance_note(res),
+                 imbalance=float(np.max(np.abs(res.std_imbalance))))]
+
+
+def residual_icc(y, x, cluster) -> float:
+    """The intraclass correlation of the residual y − μ̂(x) (OLS on (1, x)),
+    by one-way ANOVA (``anova_icc``): the icc of cluster balancing's
+    random-intercept model ȳ_c = μ(x_c) + u_c + ē_c is that of the outcome
+    after its covariates, not of the raw outcome (a covariate that varies
+    between clusters inflates the raw one)."""
+    x = np.asarray(x, dtype=float).reshape(len(y), -1)
+    z = np.column_stack([np.ones(len(y)), x])
+    r = y - z @ np.linalg.lstsq(z, y, rcond=None)[0]
+    return anova_icc(r, cluster)
 
 
 def anova_icc(y, cluster) -> float:
@@ -212,6 +252,11 @@ def anova_icc(y, cluster) -> float:
 
 def _kernel(ctx):
     ed = ctx["ed"]
+    if not ctx["binary"]:
+        return [_skipped("kernel", "ATT", ctx, "binary treatment only (imputes untreated "
+                         "outcomes of treated units)")]
+    if not ctx["x_cols"]:
+        return [_skipped("kernel", "ATT", ctx, "needs controls to smooth over")]
     t, c = ed.d == 1, ed.d == 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -228,7 +273,9 @@ def _kernel(ctx):
     tau = float(np.mean(ed.y[t] - mu0_t))
     r = np.zeros(n)
     r[t] = ed.y[t] - mu0_t
-    r[c] = ed.y[c] - kfit.predict(ed.x[c])
+    # leave-cluster-out residuals: an in-sample residual of a smoother is shrunk
+    # towards 0 by its own weight (and more so at small bandwidths)
+    r[c] = ed.y[c] - kernel_mod.leave_cluster_out(kfit, ed.cluster[c])
     psi = np.zeros(n)
     psi[t] = n / n1 * (r[t] - tau)
     psi[c] = -n / n1 * w[c] * r[c]
@@ -257,6 +304,9 @@ def _method_nuisances(ctx, split, alpha=None):
 
 def _dml(ctx, name="dml", alpha=None):
     ed = ctx["ed"]
+    if not ctx["x_cols"]:
+        return [_skipped(name, "PLM", ctx, "needs controls for its nuisance models (the "
+                         "fixed_effects row without controls is the difference in means)")]
     splits = []
     for s in range(len(ctx["folds"])):
         nz = _method_nuisances(ctx, s, alpha)
@@ -270,6 +320,11 @@ def _dml(ctx, name="dml", alpha=None):
 
 def _aipw(ctx):
     ed = ctx["ed"]
+    if not ctx["binary"]:
+        return [_skipped("aipw", "", ctx, "binary treatment only (ATE/ATT of a 0/1 treatment; "
+                         "for a continuous treatment see the dml rows)")]
+    if not ctx["x_cols"]:
+        return [_skipped("aipw", "", ctx, "needs controls for its nuisance models")]
     by_estimand = {"ATE": [], "ATT": []}
     for s, fold in enumerate(ctx["folds"]):
         nz = _method_nuisances(ctx, s)
@@ -365,8 +420,7 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
         raise ValueError(f"unknown method(s) {unknown}; known: {list(RUNNERS)}")
     table = as_table(data)
     extra = [strata] if strata is not None else []
-    ed = fx.read(table, y, d, x, cluster, na_action=na_action, binary=True,
-                 method="compare (use rfp.effect(method='dml') for a non-binary treatment)")
+    ed = fx.read(table, y, d, x, cluster, na_action=na_action, controls_required=False)
     strata_codes = None
     if strata is not None:
         if strata not in table.column_names:
@@ -385,7 +439,8 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
                       "cluster": ed.cluster, **({"stratum": strata_codes} if extra else {})})
     ctx = dict(ed=ed, table=clean, x_cols=x_cols, strata=strata_codes, level=level, seed=seed,
                clip=clip, icc=icc, warn_share=warn_share, treatment=d, settings=settings,
-               clustered=fx.treatment_is_clustered(ed.d, ed.cluster), aipw="aipw" in methods,
+               binary=ed.binary,
+               clustered=fx.treatment_is_clustered(ed.d, ed.cluster), aipw="aipw" in methods and ed.binary and bool(x_cols),
                dml="dml" in methods, propensity_level=fx.propensity_level(ed, propensity),
                propensity_penalty=propensity_penalty,
                folds=[fx.cluster_folds(ed.cluster, folds, fx.split_seed(seed, s), ed.d)

@@ -154,7 +154,7 @@ def resolve(data, y, d, x, cluster):
 
 
 def read(data, y, d, x=None, cluster=None, *, na_action="fail", binary=False,
-         design=None, method="this estimator") -> EffectData:
+         design=None, method="this estimator", controls_required=True) -> EffectData:
     """Check and extract outcome, treatment, controls and clusters.
 
     Raises ``ValueError`` naming the column for missing columns or values, a
@@ -175,7 +175,7 @@ def read(data, y, d, x=None, cluster=None, *, na_action="fail", binary=False,
     if x is None:
         x = [c for c in table.column_names if c not in (y, d, cluster)]
     x = [x] if isinstance(x, str) else list(x)
-    if not x:
+    if not x and controls_required:
         raise ValueError("no controls: pass x=[...] naming at least one numeric column")
     for role, name in (("outcome", y), ("treatment", d), ("cluster", cluster)):
         if name in x:
@@ -186,7 +186,8 @@ def read(data, y, d, x=None, cluster=None, *, na_action="fail", binary=False,
     table, kept = data_mod.drop_missing(table, [y, d, *x, cluster], na_action)
     yv = data_mod.numeric(table, y, "outcome")
     dv = data_mod.numeric(table, d, "treatment")
-    xv = np.column_stack([data_mod.numeric(table, c, "control") for c in x])
+    xv = (np.column_stack([data_mod.numeric(table, c, "control") for c in x]) if x
+          else np.zeros((table.num_rows, 0)))
     codes, labels = data_mod.encode_clusters(table.column(cluster))
     if len(labels) < 2:
         raise ValueError(f"cluster column '{cluster}' has only {len(labels)} cluster(s); "

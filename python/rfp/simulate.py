@@ -159,7 +159,8 @@ def cluster_trial(n_strata: int = 4, clusters_per_stratum: int = 10, n_per_clust
     ATE = E τ(X), ATT = E[τ(X) | D = 1] and PLM = E[e(1-e) τ(X)] / E[e(1-e)]
     (the variance-weighted average the partially linear model's τ estimates;
     all three equal τ for a constant effect), and their sample analogues
-    SATE / SATT over the simulated units. ``truth(x)`` is τ(x) for rows of
+    SATE / SATT over the simulated units; with a constant effect also OLS = τ
+    (the estimand of a regression with linear controls). ``truth(x)`` is τ(x) for rows of
     (x1, x2, z). Columns: y, d, x1, x2, z, cluster, stratum, and the truth
     columns tau_i, e (true propensity), mu0 = E[Y(0) | x, z] (without b_c).
     """
@@ -216,6 +217,11 @@ def cluster_trial(n_strata: int = 4, clusters_per_stratum: int = 10, n_per_clust
         "SATE": float(tau_i.mean()),
         "SATT": float(tau_i[d == 1].mean()),
     }
+    if k == 0:
+        # OLS with linear controls (compare()'s fixed_effects row) estimates a
+        # regression-weighted average of effects; with a constant effect it is τ
+        # (under heterogeneity its weights depend on the linear projection: not given)
+        truth["OLS"] = float(tau)
     table = pa.table({
         "y": y, "d": d, "x1": x[:, 0], "x2": x[:, 1], "z": z, "cluster": cluster,
         "stratum": stratum_c[cluster], "tau_i": tau_i, "e": e_c[cluster], "mu0": mu0,

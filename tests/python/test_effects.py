@@ -584,7 +584,7 @@ def test_compare_table_rows_and_reference_numbers():
         tab = rfp.compare(sim, folds=2, **settings)
     rows = tab.to_pylist()
     assert [(r["method"], r["estimand"]) for r in rows] == [
-        ("fixed_effects", "PLM"), ("entropy_balancing", "ATT"), ("cluster_balancing", "ATT"),
+        ("fixed_effects", "OLS"), ("entropy_balancing", "ATT"), ("cluster_balancing", "ATT"),
         ("dml", "PLM"), ("aipw", "ATE"), ("aipw", "ATT"), ("kernel", "ATT"),
         ("dml_maml", "PLM"), ("dml_erm", "PLM")]
     for c in ("method", "estimand", "estimate", "std_error", "ci_low", "ci_high", "n", "clusters",
