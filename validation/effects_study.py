@@ -34,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 METHODS = ("fixed_effects", "entropy_balancing", "cluster_balancing", "dml", "aipw", "kernel",
            "dml_maml", "dml_erm")                 # rfp.compare.METHODS (not imported: spawn)
 FIELDS = ["design", "rep", "method", "estimand", "estimate", "std_error", "ci_low", "ci_high",
-          "truth", "ess", "converged", "variance_share", "seconds"]
+          "truth", "ess", "converged", "variance_share", "imbalance", "approximate", "seconds"]
 
 
 def _init_worker():
@@ -73,7 +73,10 @@ def one_replication(design: str, rep: int, args_dict: dict) -> list[dict]:
                      "estimand": r["estimand"], "estimate": r["estimate"],
                      "std_error": r["std_error"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
                      "truth": r["truth"], "ess": r["ess"], "converged": int(r["converged"]),
-                     "variance_share": r["variance_share"], "seconds": seconds})
+                     "variance_share": r["variance_share"],
+                     "imbalance": r.get("imbalance", float("nan")),
+                     "approximate": int("approximate balance" in (r.get("note") or "")),
+                     "seconds": seconds})
     return rows
 
 
@@ -113,6 +116,9 @@ def summarize(rows: list[dict]) -> dict:
             variance_share=float(np.nanmean([float(r["variance_share"]) for r in rs]))
             if any(np.isfinite(float(r["variance_share"])) for r in rs) else math.nan,
             seconds=float(np.mean([float(r["seconds"]) for r in rs])),
+            imbalance=float(np.nanmean([float(r.get("imbalance") or "nan") for r in rs]))
+            if any(np.isfinite(float(r.get("imbalance") or "nan")) for r in rs) else math.nan,
+            approximate=float(np.mean([int(float(r.get("approximate") or 0)) for r in rs])),
         )
     return out
 
@@ -161,8 +167,8 @@ def markdown(summary: dict, args, command: str, wall: float | None) -> str:
         reps = max(v["reps"] for k, v in summary.items() if k[0] == design)
         lines += [f"## {design} overlap ({reps} replications)", "",
                   "| method | estimand | reps (ran) | bias ± MC se | SD | RMSE | coverage ± se | "
-                  "mean SE | conv | ESS | var share |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "mean SE | conv | ESS | var share | approx. balance | mean max imbalance (SD) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         keys = sorted((k for k in summary if k[0] == design),
                       key=lambda k: (order.index(k[1]) if k[1] in order else 99, k[2]))
         for k in keys:
@@ -171,7 +177,8 @@ def markdown(summary: dict, args, command: str, wall: float | None) -> str:
                 f"| {k[1]} | {k[2] or '–'} | {s['reps']} ({s['ran']}) | {f(s['bias'])} ± "
                 f"{f(s['bias_se'])} | {f(s['sd'])} | {f(s['rmse'])} | {f(s['coverage'], 3)} ± "
                 f"{f(s['coverage_se'], 3)} | {f(s['mean_se'])} | {f(s['converged'], 2)} | "
-                f"{f(s['ess'], 0)} | {f(s['variance_share'], 2)} |")
+                f"{f(s['ess'], 0)} | {f(s['variance_share'], 2)} | {f(s['approximate'], 2)} | "
+                f"{f(s['imbalance'], 3)} |")
         lines.append("")
     return "\n".join(lines)
 
