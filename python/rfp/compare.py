@@ -297,8 +297,11 @@ def _method_nuisances(ctx, split, alpha=None):
             individual_e = ctx["propensity_level"] == "individual"
             need = ("mu0", "mu1") + (("m",) if ctx["dml"] or individual_e else ()) + \
                 (("g",) if ctx["dml"] else ())
+        # MAML's and ERM's rows compare the objectives: their nuisances are the method's
         ctx[key] = fx.nuisances(ctx["ed"], ctx["folds"][split], need,
-                                seed=fx.split_seed(ctx["seed"], split), **settings)
+                                seed=fx.split_seed(ctx["seed"], split),
+                                nuisance=ctx["nuisance"] if alpha is None else "method",
+                                **settings)
     return ctx[key]
 
 
@@ -313,9 +316,17 @@ def _dml(ctx, name="dml", alpha=None):
         e = fx.plm_from_residuals(ed.y, ed.d, nz["g"], nz["m"], ed.cluster, ctx["level"],
                                   ctx["warn_share"] if s == 0 else None, ctx["treatment"], name)
         e.diagnostics["converged"] = nz["converged"]
+        e.diagnostics["nuisance_models"] = {k: nz["chosen"][k] for k in ("g", "m")}
         splits.append(e)
-    e = fx.median_over_splits(splits)
-    return [_effect_row(name, e, e.diagnostics["converged"])]
+    e = fx.overlap_checks(fx.median_over_splits(splits), warn=False)
+    return [_effect_row(name, e, e.diagnostics["converged"], _models_note(e))]
+
+
+def _models_note(e) -> str:
+    """The chosen nuisance models and any overlap warnings, for a row's note."""
+    chosen = e.diagnostics.get("nuisance_models", {})
+    parts = (["nuisances: " + ", ".join(f"{k}={v}" for k, v in chosen.items())] if chosen else [])
+    return "; ".join(parts + e.diagnostics.get("overlap_warnings", []))
 
 
 def _aipw(ctx):
@@ -332,16 +343,21 @@ def _aipw(ctx):
                                            ctx["propensity_penalty"], nz=nz)
         for estimand, splits in by_estimand.items():
             e = fx.aipw_from_nuisances(ed.y, ed.d, e_hat, nz["mu0"], nz["mu1"], ed.cluster,
-                                       estimand, ctx["clip"], ctx["level"])
+                                       estimand, ctx["clip"], ctx["level"], trim=ctx["trim"])
             e.diagnostics["converged"] = bool(nz["converged"] and e_info["propensity_converged"])
+            e.diagnostics["nuisance_models"] = {
+                k: v for k, v in nz["chosen"].items() if k in ("mu0", "mu1", "m")}
+            if e_info["propensity"] == "cluster":
+                e.diagnostics["nuisance_models"]["e"] = "ridge logit on cluster means"
             splits.append(e)
     rows = []
     for estimand, splits in by_estimand.items():
-        e = fx.median_over_splits(splits)
-        clipped = e.diagnostics["n_clipped"]
-        rows.append(_effect_row("aipw", e, e.diagnostics["converged"],
-                                f"{clipped} propensities clipped to [{ctx['clip']}, "
-                                f"{1 - ctx['clip']}]" if clipped else ""))
+        e = fx.overlap_checks(fx.median_over_splits(splits), warn=False)
+        clipped = e.diagnostics.get("n_clipped", 0)
+        note = "; ".join(filter(None, [
+            f"{clipped} propensities clipped to [{ctx['clip']}, {1 - ctx['clip']}]" if clipped else "",
+            e.diagnostics.get("trimmed_estimand", ""), _models_note(e)]))
+        rows.append(_effect_row("aipw", e, e.diagnostics["converged"], note))
     return rows
 
 
@@ -390,10 +406,11 @@ def _run(name, ctx, pending) -> list:
 
 def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=METHODS,
             truth=None, *, folds: int = 5, seed: int = 0, level: float = 0.95,
-            repeats: int = 1, clip: float = 0.01, icc: float | None = None,
+            repeats: int | None = None, clip: float = 0.01, icc: float | None = None,
             warn_share=fx.WARN_SHARE,
             na_action: str = "fail", propensity: str = "auto",
-            propensity_penalty=fx.PROPENSITY_PENALTY, **settings) -> pa.Table:
+            propensity_penalty=fx.PROPENSITY_PENALTY, nuisance: str = "select", trim=None,
+            **settings) -> pa.Table:
     """Every estimator in ``methods`` on the same rows; one Arrow table.
 
     ``data`` is any Arrow-compatible table or an ``rfp.simulate.Simulation``
@@ -406,7 +423,14 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
     "individual") is where AIPW fits ê, ``propensity_penalty`` ("cv" or a
     float) the ridge penalty of a cluster-level ê (``effects.aipw``).
     ``repeats`` > 1 repeats the method's cross-fitting over that many fold
-    splits and reports the median (``effects``, "Repeated cross-fitting"). A
+    splits and reports the median (``effects``, "Repeated cross-fitting";
+    None: 5 below 100 clusters, else 1). ``nuisance`` ("select", "method",
+    "linear", "constant") picks the dml/aipw nuisance models (``rfp.nuisance``;
+    the rows' notes name the choice; dml_maml/dml_erm always use the method),
+    ``trim`` (None, "crump", α) trims AIPW's rows by ê (``effects.aipw``).
+    Without controls (``x=[]``) only the fixed_effects row runs (a difference
+    in means, within strata if given); with a non-binary treatment the
+    fixed_effects and dml rows run. Rows left out say why in ``note``. A
     method that cannot run on these data (a ``ValueError``) gives a row of
     NaN with the reason in ``note``.
     """
@@ -442,9 +466,10 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
                binary=ed.binary,
                clustered=fx.treatment_is_clustered(ed.d, ed.cluster), aipw="aipw" in methods and ed.binary and bool(x_cols),
                dml="dml" in methods, propensity_level=fx.propensity_level(ed, propensity),
-               propensity_penalty=propensity_penalty,
+               propensity_penalty=propensity_penalty, nuisance=nuisance, trim=trim,
                folds=[fx.cluster_folds(ed.cluster, folds, fx.split_seed(seed, s), ed.d)
-                      for s in range(fx.check_repeats(repeats))])
+                      for s in range(fx.default_repeats(ed.n_clusters) if repeats is None
+                                     else fx.check_repeats(repeats))])
     rows, pending = [], []
     total = _fits_per_split(methods, ctx["propensity_level"]) * int(folds) * len(ctx["folds"])
     with over_fits(settings, total) as fit_settings:
