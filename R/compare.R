@@ -22,7 +22,16 @@
 #'   (`alpha = 1`) nuisance fits.
 #'
 #' A method that cannot run on these data gives a row of `NA` with the reason
-#' in `note`. Intervals use t with G - 1 degrees of freedom.
+#' in `note` (e.g. the balancing, kernel and AIPW rows with a continuous
+#' treatment, which only the `fixed_effects` and DML rows handle). When exact
+#' balance is infeasible the balancing rows use approximate balance and say
+#' so in `note`; `imbalance` is the largest remaining imbalance in SDs.
+#' The `fixed_effects` row's estimand is `"OLS"`: the coefficient of a
+#' regression with linear controls, a regression-weighted average of effects.
+#' Intervals use t with G - 1 degrees of freedom.
+#'
+#' @param nuisance,trim As in [rfp_effect()] (for the `dml` and `aipw` rows;
+#'   `dml_maml` and `dml_erm` always use the method's model).
 #'
 #' @inheritParams rfp_effect
 #' @param treatment Name of the binary (0/1 or logical) treatment column.
@@ -43,6 +52,7 @@
 #'   method and estimand and columns `method`, `estimand`, `estimate`,
 #'   `std.error`, `conf.low`, `conf.high`, `n`, `clusters`, `ess`
 #'   (effective sample size of the weights), `converged`, `variance_share`,
+#'   `imbalance` (balancing rows: largest remaining imbalance, SDs),
 #'   `truth` and `error` (when `truth` is given), `note`.
 #' @examples
 #' if (rfp_available()) {
@@ -54,12 +64,15 @@
 #' }
 #' @export
 rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, truth = NULL,
-                        folds = 5L, seed = 0L, repeats = 1L, na.action = stats::na.fail,
-                        verbose = FALSE, ...) {
+                        folds = 5L, seed = 0L, repeats = NULL, na.action = stats::na.fail,
+                        verbose = FALSE, nuisance = c("select", "method", "linear", "constant"),
+                        trim = NULL, ...) {
   call <- match.call()
   folds <- check_whole(folds, "folds", 2)
   seed <- check_whole(seed, "seed", 0)
-  repeats <- check_whole(repeats, "repeats", 1)
+  nuisance <- match.arg(nuisance)
+  if (!is.null(repeats)) repeats <- check_whole(repeats, "repeats", 1)
+  if (!is.null(trim) && !identical(trim, "crump")) trim <- check_number(trim, "trim", 0, 0.5)
   b <- backend()
   module <- reticulate::import("rfp.compare", convert = FALSE)
   known <- unlist(r_plain(module$METHODS))
@@ -77,6 +90,7 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
   ed <- effect_design(formula, data, treatment, na.action, fe = fe, binary = TRUE,
                       what = "rfp_compare() (use rfp_effect(method = \"dml\") for another treatment)")
   columns <- effect_columns(ed)
+  repeats <- repeats %||% default_repeats(ed$cluster)
 
   individual_e <- individual_propensity(ed, settings$propensity)
   progress <- fits_progress(folds * repeats * compare_nuisances(methods, individual_e), verbose)
@@ -84,7 +98,8 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
   args <- list(columns$table, y = columns$y, d = columns$d, x = columns$x,
                cluster = columns$cluster, strata = columns$strata %||% reticulate::py_none(),
                methods = as.list(methods), truth = py_truth(truth), folds = folds, seed = seed,
-               repeats = repeats, na_action = "fail")
+               repeats = repeats, na_action = "fail", nuisance = nuisance,
+               trim = trim %||% reticulate::py_none())
   table <- py_call_warnings(do.call(b$rfp$compare, c(args, settings, progress$settings)))
 
   out <- r_table(table)
