@@ -16,6 +16,15 @@ dml_plm
     the cluster-sum variance of the score's influence function
     ψ_i = V_i e_i / mean(V²). The interval uses t on G − 1 df.
 
+    Against DoubleML (tests/python/test_nuisance.py): with the same folds
+    (``fold=``, DoubleML's ``set_sample_splitting``) and linear/logistic
+    nuisances, τ̂ equals DoubleML's cluster PLR to 1e-8 when the folds hold
+    equal numbers of rows, and our SE is DoubleML's times √(G/(G−1)) (its
+    one-way cluster variance has no small-sample factor). With unequal folds
+    DoubleML solves (1/K) Σ_k mean_k[V (U − τ V)] = 0, every fold's mean
+    counting once; we pool the rows (τ̂ = Σ V U / Σ V²), so a row counts the
+    same whichever fold it is in. The two differ by O(1/n) weighting only.
+
     variance_share = 1 − Var(V) / Var(D) is the share of treatment variance
     the nuisance model explains. By Frisch–Waugh–Lovell τ̂ rests on V alone; when
     treatment is a function of cluster-level controls a flexible first stage
