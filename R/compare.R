@@ -34,7 +34,8 @@
 #'   `dml_maml` and `dml_erm` always use the method's model).
 #'
 #' @inheritParams rfp_effect
-#' @param treatment Name of the binary (0/1 or logical) treatment column.
+#' @param treatment Name of the treatment column: binary (0/1 or logical) for
+#'   every row, or numeric (then only the `fixed_effects` and DML rows run).
 #' @param fe A one-sided formula naming the strata, e.g. `~ stratum` (the
 #'   fixed effects of the `fixed_effects` row; several variables are
 #'   combined), or `NULL`.
@@ -87,8 +88,7 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
                  paste(known, collapse = ", ")), call. = FALSE)
   }
   settings <- backend_settings(list(...), c("level", "clip", "icc", "warn_share", "propensity"))
-  ed <- effect_design(formula, data, treatment, na.action, fe = fe, binary = TRUE,
-                      what = "rfp_compare() (use rfp_effect(method = \"dml\") for another treatment)")
+  ed <- effect_design(formula, data, treatment, na.action, fe = fe, what = "rfp_compare()")
   columns <- effect_columns(ed)
   repeats <- repeats %||% default_repeats(ed$cluster)
 

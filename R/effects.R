@@ -320,12 +320,19 @@ print.summary.rfp_effect <- function(x, digits = max(3L, getOption("digits") - 3
   print(signif(as.matrix(table), digits))
   d <- x$diagnostics
   cat("\nDiagnostics:\n")
-  shown <- vapply(d, function(v) format(if (is.numeric(v)) signif(v, digits) else v), "")
+  warned <- d$overlap_warnings
+  d$overlap_warnings <- NULL
+  shown <- vapply(d, function(v) {
+    v <- format(if (is.numeric(v)) signif(v, digits) else v)
+    if (!is.null(names(v))) v <- paste0(names(v), "=", v)      # e.g. nuisance_models
+    paste(v, collapse = ", ")
+  }, "")
   cat(paste0("  ", format(names(shown)), "  ", shown, collapse = "\n"), "\n")
   if (!is.null(d$variance_share) && is.finite(d$variance_share) && d$variance_share > 0.9) {
     cat("  (variance_share above 0.9: the treatment variation left after the controls is",
         "small and may be functional-form-induced)\n")
   }
+  if (length(warned)) cat(paste0("  Overlap: ", warned, collapse = "\n"), "\n")
   invisible(x)
 }
 

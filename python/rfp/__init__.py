@@ -12,6 +12,8 @@ from .persist import load  # noqa: E402
 from . import simulate  # noqa: E402
 from .effects import effect  # noqa: E402
 from .compare import balance, compare  # noqa: E402
+from .heterogeneity import heterogeneity  # noqa: E402
 
-__all__ = ["fit", "fit_arrays", "load", "simulate", "FittedModel", "effect", "compare", "balance"]
+__all__ = ["fit", "fit_arrays", "load", "simulate", "FittedModel", "effect", "compare", "balance",
+           "heterogeneity"]
 __version__ = "0.1.0"

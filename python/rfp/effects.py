@@ -767,6 +767,13 @@ def aipw_from_nuisances(y, d, e_hat, mu0, mu1, cluster, estimand="ATE", clip=0.0
             raise ValueError(f"trimming at alpha = {alpha:.3g} leaves no treated or no untreated rows")
         out = aipw_from_nuisances(y[keep], d[keep], e_hat[keep], mu0[keep], mu1[keep],
                                   np.asarray(cluster)[keep], estimand, clip, level, method)
+        # per-row nuisances stay full length; scores are 0 on trimmed rows
+        for name in ("psi", "phi"):
+            if name in out.nuisance:
+                full = np.zeros(len(y))
+                full[keep] = out.nuisance[name]
+                out.nuisance[name] = full
+        out.nuisance.update(e=e_hat, mu0=mu0, mu1=mu1, kept=keep.astype(float))
         if (~keep).any():
             out.estimand = f"{estimand} (trimmed)"
         out.diagnostics.update(trim_alpha=alpha, n_trimmed=int((~keep).sum()),
@@ -781,11 +788,13 @@ def aipw_from_nuisances(y, d, e_hat, mu0, mu1, cluster, estimand="ATE", clip=0.0
         tau = float(phi.mean())
         psi = phi - tau
         control_w = 1 / (1 - e)
+        scores = {"phi": phi}
     else:
         score = d * r0 - (1 - d) * e / (1 - e) * r0
         tau = float(score.sum() / d.sum())
         psi = (score - d * tau) / d.mean()
         control_w = e / (1 - e)
+        scores = {}
     se = cluster_if_se(psi, cluster)
     codes = np.unique(cluster, return_inverse=True)[1].reshape(-1)
     n_clusters = int(codes.max()) + 1
@@ -799,7 +808,7 @@ def aipw_from_nuisances(y, d, e_hat, mu0, mu1, cluster, estimand="ATE", clip=0.0
     }
     return Effect(method, estimand, tau, se, float(test.ci_low), float(test.ci_high), len(y),
                   n_clusters, n_clusters - 1, level, diagnostics,
-                  {"e": e_hat, "mu0": mu0, "mu1": mu1, "psi": psi})
+                  {"e": e_hat, "mu0": mu0, "mu1": mu1, "psi": psi, **scores})
 
 
 # ----------------------------------------------------------------------------

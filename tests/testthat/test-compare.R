@@ -83,8 +83,8 @@ test_that("bad input to rfp_compare gives clear R errors", {
   df <- clustered_data(n_clusters = 4, n_per = 5)
   df$d <- rep(c(0, 1), 10)
   df$dose <- seq_len(nrow(df))
-  expect_error(rfp_compare(y ~ x1 | g, df, treatment = "dose"),
-               "treatment column 'dose' must be binary .* for rfp_compare\\(\\)")
+  df$word <- rep(c("a", "b"), 10)
+  expect_error(rfp_compare(y ~ x1 | g, df, treatment = "word"), "word")
   expect_error(rfp_compare(y ~ x1 | g, df, treatment = "d", methods = "ols"),
                "unknown method\\(s\\) 'ols'; known: fixed_effects")
   expect_error(rfp_compare(y ~ x1 | g, df, treatment = "d", fe = ~block),
