@@ -63,9 +63,10 @@ def one_replication(design: str, rep: int, args_dict: dict) -> list[dict]:
     start = time.time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = rfp.compare(sim, methods=a.methods, folds=a.folds, seed=rep, repeats=a.repeats,
+        table = rfp.compare(sim, methods=a.methods, folds=a.folds, seed=rep,
+                            repeats=None if a.repeats == "default" else int(a.repeats),
                             propensity=a.propensity, propensity_penalty=a.propensity_penalty,
-                            **settings)
+                            nuisance=a.nuisance, **settings)
     seconds = time.time() - start
     rows = []
     for r in table.to_pylist():
@@ -148,7 +149,7 @@ def markdown(summary: dict, args, command: str, wall: float | None) -> str:
         f"tanh, alpha={args.alpha} (dml, aipw; 0 for dml_maml, 1 for dml_erm), one inner step "
         f"(inner_lr 0.1), Adam lr {args.learning_rate}, at most {args.max_steps} steps with early "
         f"stopping (patience {args.patience}) on 20% held-out clusters; {args.folds}-fold "
-        f"cross-fitting by cluster, repeated over {args.repeats} split(s) (median); AIPW propensity: {args.propensity} (auto: a ridge logistic "
+        f"cross-fitting by cluster, repeated over {args.repeats} split(s) (median), nuisance={args.nuisance}; AIPW propensity: {args.propensity} (auto: a ridge logistic "
         f"regression on cluster means when treatment is constant within clusters, penalty "
         f"{args.propensity_penalty}), clipped to [0.01, 0.99]; methods: {' '.join(args.methods)}. "
         f"These are deliberately small models and few steps, to keep the study near 40 minutes "
@@ -199,8 +200,11 @@ def main(argv=None):
     p.add_argument("--clusters-per-stratum", type=int, default=10)
     p.add_argument("--n-per-cluster", type=int, default=15)
     p.add_argument("--folds", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=1,
-                   help="repeated cross-fitting: fold splits, median aggregation")
+    p.add_argument("--repeats", default="1",
+                   help="repeated cross-fitting: fold splits, median aggregation; 'default' "
+                        "uses rfp's default (5 below 100 clusters)")
+    p.add_argument("--nuisance", default="method", choices=["select", "method", "linear", "constant"],
+                   help="rfp.compare's nuisance= for the dml/aipw rows (rfp's default: select)")
     p.add_argument("--hidden", type=int, nargs="+", default=[8])
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--learning-rate", type=float, default=0.02)
