@@ -244,3 +244,27 @@ def test_dml_default_settings_cover_at_40_clusters():
 def test_default_repeats_by_number_of_clusters():
     assert fx.default_repeats(40) == 5 and fx.default_repeats(99) == 5
     assert fx.default_repeats(100) == 1
+
+
+@pytest.mark.slow
+def test_aipw_ate_covers_at_40_clusters():
+    """600 replications of AIPW (ATE) at 40 clusters, default repeats (5),
+    linear outcome models (correct here) and a cluster-level ridge-logit
+    propensity (penalty fixed at 1 to keep it near 2 minutes): coverage in
+    [0.915, 0.975] (binomial SE 0.0097 at 0.94; a true 0.88 passes with
+    probability about 0.005), bias within 3 Monte Carlo SEs. (The ATT on
+    the same design covered 0.91 in 300 replications, its SE 0.29 against
+    an SD of 0.44: not yet good enough to test at this level.)"""
+    reps = 600
+    est, cover = [], []
+    for r in range(reps):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            e = fx.aipw(_linear_cluster_trial(r), "y", "d", ["x", "z"], "g", nuisance="linear",
+                        seed=r, propensity_penalty=1.0)
+        est.append(e.estimate)
+        cover.append(e.ci_low <= 1.0 <= e.ci_high)
+    est = np.array(est)
+    coverage = float(np.mean(cover))
+    assert 0.915 <= coverage <= 0.975, coverage
+    assert abs(est.mean() - 1.0) <= 3 * est.std(ddof=1) / np.sqrt(reps)
