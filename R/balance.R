@@ -31,16 +31,20 @@
 #'   penalty.
 #' @param icc `"cluster"`: the outcome's intraclass correlation in \[0, 1\];
 #'   `NULL` estimates it (one-way ANOVA) from the control clusters'
-#'   outcomes.
+#'   outcomes after a linear regression on the covariates (the residual ICC
+#'   of the weights' random-intercept model), as [rfp_compare()] does.
 #' @param ... Further arguments of the backend's solver (e.g. `max_iter` for
 #'   entropy balancing, `tol` for cluster balancing, `sd = "pooled"` for the
-#'   SMD denominator).
+#'   SMD denominator, `fallback = "none"` to return no weights, instead of
+#'   approximately balancing ones, when exact balance is infeasible).
 #' @return An object of class `rfp_balance`: `weights` (one per row used,
 #'   named by row), `balance` (a data frame: `covariate`, `treated_mean`,
 #'   `treated_mean_weighted`, `control_mean`, `control_mean_weighted`, `sd`,
 #'   `smd_before`, `smd_after`), `ess` (Kish's effective sample size of the
 #'   control rows' weights; for `"cluster"` also `ess_clusters`, the
-#'   effective number of control clusters), `converged`, `status`, `message`, and the ATT
+#'   effective number of control clusters), `converged`, `status`, `message`,
+#'   `balance_reached` (`"exact"`, `"approximate"` or `"none"`; entropy and
+#'   cluster balancing), and the ATT
 #'   `estimate`, `std.error`, `conf.low`, `conf.high`.
 #' @examples
 #' \donttest{
@@ -68,8 +72,13 @@ rfp_balance <- function(formula, data, treatment, method = c("entropy", "hierarc
   args <- c(list(columns$table, d = columns$d, x = columns$x, cluster = columns$cluster),
             checked$py)
   if (method == "cluster" && is.null(icc)) {
+    # the ICC of the control outcomes after their covariates (rfp.compare's default)
     control <- ed$treatment == 0
-    args$icc <- module$anova_icc(py_column(ed$y[control]), py_column(ed$cluster[control]))
+    x_control <- b$numpy$column_stack(lapply(seq_len(ncol(ed$x)), function(j) {
+      py_column(ed$x[control, j])
+    }))
+    args$icc <- module$residual_icc(py_column(ed$y[control]), x_control,
+                                    py_column(ed$cluster[control]))
   }
   fit <- py_call_warnings(do.call(b$rfp$balance, args))
 
@@ -86,6 +95,7 @@ rfp_balance <- function(formula, data, treatment, method = c("entropy", "hierarc
     outcome = ed$outcome, weights = weights, balance = balance,
     ess = as.numeric(r_plain(fit$ess)), converged = isTRUE(r_plain(converged)),
     status = r_plain(result$status), message = r_plain(result$message),
+    balance_reached = if (reticulate::py_has_attr(result, "balance")) r_plain(result$balance) else NULL,
     lambda = if (method == "hierarchical") r_plain(args$lam) else NULL,
     icc = if (method == "cluster") r_plain(args$icc) else NULL,
     ess_clusters = if (method == "cluster") as.numeric(r_plain(result$ess)) else NULL,

@@ -23,14 +23,24 @@
 #'   (`alpha = 1`) nuisance fits.
 #'
 #' A method that cannot run on these data gives a row of `NA` with the reason
-#' in `note`. Intervals use t with G - 1 degrees of freedom (CR1), except
+#' in `note` (e.g. the balancing, kernel and AIPW rows with a continuous
+#' treatment, which only the `fixed_effects` and DML rows handle). When exact
+#' balance is infeasible the balancing rows use approximate balance and say
+#' so in `note`; `imbalance` is the largest remaining imbalance in SDs.
+#' The `fixed_effects` row's estimand is `"OLS"`: the coefficient of a
+#' regression with linear controls, a regression-weighted average of effects.
+#' Intervals use t with G - 1 degrees of freedom (CR1), except
 #' on the fixed-effects row with `vcov = "CR2"` (t with Satterthwaite degrees
 #' of freedom) or `"wild"` (bootstrap p-value and interval around the CR1
 #' standard error). With `vcov = "CR1"` and fewer than 30 clusters a warning
 #' (class `rfp_small_cluster_warning`) recommends CR2 or the bootstrap.
 #'
+#' @param nuisance,trim As in [rfp_effect()] (for the `dml` and `aipw` rows;
+#'   `dml_maml` and `dml_erm` always use the method's model).
+#'
 #' @inheritParams rfp_effect
-#' @param treatment Name of the binary (0/1 or logical) treatment column.
+#' @param treatment Name of the treatment column: binary (0/1 or logical) for
+#'   every row, or numeric (then only the `fixed_effects` and DML rows run).
 #' @param fe A one-sided formula naming the strata, e.g. `~ stratum` (the
 #'   fixed effects of the `fixed_effects` row; several variables are
 #'   combined), or `NULL`.
@@ -60,6 +70,7 @@
 #'   method and estimand and columns `method`, `estimand`, `estimate`,
 #'   `std.error`, `conf.low`, `conf.high`, `n`, `clusters`, `ess`
 #'   (effective sample size of the weights), `converged`, `variance_share`,
+#'   `imbalance` (balancing rows: largest remaining imbalance, SDs),
 #'   `p.value` (two-sided, estimate = 0), `df` (of the t) and `se_type` (the
 #'   row's variance), `truth` and `error` (when `truth` is given), `note`.
 #' @examples
@@ -74,8 +85,9 @@
 #' }
 #' @export
 rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, truth = NULL,
-                        folds = 5L, seed = 0L, repeats = 1L, na.action = stats::na.fail,
-                        progress = NULL, vcov = c("CR1", "CR2", "wild"), se_type = NULL,
+                        folds = 5L, seed = 0L, repeats = NULL, na.action = stats::na.fail,
+                        progress = NULL, nuisance = c("select", "method", "linear", "constant"),
+                        trim = NULL, vcov = c("CR1", "CR2", "wild"), se_type = NULL,
                         bootstrap_draws = 9999L, bootstrap_weights = c("rademacher", "webb"),
                         subset = NULL, ...) {
   call <- match.call()
@@ -88,7 +100,8 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
   checked <- check_settings(c(list(
     folds = folds, seed = seed, repeats = repeats, vcov = v$value,
     bootstrap_draws = bootstrap_draws,
-    bootstrap_weights = if (missing(bootstrap_weights)) "rademacher" else bootstrap_weights),
+    bootstrap_weights = if (missing(bootstrap_weights)) "rademacher" else bootstrap_weights,
+    nuisance = if (missing(nuisance)) "select" else nuisance, trim = trim),
     dots), "compare", rename = v$rename)
   settings <- checked$r
   folds <- settings$folds
@@ -108,9 +121,9 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
     stop(sprintf("unknown method(s) %s; known: %s", paste0("'", unknown, "'", collapse = ", "),
                  paste(known, collapse = ", ")), call. = FALSE)
   }
-  ed <- effect_design(formula, data, treatment, na.action, fe = fe, binary = TRUE,
-                      what = "rfp_compare() (use rfp_effect(method = \"dml\") for another treatment)")
+  ed <- effect_design(formula, data, treatment, na.action, fe = fe, what = "rfp_compare()")
   columns <- effect_columns(ed)
+  repeats <- repeats %||% default_repeats(ed$cluster)
 
   individual_e <- individual_propensity(ed, settings$propensity)
   n_fits <- folds * repeats * compare_nuisances(methods, individual_e)
@@ -119,6 +132,7 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
   args <- list(columns$table, y = columns$y, d = columns$d, x = columns$x,
                cluster = columns$cluster, strata = columns$strata %||% reticulate::py_none(),
                methods = as.list(methods), truth = py_truth(truth), na_action = "fail")
+  checked$py$repeats <- repeats   # the count the progress bar used
   table <- py_call_warnings(do.call(b$rfp$compare, c(args, checked$py, progress$settings)))
 
   out <- r_table(table)

@@ -41,10 +41,21 @@
 #' @param repeats Repeated cross-fitting (`"dml"`, `"aipw"`): the estimate is
 #'   computed on this many independent fold splits and the median reported,
 #'   with the spread across splits added to its variance (Chernozhukov et al.
-#'   2018, Section 3.4). `1` (the default, as in DoubleML) is plain
-#'   cross-fitting; with few clusters (tens) use 5 or more: in rfp's
-#'   simulation study with 40 clusters it moved the coverage of DML's 95%
-#'   interval from 0.88-0.91 to 0.95-0.97, at five times the fitting time.
+#'   2018, Section 3.4). `NULL` (the default) uses 5 with fewer than 100
+#'   clusters and 1 (plain cross-fitting) otherwise: in rfp's simulation
+#'   study with 40 clusters five splits moved the coverage of DML's 95%
+#'   interval from 0.88-0.93 to 0.945-0.96, at five times the fitting time.
+#' @param nuisance How the nuisance models are chosen (`"dml"`, `"aipw"`):
+#'   `"select"` (default) picks, per nuisance, the simplest of a constant, a
+#'   linear/logistic regression and the method's model whose cross-validated
+#'   loss across cluster folds is within one standard error of the best (so
+#'   a randomized treatment gets a constant propensity); `"method"`,
+#'   `"linear"` or `"constant"` force one. The choice is in
+#'   `diagnostics$nuisance_models`.
+#' @param trim `"aipw"`: `NULL` (default), `"crump"` (Crump et al. 2009 rule)
+#'   or a number in (0, 0.5): rows whose propensity lies outside
+#'   \[trim, 1 - trim\] are left out, and the estimand becomes
+#'   `"ATE (trimmed)"` / `"ATT (trimmed)"`.
 #' @param design `NULL`, `"cluster"` (treatment is assigned to whole clusters:
 #'   an error if it varies within one) or `"individual"`.
 #' @param subset Optional rows to use, as in [stats::lm()]: an expression
@@ -91,8 +102,9 @@
 #' }
 #' @export
 rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_learner"),
-                       estimand = c("ATE", "ATT"), folds = 5L, seed = 0L, repeats = 1L,
+                       estimand = c("ATE", "ATT"), folds = 5L, seed = 0L, repeats = NULL,
                        design = NULL, na.action = stats::na.fail, progress = NULL,
+                       nuisance = c("select", "method", "linear", "constant"), trim = NULL,
                        vcov = c("CR1", "CR2", "wild"), se_type = NULL, subset = NULL, ...) {
   call <- match.call()
   if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
@@ -113,18 +125,31 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
   # the backend's validator checks every setting (R and Python say the same)
   given <- c(list(folds = folds, seed = seed, repeats = repeats, design = design), dots)
   if (method == "aipw") given$estimand <- estimand
-  if (method == "t_learner") given$folds <- given$repeats <- NULL else given$vcov <- v$value
+  if (method == "t_learner") {
+    given$folds <- given$repeats <- NULL
+  } else {
+    given$vcov <- v$value
+    given$nuisance <- if (missing(nuisance)) "select" else nuisance
+  }
+  if (!is.null(trim)) {
+    if (method != "aipw") {
+      stop("trim = applies to method = \"aipw\" only (it trims rows by their propensity)",
+           call. = FALSE)
+    }
+    given$trim <- trim
+  }
   checked <- check_settings(given, method, rename = v$rename)
   settings <- checked$r
   folds <- settings$folds %||% folds
   seed <- settings$seed
-  repeats <- settings$repeats %||% repeats
+  repeats <- settings$repeats
   design <- settings$design
   what <- switch(method, dml = "DML", aipw = "AIPW", t_learner = "the T-learner")
   ed <- effect_design(formula, data, treatment, na.action, binary = method != "dml",
                       what = what)
   columns <- effect_columns(ed)
   b <- backend()
+  if (method != "t_learner") repeats <- repeats %||% default_repeats(ed$cluster)
 
   n_fits <- switch(method, dml = 2 * folds,
                    aipw = ((estimand == "ATE") + 1 +
@@ -135,6 +160,7 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
   on.exit(progress$close(), add = TRUE)
   args <- list(columns$table, y = columns$y, d = columns$d, x = columns$x,
                cluster = columns$cluster, method = method, na_action = "fail")
+  if (method != "t_learner") checked$py$repeats <- repeats   # the count the progress bar used
   result <- py_call_warnings(do.call(b$rfp$effect, c(args, checked$py, progress$settings)))
 
   out <- if (method == "t_learner") {
@@ -155,6 +181,12 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
   out
 }
 
+# Fold splits when repeats is NULL: rfp.effects.default_repeats (5 below 100
+# clusters, else 1).
+default_repeats <- function(cluster) {
+  if (length(unique(cluster)) < 100) 5L else 1L
+}
+
 # Does AIPW fit the propensity by the method on individual rows (one more
 # nuisance per fold)? With propensity "auto", only when treatment varies
 # within some cluster.
@@ -167,8 +199,16 @@ individual_propensity <- function(ed, propensity = NULL) {
 # An rfp.effects.Effect -> the R list (numbers and per-row nuisances).
 backend_effect <- function(e) {
   diagnostics <- r_scalars(e$diagnostics)
-  for (name in c("folds", "n_clipped", "repeats")) {
+  for (name in c("folds", "n_clipped", "repeats", "n_trimmed")) {
     if (!is.null(diagnostics[[name]])) diagnostics[[name]] <- as.integer(diagnostics[[name]])
+  }
+  # the chosen nuisance models (named character) and overlap warnings (character)
+  py_diag <- e$diagnostics
+  if (reticulate::py_to_r(py_diag$`__contains__`("nuisance_models"))) {
+    diagnostics$nuisance_models <- unlist(r_plain(py_diag$get("nuisance_models")))
+  }
+  if (reticulate::py_to_r(py_diag$`__contains__`("overlap_warnings"))) {
+    diagnostics$overlap_warnings <- as.character(unlist(r_plain(py_diag$get("overlap_warnings"))))
   }
   nuisance <- unlist(r_plain(backend()$builtins$list(e$nuisance$keys())))
   rows <- lapply(stats::setNames(nuisance, nuisance), function(k) {
@@ -336,15 +376,19 @@ print.summary.rfp_effect <- function(x, digits = max(3L, getOption("digits") - 3
                    row_names = sprintf("%s (%s)", x$coefficients$term, x$estimand))
   cat("\nDiagnostics:\n")
   d <- x$diagnostics
+  warned <- d$overlap_warnings
+  d$overlap_warnings <- NULL
   shown <- vapply(d, function(v) {
-    v <- if (is.numeric(v)) signif(v, digits) else v
-    paste(format(v, trim = TRUE), collapse = ", ")
+    v <- format(if (is.numeric(v)) signif(v, digits) else v, trim = TRUE)
+    if (!is.null(names(v))) v <- paste0(names(v), "=", v)      # e.g. nuisance_models
+    paste(v, collapse = ", ")
   }, "")
   cat(paste0("  ", format(names(shown)), "  ", shown, collapse = "\n"), "\n")
   if (!is.null(d$variance_share) && is.finite(d$variance_share) && d$variance_share > 0.9) {
     cat("  (variance_share above 0.9: the treatment variation left after the controls is",
         "small and may be functional-form-induced)\n")
   }
+  if (length(warned)) cat(paste0("  Overlap: ", warned, collapse = "\n"), "\n")
   invisible(x)
 }
 

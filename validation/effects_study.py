@@ -34,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 METHODS = ("fixed_effects", "entropy_balancing", "cluster_balancing", "dml", "aipw", "kernel",
            "dml_maml", "dml_erm")                 # rfp.compare.METHODS (not imported: spawn)
 FIELDS = ["design", "rep", "method", "estimand", "estimate", "std_error", "ci_low", "ci_high",
-          "truth", "ess", "converged", "variance_share", "seconds"]
+          "truth", "ess", "converged", "variance_share", "imbalance", "approximate", "seconds"]
 
 
 def _init_worker():
@@ -63,9 +63,10 @@ def one_replication(design: str, rep: int, args_dict: dict) -> list[dict]:
     start = time.time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = rfp.compare(sim, methods=a.methods, folds=a.folds, seed=rep, repeats=a.repeats,
+        table = rfp.compare(sim, methods=a.methods, folds=a.folds, seed=rep,
+                            repeats=None if a.repeats == "default" else int(a.repeats),
                             propensity=a.propensity, propensity_penalty=a.propensity_penalty,
-                            **settings)
+                            nuisance=a.nuisance, **settings)
     seconds = time.time() - start
     rows = []
     for r in table.to_pylist():
@@ -73,7 +74,10 @@ def one_replication(design: str, rep: int, args_dict: dict) -> list[dict]:
                      "estimand": r["estimand"], "estimate": r["estimate"],
                      "std_error": r["std_error"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
                      "truth": r["truth"], "ess": r["ess"], "converged": int(r["converged"]),
-                     "variance_share": r["variance_share"], "seconds": seconds})
+                     "variance_share": r["variance_share"],
+                     "imbalance": r.get("imbalance", float("nan")),
+                     "approximate": int("approximate balance" in (r.get("note") or "")),
+                     "seconds": seconds})
     return rows
 
 
@@ -113,6 +117,9 @@ def summarize(rows: list[dict]) -> dict:
             variance_share=float(np.nanmean([float(r["variance_share"]) for r in rs]))
             if any(np.isfinite(float(r["variance_share"])) for r in rs) else math.nan,
             seconds=float(np.mean([float(r["seconds"]) for r in rs])),
+            imbalance=float(np.nanmean([float(r.get("imbalance") or "nan") for r in rs]))
+            if any(np.isfinite(float(r.get("imbalance") or "nan")) for r in rs) else math.nan,
+            approximate=float(np.mean([int(float(r.get("approximate") or 0)) for r in rs])),
         )
     return out
 
@@ -142,7 +149,7 @@ def markdown(summary: dict, args, command: str, wall: float | None) -> str:
         f"tanh, alpha={args.alpha} (dml, aipw; 0 for dml_maml, 1 for dml_erm), one inner step "
         f"(inner_lr 0.1), Adam lr {args.learning_rate}, at most {args.max_steps} steps with early "
         f"stopping (patience {args.patience}) on 20% held-out clusters; {args.folds}-fold "
-        f"cross-fitting by cluster, repeated over {args.repeats} split(s) (median); AIPW propensity: {args.propensity} (auto: a ridge logistic "
+        f"cross-fitting by cluster, repeated over {args.repeats} split(s) (median), nuisance={args.nuisance}; AIPW propensity: {args.propensity} (auto: a ridge logistic "
         f"regression on cluster means when treatment is constant within clusters, penalty "
         f"{args.propensity_penalty}), clipped to [0.01, 0.99]; methods: {' '.join(args.methods)}. "
         f"These are deliberately small models and few steps, to keep the study near 40 minutes "
@@ -161,8 +168,8 @@ def markdown(summary: dict, args, command: str, wall: float | None) -> str:
         reps = max(v["reps"] for k, v in summary.items() if k[0] == design)
         lines += [f"## {design} overlap ({reps} replications)", "",
                   "| method | estimand | reps (ran) | bias ± MC se | SD | RMSE | coverage ± se | "
-                  "mean SE | conv | ESS | var share |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "mean SE | conv | ESS | var share | approx. balance | mean max imbalance (SD) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         keys = sorted((k for k in summary if k[0] == design),
                       key=lambda k: (order.index(k[1]) if k[1] in order else 99, k[2]))
         for k in keys:
@@ -171,7 +178,8 @@ def markdown(summary: dict, args, command: str, wall: float | None) -> str:
                 f"| {k[1]} | {k[2] or '–'} | {s['reps']} ({s['ran']}) | {f(s['bias'])} ± "
                 f"{f(s['bias_se'])} | {f(s['sd'])} | {f(s['rmse'])} | {f(s['coverage'], 3)} ± "
                 f"{f(s['coverage_se'], 3)} | {f(s['mean_se'])} | {f(s['converged'], 2)} | "
-                f"{f(s['ess'], 0)} | {f(s['variance_share'], 2)} |")
+                f"{f(s['ess'], 0)} | {f(s['variance_share'], 2)} | {f(s['approximate'], 2)} | "
+                f"{f(s['imbalance'], 3)} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -192,8 +200,11 @@ def main(argv=None):
     p.add_argument("--clusters-per-stratum", type=int, default=10)
     p.add_argument("--n-per-cluster", type=int, default=15)
     p.add_argument("--folds", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=1,
-                   help="repeated cross-fitting: fold splits, median aggregation")
+    p.add_argument("--repeats", default="1",
+                   help="repeated cross-fitting: fold splits, median aggregation; 'default' "
+                        "uses rfp's default (5 below 100 clusters)")
+    p.add_argument("--nuisance", default="method", choices=["select", "method", "linear", "constant"],
+                   help="rfp.compare's nuisance= for the dml/aipw rows (rfp's default: select)")
     p.add_argument("--hidden", type=int, nargs="+", default=[8])
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--learning-rate", type=float, default=0.02)

@@ -23,7 +23,8 @@ from . import simulate  # noqa: E402
 from .effects import effect  # noqa: E402
 from .compare import balance, compare  # noqa: E402
 from .baselines.fixed_effects import fixed_effects  # noqa: E402
+from .heterogeneity import heterogeneity  # noqa: E402
 
 __all__ = ["fit", "fit_arrays", "tune", "tune_arrays", "alerts", "load", "simulate",
-           "FittedModel", "effect", "compare", "balance", "fixed_effects"]
+           "FittedModel", "effect", "compare", "balance", "fixed_effects", "heterogeneity"]
 __version__ = "0.1.0"

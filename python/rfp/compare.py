@@ -80,7 +80,7 @@ METHODS = ("fixed_effects", "entropy_balancing", "cluster_balancing", "dml", "ai
            "dml_maml", "dml_erm")
 CROSS_FITTED = ("dml", "aipw", "dml_maml", "dml_erm")  # the methods that need folds
 COLUMNS = ("method", "estimand", "estimate", "std_error", "ci_low", "ci_high", "n", "clusters",
-           "ess", "converged", "variance_share", "p_value", "df", "se_type")
+           "ess", "converged", "variance_share", "imbalance", "p_value", "df", "se_type")
 
 
 # ----------------------------------------------------------------------------
@@ -229,7 +229,7 @@ def weighted_att(y, d, w, cluster, covariates=None, level=0.95):
 
 
 def _row(method, estimand, estimate, se, n, clusters, level, ess=np.nan, converged=True,
-         share=np.nan, note=""):
+         share=np.nan, note="", imbalance=np.nan):
     """A table row with CR1-type inference: t on G − 1."""
     if np.isfinite(estimate) and np.isfinite(se) and se > 0:
         test = t_test(estimate, se, df=clusters - 1, level=level)
@@ -239,8 +239,15 @@ def _row(method, estimand, estimate, se, n, clusters, level, ess=np.nan, converg
     return {"method": method, "estimand": estimand, "estimate": float(estimate),
             "std_error": float(se), "ci_low": lo, "ci_high": hi, "n": int(n),
             "clusters": int(clusters), "ess": float(ess), "converged": bool(converged),
-            "variance_share": float(share), "p_value": p, "df": float(clusters - 1),
-            "se_type": "CR1", "note": note}
+            "variance_share": float(share), "imbalance": float(imbalance), "p_value": p,
+            "df": float(clusters - 1), "se_type": "CR1", "note": note}
+
+
+def _skipped(method, estimand, ctx, why):
+    """A row of NaN for a method these data leave out, saying why."""
+    ed = ctx["ed"]
+    return _row(method, estimand, np.nan, np.nan, len(ed.y), ed.n_clusters, ctx["level"],
+                converged=False, note=f"left out: {why}")
 
 
 def _effect_row(method, e: fx.Effect, converged, note=""):
@@ -263,9 +270,11 @@ def _fixed_effects(ctx):
     # the linear first stage of FWL: D on controls (+ strata), eq. 2 of the paper
     both = np.column_stack([ed.d, ed.x])
     both = demean(both, [strata])[0] if strata is not None else both - both.mean(axis=0)
-    v = both[:, 0] - both[:, 1:] @ np.linalg.lstsq(both[:, 1:], both[:, 0], rcond=None)[0]
+    v = both[:, 0]
+    if both.shape[1] > 1:
+        v = v - both[:, 1:] @ np.linalg.lstsq(both[:, 1:], both[:, 0], rcond=None)[0]
     share = 1.0 - float(np.var(v)) / float(np.var(ed.d))
-    out = _row("fixed_effects", "PLM", row["estimate"], row["std_error"], fit.n, fit.n_clusters,
+    out = _row("fixed_effects", "OLS", row["estimate"], row["std_error"], fit.n, fit.n_clusters,
                ctx["level"], fx.kish_ess(v * v), fit.converged, share)
     out.update(ci_low=row["ci_low"], ci_high=row["ci_high"], p_value=row["p"], df=row["df"],
                se_type=fit.se_type)
@@ -277,21 +286,39 @@ def _fixed_effects(ctx):
     return [out]
 
 
+def _balance_note(res) -> str:
+    """What a balancing row's note says about the balance reached (the
+    solver's message unless balance is exact)."""
+    return "" if res.balance == "exact" else res.message
+
+
 def _entropy_balancing(ctx):
     ed = ctx["ed"]
+    if not ctx["x_cols"]:
+        return [_skipped("entropy_balancing", "ATT", ctx, "needs controls to balance")]
+    if not ctx["binary"]:
+        return [_skipped("entropy_balancing", "ATT", ctx, "binary treatment only (weights "
+                         "balance controls on treated units; a continuous dose has no such groups)")]
     fit = entropy_balance_from_table(ctx["table"], "d", ctx["x_cols"])
     tau, se = weighted_att(ed.y, ed.d, fit.weights, ed.cluster, ed.x, ctx["level"])
     res = fit.result
     return [_row("entropy_balancing", "ATT", tau, se, len(ed.y), ed.n_clusters, ctx["level"],
-                 fit.ess, res.converged, note="" if res.converged else res.message)]
+                 fit.ess, res.balance != "none", note=_balance_note(res),
+                 imbalance=float(np.max(np.abs(res.std_imbalance))))]
 
 
 def _cluster_balancing(ctx):
     ed = ctx["ed"]
+    if not ctx["binary"]:
+        return [_skipped("cluster_balancing", "ATT", ctx, "binary treatment only")]
     if not ctx["clustered"]:
         return []
+    if not ctx["x_cols"]:
+        return [_skipped("cluster_balancing", "ATT", ctx, "needs controls to balance")]
     individual, cluster_level = split_by_level(ctx["table"], ctx["x_cols"], "cluster")
-    icc = ctx["icc"] if ctx["icc"] is not None else anova_icc(ed.y[ed.d == 0], ed.cluster[ed.d == 0])
+    control = ed.d == 0
+    icc = (ctx["icc"] if ctx["icc"] is not None
+           else residual_icc(ed.y[control], ed.x[control], ed.cluster[control]))
     fit = cluster_balance_from_table(ctx["table"], "d", individual, "cluster", icc,
                                      cluster_x=cluster_level)
     res = fit.result
@@ -301,7 +328,20 @@ def _cluster_balancing(ctx):
     cols = [ctx["x_cols"].index(c) for c in individual + cluster_level]
     tau, se = weighted_att(ed.y, ed.d, fit.weights, ed.cluster, ed.x[:, cols], ctx["level"])
     return [_row("cluster_balancing", "ATT", tau, se, len(ed.y), ed.n_clusters, ctx["level"],
-                 res.ess, res.solved, note="" if res.solved else res.message)]
+                 res.ess, res.solved, note=_balance_note(res),
+                 imbalance=float(np.max(np.abs(res.std_imbalance))))]
+
+
+def residual_icc(y, x, cluster) -> float:
+    """The intraclass correlation of the residual y − μ̂(x) (OLS on (1, x)),
+    by one-way ANOVA (``anova_icc``): the icc of cluster balancing's
+    random-intercept model ȳ_c = μ(x_c) + u_c + ē_c is that of the outcome
+    after its covariates, not of the raw outcome (a covariate that varies
+    between clusters inflates the raw one)."""
+    x = np.asarray(x, dtype=float).reshape(len(y), -1)
+    z = np.column_stack([np.ones(len(y)), x])
+    r = y - z @ np.linalg.lstsq(z, y, rcond=None)[0]
+    return anova_icc(r, cluster)
 
 
 def anova_icc(y, cluster) -> float:
@@ -322,6 +362,11 @@ def anova_icc(y, cluster) -> float:
 
 def _kernel(ctx):
     ed = ctx["ed"]
+    if not ctx["binary"]:
+        return [_skipped("kernel", "ATT", ctx, "binary treatment only (imputes untreated "
+                         "outcomes of treated units)")]
+    if not ctx["x_cols"]:
+        return [_skipped("kernel", "ATT", ctx, "needs controls to smooth over")]
     t, c = ed.d == 1, ed.d == 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -338,7 +383,9 @@ def _kernel(ctx):
     tau = float(np.mean(ed.y[t] - mu0_t))
     r = np.zeros(n)
     r[t] = ed.y[t] - mu0_t
-    r[c] = ed.y[c] - kfit.predict(ed.x[c])
+    # leave-cluster-out residuals: an in-sample residual of a smoother is shrunk
+    # towards 0 by its own weight (and more so at small bandwidths)
+    r[c] = ed.y[c] - kernel_mod.leave_cluster_out(kfit, ed.cluster[c])
     psi = np.zeros(n)
     psi[t] = n / n1 * (r[t] - tau)
     psi[c] = -n / n1 * w[c] * r[c]
@@ -360,26 +407,45 @@ def _method_nuisances(ctx, split, alpha=None):
             individual_e = ctx["propensity_level"] == "individual"
             need = ("mu0", "mu1") + (("m",) if ctx["dml"] or individual_e else ()) + \
                 (("g",) if ctx["dml"] else ())
+        # MAML's and ERM's rows compare the objectives: their nuisances are the method's
         ctx[key] = fx.nuisances(ctx["ed"], ctx["folds"][split], need,
-                                seed=fx.split_seed(ctx["seed"], split), **settings)
+                                seed=fx.split_seed(ctx["seed"], split),
+                                nuisance=ctx["nuisance"] if alpha is None else "method",
+                                **settings)
     return ctx[key]
 
 
 def _dml(ctx, name="dml", alpha=None):
     ed = ctx["ed"]
+    if not ctx["x_cols"]:
+        return [_skipped(name, "PLM", ctx, "needs controls for its nuisance models (the "
+                         "fixed_effects row without controls is the difference in means)")]
     splits = []
     for s in range(len(ctx["folds"])):
         nz = _method_nuisances(ctx, s, alpha)
         e = fx.plm_from_residuals(ed.y, ed.d, nz["g"], nz["m"], ed.cluster, ctx["level"],
                                   ctx["warn_share"] if s == 0 else None, ctx["treatment"], name)
         e.diagnostics["converged"] = nz["converged"]
+        e.diagnostics["nuisance_models"] = {k: nz["chosen"][k] for k in ("g", "m")}
         splits.append(e)
-    e = fx.median_over_splits(splits)
-    return [_effect_row(name, e, e.diagnostics["converged"])]
+    e = fx.overlap_checks(fx.median_over_splits(splits), warn=False)
+    return [_effect_row(name, e, e.diagnostics["converged"], _models_note(e))]
+
+
+def _models_note(e) -> str:
+    """The chosen nuisance models and any overlap warnings, for a row's note."""
+    chosen = e.diagnostics.get("nuisance_models", {})
+    parts = (["nuisances: " + ", ".join(f"{k}={v}" for k, v in chosen.items())] if chosen else [])
+    return "; ".join(parts + e.diagnostics.get("overlap_warnings", []))
 
 
 def _aipw(ctx):
     ed = ctx["ed"]
+    if not ctx["binary"]:
+        return [_skipped("aipw", "", ctx, "binary treatment only (ATE/ATT of a 0/1 treatment; "
+                         "for a continuous treatment see the dml rows)")]
+    if not ctx["x_cols"]:
+        return [_skipped("aipw", "", ctx, "needs controls for its nuisance models")]
     by_estimand = {"ATE": [], "ATT": []}
     for s, fold in enumerate(ctx["folds"]):
         nz = _method_nuisances(ctx, s)
@@ -387,16 +453,21 @@ def _aipw(ctx):
                                            ctx["propensity_penalty"], nz=nz)
         for estimand, splits in by_estimand.items():
             e = fx.aipw_from_nuisances(ed.y, ed.d, e_hat, nz["mu0"], nz["mu1"], ed.cluster,
-                                       estimand, ctx["clip"], ctx["level"])
+                                       estimand, ctx["clip"], ctx["level"], trim=ctx["trim"])
             e.diagnostics["converged"] = bool(nz["converged"] and e_info["propensity_converged"])
+            e.diagnostics["nuisance_models"] = {
+                k: v for k, v in nz["chosen"].items() if k in ("mu0", "mu1", "m")}
+            if e_info["propensity"] == "cluster":
+                e.diagnostics["nuisance_models"]["e"] = "ridge logit on cluster means"
             splits.append(e)
     rows = []
     for estimand, splits in by_estimand.items():
-        e = fx.median_over_splits(splits)
-        clipped = e.diagnostics["n_clipped"]
-        rows.append(_effect_row("aipw", e, e.diagnostics["converged"],
-                                f"{clipped} propensities clipped to [{ctx['clip']}, "
-                                f"{1 - ctx['clip']}]" if clipped else ""))
+        e = fx.overlap_checks(fx.median_over_splits(splits), warn=False)
+        clipped = e.diagnostics.get("n_clipped", 0)
+        note = "; ".join(filter(None, [
+            f"{clipped} propensities clipped to [{ctx['clip']}, {1 - ctx['clip']}]" if clipped else "",
+            e.diagnostics.get("trimmed_estimand", ""), _models_note(e)]))
+        rows.append(_effect_row("aipw", e, e.diagnostics["converged"], note))
     return rows
 
 
@@ -452,11 +523,11 @@ def _run(name, ctx, pending) -> list:
 
 def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=METHODS,
             truth=None, *, folds: int = 5, seed: int = 0, level: float = 0.95,
-            repeats: int = 1, clip: float = 0.01, icc: float | None = None,
+            repeats: int | None = None, clip: float = 0.01, icc: float | None = None,
             warn_share=fx.WARN_SHARE,
             na_action: str = "fail", propensity: str = "auto",
-            propensity_penalty=fx.PROPENSITY_PENALTY, vcov: str = "CR1",
-            bootstrap_draws: int = 9999, bootstrap_weights: str = "rademacher",
+            propensity_penalty=fx.PROPENSITY_PENALTY, nuisance: str = "select", trim=None,
+            vcov: str = "CR1", bootstrap_draws: int = 9999, bootstrap_weights: str = "rademacher",
             **settings) -> Comparison:
     """Every estimator in ``methods`` on the same rows, one table.
 
@@ -465,10 +536,12 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
     data : Arrow-compatible table or ``rfp.simulate.Simulation``
         A Simulation supplies y, d, x, cluster, strata and truth.
     y, d : str
-        Outcome and binary (0/1) treatment columns.
+        Outcome and treatment columns. With a non-binary treatment only the
+        fixed_effects and dml rows run; the others say why in ``note``.
     x : list of str, str, or "all"
         Control columns. Required for a table (``x="all"``: every column
-        other than y, d and cluster).
+        other than y, d and cluster). Without controls (``x=[]``) only the
+        fixed_effects row runs (a difference in means, within strata if given).
     cluster : str
         Cluster column (any type).
     strata : str, optional
@@ -477,10 +550,13 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
         A subset of ``METHODS`` (module docstring).
     truth : dict, optional
         Estimand -> true value; adds columns truth and error = estimate − truth.
-    folds, seed, repeats : int
-        Cross-fitting folds (whole clusters), the seed (folds, fits and the
-        wild bootstrap), and repeated cross-fitting (median over that many
-        fold splits; ``effects``, "Repeated cross-fitting").
+    folds, seed : int
+        Cross-fitting folds (whole clusters) and the seed (folds, fits and
+        the wild bootstrap).
+    repeats : int or None
+        Repeated cross-fitting: the median over that many fold splits
+        (``effects``, "Repeated cross-fitting"); None: 5 below 100 clusters,
+        else 1.
     level : float
         Confidence level.
     clip : float
@@ -494,6 +570,13 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
     propensity : {"auto", "cluster", "individual"}
         Where AIPW fits ê; ``propensity_penalty`` ("cv" or a float) is the
         ridge penalty of a cluster-level ê (``effects.aipw``).
+    nuisance : {"select", "method", "linear", "constant"}
+        The dml/aipw nuisance models (``rfp.nuisance``: "select" chooses among
+        constant, linear and the method by cross-validation across cluster
+        folds; the rows' notes name the choice; dml_maml/dml_erm always use
+        the method).
+    trim : None, "crump" or float in (0, 0.5)
+        Trims AIPW's rows by ê (Crump et al. 2009; ``effects.aipw``).
     vcov : {"CR1", "CR2", "wild"}
         Variance of the fixed-effects row (module docstring); the other rows
         are CR1. With "CR1" and fewer than 30 clusters a SmallClusterWarning.
@@ -508,7 +591,7 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
     Comparison
         The Arrow table (``.table``) with columns method, estimand,
         estimate, std_error, ci_low, ci_high, n, clusters, ess, converged,
-        variance_share, p_value, df, se_type, [truth, error,] note; a method
+        variance_share, imbalance, p_value, df, se_type, [truth, error,] note; a method
         that cannot run on these data (a ``ValueError``) gives a row of NaN
         with the reason in ``note``. ``summary()`` and ``to_pandas()`` give
         pandas.
@@ -517,13 +600,15 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
                             icc=icc, warn_share=warn_share, na_action=na_action,
                             propensity=propensity, propensity_penalty=propensity_penalty,
                             vcov=vcov, bootstrap_draws=bootstrap_draws,
-                            bootstrap_weights=bootstrap_weights, **settings), "compare")
+                            bootstrap_weights=bootstrap_weights, nuisance=nuisance, trim=trim,
+                            **settings), "compare")
     folds, seed, level, repeats, clip = (checked.pop(k) for k in
                                          ("folds", "seed", "level", "repeats", "clip"))
     icc, warn_share, propensity_penalty = (checked.pop(k) for k in
                                            ("icc", "warn_share", "propensity_penalty"))
     vcov, bootstrap_draws, bootstrap_weights = (
         checked.pop(k) for k in ("vcov", "bootstrap_draws", "bootstrap_weights"))
+    nuisance, trim = checked.pop("nuisance"), checked.pop("trim")
     checked.pop("na_action"), checked.pop("propensity")
     settings = checked
     if isinstance(data, Simulation):
@@ -537,9 +622,7 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
     table = as_table(data)
     extra = [strata] if strata is not None else []
     crossfit = [m for m in methods if m in CROSS_FITTED]
-    ed = fx.read(table, y, d, x, cluster, na_action=na_action, binary=True,
-                 method="compare (use rfp.effect(method='dml') for a non-binary treatment)",
-                 allow_no_controls=set(methods) <= {"fixed_effects"})
+    ed = fx.read(table, y, d, x, cluster, na_action=na_action, allow_no_controls=True)
     strata_codes = None
     if strata is not None:
         if strata not in table.column_names:
@@ -561,11 +644,13 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
     ctx = dict(ed=ed, table=clean, x_cols=x_cols, strata=strata_codes, level=level, seed=seed,
                vcov=vcov, bootstrap_draws=bootstrap_draws, bootstrap_weights=bootstrap_weights,
                clip=clip, icc=icc, warn_share=warn_share, treatment=d, settings=settings,
-               clustered=fx.treatment_is_clustered(ed.d, ed.cluster), aipw="aipw" in methods,
+               binary=ed.binary,
+               clustered=fx.treatment_is_clustered(ed.d, ed.cluster), aipw="aipw" in methods and ed.binary and bool(x_cols),
                dml="dml" in methods, propensity_level=fx.propensity_level(ed, propensity),
-               propensity_penalty=propensity_penalty,
+               propensity_penalty=propensity_penalty, nuisance=nuisance, trim=trim,
                folds=[fx.cluster_folds(ed.cluster, folds, fx.split_seed(seed, s), ed.d)
-                      for s in range(fx.check_repeats(repeats))] if crossfit else [])
+                      for s in range(fx.default_repeats(ed.n_clusters) if repeats is None
+                                     else fx.check_repeats(repeats))] if crossfit else [])
     rows, pending = [], []
     total = _fits_per_split(methods, ctx["propensity_level"]) * int(folds) * len(ctx["folds"])
     with over_fits(settings, total) as fit_settings:

@@ -40,7 +40,7 @@ MODELS = ("linear", "mlp", "neural_ode")
 @dataclass(frozen=True)
 class Rule:
     """What one setting may be.  kind: number, whole, flag, choice, sizes,
-    weights, model, activation, penalty_or_cv, progress or column (a column
+    weights, model, activation, penalty_or_cv, trim, progress or column (a column
     name, checked by the data layer)."""
     kind: str
     low: float = -math.inf
@@ -95,7 +95,7 @@ RULES = {
     # effects, comparisons and tuning (folds of whole clusters)
     "folds": whole(2),
     "one_se": FLAG,
-    "repeats": whole(1),
+    "repeats": whole(1, none=True),          # None: 5 below 100 clusters, else 1
     "level": number(0, 1, low_open=True, high_open=True),
     "clip": number(0, 0.5, high_open=True),
     "warn_share": number(0, 1, none=True),
@@ -105,6 +105,9 @@ RULES = {
     "na_action": choice("fail", "omit"),
     "propensity": choice("auto", "cluster", "individual"),
     "propensity_penalty": Rule("penalty_or_cv", 0),
+    "nuisance": choice("select", "method", "linear", "constant"),   # nuisance.py's ladder
+    "trim": Rule("trim", 0, 0.5, low_open=True, high_open=True, none=True),   # None, "crump", α
+    "fold": Rule("column", none=True),       # given fold labels (dml_plm; checked there)
     # small-cluster inference (inference.py, wild_bootstrap.py)
     "vcov": choice("CR1", "CR2", "wild"),
     "bootstrap_draws": whole(99),
@@ -118,6 +121,8 @@ RULES = {
     "standardize": FLAG,
     "base_weights": Rule("column", none=True),
     "cluster_x": Rule("column"),
+    "fallback": choice("approximate", "none"),   # approximate balance when exact is infeasible
+    "slack": number(0),                      # SDs of the approximate balance
 }
 
 FIT = (*DEFAULTS, "width", "steps", "progress")
@@ -126,18 +131,20 @@ CONTEXTS = {
     "fit": FIT,
     "tune": (*FIT, "folds", "one_se"),
     "dml": (*NUISANCE, "folds", "seed", "repeats", "level", "warn_share", "design",
-            "na_action", "vcov"),
+            "na_action", "vcov", "nuisance", "fold"),
     "aipw": (*NUISANCE, "estimand", "folds", "seed", "repeats", "clip", "design", "level",
-             "na_action", "propensity", "propensity_penalty", "vcov"),
+             "na_action", "propensity", "propensity_penalty", "vcov", "nuisance", "trim"),
     "t_learner": (*NUISANCE, "seed", "design", "na_action"),
     "compare": (*NUISANCE, "folds", "seed", "level", "repeats", "clip", "icc", "warn_share",
                 "na_action", "propensity", "propensity_penalty", "vcov", "bootstrap_draws",
-                "bootstrap_weights"),
+                "bootstrap_weights", "nuisance", "trim"),
     "fixed_effects": ("na_action", "level", "tol", "max_iter", "vcov", "bootstrap_draws",
                       "bootstrap_weights", "seed"),
-    "balance:entropy": ("method", "base_weights", "na_action", "sd", "max_iter", "tol"),
+    "balance:entropy": ("method", "base_weights", "na_action", "sd", "max_iter", "tol",
+                        "fallback", "slack"),
     "balance:hierarchical": ("method", "lam", "na_action", "sd", "standardize"),
-    "balance:cluster": ("method", "icc", "cluster_x", "na_action", "sd", "tol"),
+    "balance:cluster": ("method", "icc", "cluster_x", "na_action", "sd", "tol", "fallback",
+                        "slack"),
 }
 CONTEXTS = {k: tuple(dict.fromkeys(v)) for k, v in CONTEXTS.items()}  # seed is in two lists
 LOSS_PER_NUISANCE = ("loss is set per nuisance (squared for outcomes, logistic for a binary "
@@ -202,6 +209,12 @@ def check(name: str, value, saved: bool = False):
         return "all" if isinstance(value, str) and value == "all" else _whole(name, value, rule)
     if kind == "penalty_or_cv":
         return "cv" if isinstance(value, str) and value == "cv" else _number(name, value, rule)
+    if kind == "trim":
+        if isinstance(value, str):
+            if value != "crump":
+                raise ValueError(_must(name, rule) + f", got {_show(value)}")
+            return value
+        return _number(name, value, rule)
     if kind == "progress":
         if _is_bool(value):
             return bool(value)
@@ -343,6 +356,8 @@ def _must(name, rule) -> str:
         what = "'cv' or a number >= 0"
     elif k == "devices":
         what = "a whole number >= 1 or 'all'"
+    elif k == "trim":
+        what = "'crump' or a number in (0, 0.5)"
     elif k == "progress":
         what = "None, True, False or a function progress(step, total, train, heldout)"
     else:

@@ -141,7 +141,8 @@ def cluster_trial(n_strata: int = 4, clusters_per_stratum: int = 10, n_per_clust
 
         z_c    = δ_s + v_c,      δ_s = linspace(-1, 1, S),  v_c ~ N(0, 0.75²)
         D_c    ~ Bernoulli(e(z_c)),   e(z) = logistic(γ z),
-                 γ = 0.5 (overlap="high") or 2.0 (overlap="low")
+                 γ = 0.5 (overlap="high"), 2.0 (overlap="low") or 0
+                 (overlap="randomized": a cluster-randomized trial, e = 1/2)
         x_icj  = a_j z_c + u_cj + ε_icj,   a = (0.8, -0.5),  u ~ N(0, 0.5²),  ε ~ N(0, 1)
         Y_ic(0) = f(x, z) + b_c + noise·η_ic,   b_c ~ N(0, sd_cluster_effect²)
         f(x, z) = z + 0.5 z² + sin(x1) + 0.25 x1 x2
@@ -159,15 +160,16 @@ def cluster_trial(n_strata: int = 4, clusters_per_stratum: int = 10, n_per_clust
     ATE = E τ(X), ATT = E[τ(X) | D = 1] and PLM = E[e(1-e) τ(X)] / E[e(1-e)]
     (the variance-weighted average the partially linear model's τ estimates;
     all three equal τ for a constant effect), and their sample analogues
-    SATE / SATT over the simulated units. ``truth(x)`` is τ(x) for rows of
+    SATE / SATT over the simulated units; with a constant effect also OLS = τ
+    (the estimand of a regression with linear controls). ``truth(x)`` is τ(x) for rows of
     (x1, x2, z). Columns: y, d, x1, x2, z, cluster, stratum, and the truth
     columns tau_i, e (true propensity), mu0 = E[Y(0) | x, z] (without b_c).
     """
     if effect not in ("constant", "heterogeneous"):
         raise ValueError(f"effect must be 'constant' or 'heterogeneous', got {effect!r}")
-    gamma = {"high": 0.5, "low": 2.0}.get(overlap)
+    gamma = {"high": 0.5, "low": 2.0, "randomized": 0.0}.get(overlap)
     if gamma is None:
-        raise ValueError(f"overlap must be 'low' or 'high', got {overlap!r}")
+        raise ValueError(f"overlap must be 'low', 'high' or 'randomized', got {overlap!r}")
     if n_strata < 1 or clusters_per_stratum < 1 or n_per_cluster < 1:
         raise ValueError("n_strata, clusters_per_stratum and n_per_cluster must be positive")
     n_clusters = n_strata * clusters_per_stratum
@@ -216,6 +218,11 @@ def cluster_trial(n_strata: int = 4, clusters_per_stratum: int = 10, n_per_clust
         "SATE": float(tau_i.mean()),
         "SATT": float(tau_i[d == 1].mean()),
     }
+    if k == 0:
+        # OLS with linear controls (compare()'s fixed_effects row) estimates a
+        # regression-weighted average of effects; with a constant effect it is τ
+        # (under heterogeneity its weights depend on the linear projection: not given)
+        truth["OLS"] = float(tau)
     table = pa.table({
         "y": y, "d": d, "x1": x[:, 0], "x2": x[:, 1], "z": z, "cluster": cluster,
         "stratum": stratum_c[cluster], "tau_i": tau_i, "e": e_c[cluster], "mu0": mu0,

@@ -92,7 +92,7 @@ def test_entropy_infeasible_is_reported():
     m = xt.mean(axis=0).copy()
     m[1] = xc[:, 1].max() + 1.0          # above every control in x2
     assert not _hull_feasible(xc, m)
-    res = entropy_balance(xc, m, names=["age", "income", "score"])
+    res = entropy_balance(xc, m, names=["age", "income", "score"], fallback="none")
     assert not res.converged and res.status == "infeasible"
     assert res.worst_covariate == "income"
     assert "infeasible" in res.message and "income" in res.message
@@ -104,7 +104,7 @@ def test_entropy_infeasible_is_reported():
     m2 = np.array([0.8, 0.8])
     assert not _hull_feasible(disk, m2)
     assert np.all(m2 < disk.max(axis=0))
-    res2 = entropy_balance(disk, m2)
+    res2 = entropy_balance(disk, m2, fallback="none")
     assert res2.status == "infeasible" and not res2.converged
     assert res2.worst_covariate in ("x1", "x2")
     # nearest hull point of the unit circle to (0.8, 0.8) is ~(0.707, 0.707)
@@ -408,5 +408,107 @@ def test_qp_infeasible_is_reported_not_raised():
     assert np.all(np.isnan(fit.balance.column("smd_after").to_numpy()))
     xc = rng.normal(size=(20, 2))
     xc[:5] += 5
-    cres = cluster_balance(xc, np.r_[np.ones(5), np.zeros(15)], np.full(20, 10.0), 0.1)
+    cres = cluster_balance(xc, np.r_[np.ones(5), np.zeros(15)], np.full(20, 10.0), 0.1,
+                           fallback="none")
     assert not cres.solved and "infeasible" in cres.status and "x1" in cres.message
+    assert cres.balance == "none" and np.all(np.isnan(cres.weights[5:]))
+
+
+# ----------------------------------------------------------------------------- approximate balance
+
+def _closest_hull_point(z):
+    """The point of the convex hull of the rows of z nearest the origin, by
+    SLSQP on the simplex (independent of the OSQP solution)."""
+    n = z.shape[0]
+    res = minimize(lambda w: 0.5 * np.sum((z.T @ w) ** 2), np.full(n, 1 / n),
+                   jac=lambda w: z @ (z.T @ w), bounds=[(0, None)] * n,
+                   constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1}],
+                   method="SLSQP", options={"ftol": 1e-14, "maxiter": 2000})
+    return z.T @ res.x
+
+
+def test_entropy_falls_back_to_penalised_balance_and_reports_it():
+    xc, xt = _observational(5, n0=60)
+    m = xt.mean(axis=0).copy()
+    m[1] = xc[:, 1].max() + 0.3           # beyond every control in x2: exact balance infeasible
+    assert not _hull_feasible(xc, m)
+    res = entropy_balance(xc, m, names=["age", "income", "score"])
+    assert res.status == "approximate" and res.balance == "approximate"
+    assert not res.converged and res.exact_status == "infeasible" and res.penalty > 0
+    assert "approximate balance" in res.message and "income" in res.message
+    assert res.weights.min() >= 0 and abs(res.weights.sum() - 1) < 1e-12
+    sd = xc.std(axis=0)
+    z = (xc - m) / sd
+    # the reported imbalance is the weights' imbalance, per covariate
+    assert np.allclose(res.imbalance, res.weights @ xc - m, atol=1e-12)
+    assert np.allclose(res.std_imbalance, res.imbalance / sd, atol=1e-12)
+    # the smallest attainable imbalance agrees with an independent SLSQP
+    ref = _closest_hull_point(z)
+    assert np.linalg.norm(res.closest_imbalance) == pytest.approx(np.linalg.norm(ref), abs=1e-5)
+    # the weights solve the penalised primal min KL(w || 1/n) + ||z'w||^2 / (2 lam)
+    lam, n = res.penalty, len(xc)
+
+    def primal(w):
+        w = np.maximum(w, 1e-300)
+        return np.sum(w * np.log(w * n)) + np.sum((z.T @ w) ** 2) / (2 * lam)
+
+    ref_w = minimize(primal, np.full(n, 1 / n),
+                     jac=lambda w: np.log(np.maximum(w, 1e-300) * n) + 1 + z @ (z.T @ w) / lam,
+                     bounds=[(1e-12, None)] * n,
+                     constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1}],
+                     method="SLSQP", options={"ftol": 1e-15, "maxiter": 5000}).x
+    assert primal(res.weights) <= primal(ref_w) + 1e-7
+    assert np.max(np.abs(res.weights - ref_w)) < 1e-4
+    # the rule: within slack (0.05 SD) of the best attainable imbalance, at the largest penalty
+    assert np.linalg.norm(res.std_imbalance) <= np.linalg.norm(ref) + 0.05 + 1e-6
+    # with an unbounded slack the largest penalty (1) is kept: the ladder goes downwards
+    assert entropy_balance(xc, m, slack=1e9).penalty == 1.0
+
+
+def test_cluster_balance_falls_back_to_tolerance_and_reports_it():
+    rng = np.random.default_rng(3)
+    xc = rng.normal(size=(20, 2))
+    xc[:5, 0] += 2.5                      # treated clusters beyond the controls in x1
+    treated = np.r_[np.ones(5), np.zeros(15)]
+    nc = rng.integers(5, 30, size=20).astype(float)
+    res = cluster_balance(xc, treated, nc, 0.2, names=["dose", "age"])
+    assert res.solved and res.balance == "approximate" and "infeasible" in res.exact_status
+    assert "dose" in res.message and "approximate" in res.message
+    w = res.weights[5:]
+    assert w.min() >= 0 and abs(w.sum() - 1) < 1e-8
+    sd = xc.std(axis=0, ddof=1)
+    target = nc[:5] @ xc[:5] / nc[:5].sum()
+    ref = _closest_hull_point((xc[5:] - target) / sd)
+    assert np.allclose(np.abs(res.closest_imbalance), np.abs(ref), atol=1e-4)
+    assert np.allclose(res.tol, sd * (np.abs(res.closest_imbalance) + 0.05))
+    assert np.all(np.abs(res.imbalance) <= res.tol + 1e-7)
+    # the same QP by SLSQP: min 1/2 sum v w^2, simplex, |sum w x - target| <= tol
+    v = 0.2 + 0.8 / nc[5:]
+    cons = [{"type": "eq", "fun": lambda u: u.sum() - 1}]
+    for k in range(2):
+        cons.append({"type": "ineq", "fun": lambda u, k=k: res.tol[k] - (u @ xc[5:, k] - target[k])})
+        cons.append({"type": "ineq", "fun": lambda u, k=k: res.tol[k] + (u @ xc[5:, k] - target[k])})
+    ref_w = minimize(lambda u: 0.5 * np.sum(v * u * u), np.full(15, 1 / 15),
+                     jac=lambda u: v * u, bounds=[(0, None)] * 15, constraints=cons,
+                     method="SLSQP", options={"ftol": 1e-15, "maxiter": 2000}).x
+    assert np.max(np.abs(w - ref_w)) < 1e-5
+    # a feasible problem is solved exactly, as before
+    ok = cluster_balance(xc[5:], np.r_[np.ones(5), np.zeros(10)], nc[5:], 0.2)
+    assert ok.solved and ok.balance == "exact" and np.max(np.abs(ok.imbalance)) < 1e-6
+
+
+def test_balancing_answers_in_every_low_overlap_sample():
+    """The validation design where exact balance failed most (low overlap):
+    both balancing methods return weights in every sample, exact or
+    approximate, with the achieved imbalance reported."""
+    from rfp.compare import compare
+    from rfp.simulate import cluster_trial
+    approx = 0
+    for seed in range(20000, 20006):
+        sim = cluster_trial(4, 10, 15, overlap="low", seed=seed)
+        tab = compare(sim, methods=["entropy_balancing", "cluster_balancing"]).to_pylist()
+        for row in tab:
+            assert np.isfinite(row["estimate"]) and np.isfinite(row["std_error"]), row
+            assert row["converged"] and np.isfinite(row["imbalance"])
+            approx += "approximate" in row["note"]
+    assert approx >= 2                    # the design does produce infeasible samples

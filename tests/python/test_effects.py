@@ -28,6 +28,17 @@ jax.config.update("jax_compilation_cache_dir",
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 # ERM on a linear model, trained to convergence on every training row: OLS / MLE.
+@pytest.fixture(autouse=True)
+def method_nuisances_one_split(monkeypatch):
+    """The tests in this file check the estimators against hand-written
+    references with the method's own nuisances on one fold split (written
+    before the defaults nuisance="select" and repeats=None); the ladder and
+    the default repeats are tested in test_nuisance.py."""
+    for fn in (effects.dml_plm, effects.aipw, rfp.compare):
+        monkeypatch.setattr(fn, "__kwdefaults__",
+                            {**fn.__kwdefaults__, "nuisance": "method", "repeats": 1})
+
+
 OLS_LIKE = dict(model="linear", alpha=1.0, inner_steps=0, learning_rate=0.1,
                 schedule="cosine", max_steps=600, patience=None, validation_share=0.0)
 
@@ -584,7 +595,7 @@ def test_compare_table_rows_and_reference_numbers():
         tab = rfp.compare(sim, folds=2, **settings)
     rows = tab.to_pylist()
     assert [(r["method"], r["estimand"]) for r in rows] == [
-        ("fixed_effects", "PLM"), ("entropy_balancing", "ATT"), ("cluster_balancing", "ATT"),
+        ("fixed_effects", "OLS"), ("entropy_balancing", "ATT"), ("cluster_balancing", "ATT"),
         ("dml", "PLM"), ("aipw", "ATE"), ("aipw", "ATT"), ("kernel", "ATT"),
         ("dml_maml", "PLM"), ("dml_erm", "PLM")]
     for c in ("method", "estimand", "estimate", "std_error", "ci_low", "ci_high", "n", "clusters",
@@ -669,8 +680,34 @@ def test_non_binary_treatment_is_named_with_its_values():
         effects.aipw(t, "y", "d", ["x"], "g")
     with pytest.raises(ValueError, match="must be binary .* for the T-learner"):
         rfp.effect(t, "y", "d", ["x"], "g", method="t_learner")
-    with pytest.raises(ValueError, match="must be binary"):
-        rfp.compare(t, "y", "d", ["x"], "g")
+    # compare(): the binary-only rows say why they are left out; FE runs
+    rows = rfp.compare(t, "y", "d", ["x"], "g", folds=2, methods=["fixed_effects", "entropy_balancing",
+                                                          "aipw", "kernel"]).to_pylist()
+    assert np.isfinite(rows[0]["estimate"]) and rows[0]["estimand"] == "OLS"
+    for r in rows[1:]:
+        assert np.isnan(r["estimate"]) and r["note"].startswith("left out: binary treatment only")
+
+
+def test_compare_with_a_continuous_treatment_and_without_controls():
+    sm_ols = sm.OLS
+    rng = np.random.default_rng(4)
+    g = np.repeat(np.arange(20), 10)
+    x = rng.normal(size=200)
+    d = 0.5 * x + rng.normal(size=200)
+    y = 2.0 * d + x + rng.normal(size=200)
+    t = {"y": y, "d": d, "x": x, "g": g}
+    rows = {r["method"]: r for r in rfp.compare(
+        t, "y", "d", ["x"], "g", methods=["fixed_effects", "dml"], nuisance="linear",
+        folds=4).to_pylist()}
+    ref = sm_ols(y, np.column_stack([np.ones(200), d, x])).fit()
+    assert rows["fixed_effects"]["estimate"] == pytest.approx(ref.params[1], abs=1e-10)
+    assert abs(rows["dml"]["estimate"] - 2.0) < 4 * rows["dml"]["std_error"]
+    # no controls: only the fixed-effects row (a difference in means / OLS on d) runs
+    rows = rfp.compare(t, "y", "d", [], "g", methods=["fixed_effects", "dml", "kernel"]).to_pylist()
+    ref = sm_ols(y, np.column_stack([np.ones(200), d])).fit()
+    assert rows[0]["estimate"] == pytest.approx(ref.params[1], abs=1e-10)
+    assert rows[1]["note"].startswith("left out: needs controls")
+    assert all(r["note"].startswith("left out") for r in rows[1:])
 
 
 def test_constant_treatment_is_an_error():

@@ -102,7 +102,7 @@ def test_catholic_schools_table_and_fixed_effects_equal_lm_vcovcl(rendered):
     assert results["catholic-schools"][0] == 0
     rows = read_csv(out / "catholic_schools_compare.csv")
     got = {(r["method"], r["estimand"]): r for r in rows}
-    assert set(got) == {("fixed_effects", "PLM"), ("entropy_balancing", "ATT"),
+    assert set(got) == {("fixed_effects", "OLS"), ("entropy_balancing", "ATT"),
                         ("cluster_balancing", "ATT"), ("dml", "PLM"), ("aipw", "ATE"),
                         ("aipw", "ATT")}
     for r in rows:
@@ -122,6 +122,6 @@ def test_catholic_schools_table_and_fixed_effects_equal_lm_vcovcl(rendered):
                        sqrt(vcovCL(ols, cluster = ~ school, type = "HC1")["d", "d"]))
     """)
     estimate, se = list(ro.r("reference"))
-    fe = got[("fixed_effects", "PLM")]
+    fe = got[("fixed_effects", "OLS")]
     assert abs(float(fe["estimate"]) - estimate) < 1e-8
     assert abs(float(fe["std.error"]) - se) < 1e-8

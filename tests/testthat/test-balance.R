@@ -87,3 +87,24 @@ test_that("na.omit drops rows with a missing treatment, with a message", {
   expect_false(any(c("2", "7") %in% names(fit$weights)))
   expect_identical(fit$n_dropped, 2L)
 })
+
+test_that("balancing answers when exact balance is infeasible, and says so", {
+  skip_if_no_backend()
+  set.seed(7)
+  df <- data.frame(g = rep(sprintf("c%02d", 1:20), each = 5), x = rnorm(100))
+  df$d <- as.integer(df$g %in% sprintf("c%02d", 1:5))
+  df$x[df$d == 1] <- df$x[df$d == 1] + 4         # treated beyond every control
+  df$y <- df$x + df$d + rnorm(100)
+  eb <- rfp_balance(y ~ x | g, df, "d")
+  expect_identical(eb$balance_reached, "approximate")
+  expect_match(eb$message, "approximate balance")
+  expect_true(all(is.finite(eb$weights)) && is.finite(eb$estimate))
+  none <- rfp_balance(y ~ x | g, df, "d", fallback = "none")
+  expect_identical(none$balance_reached, "none")
+  cb <- rfp_balance(y ~ x | g, df, "d", method = "cluster", icc = 0.1)
+  expect_identical(cb$balance_reached, "approximate")
+  expect_true(all(is.finite(cb$weights)))
+  # the achieved imbalance is reported in the balance table
+  expect_true(all(is.finite(cb$balance$smd_after)))
+  expect_gt(max(abs(cb$balance$smd_after)), 0.01)
+})

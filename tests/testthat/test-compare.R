@@ -25,8 +25,8 @@ test_that("rfp_compare equals rfp.compare row by row to 1e-10", {
   expect_s3_class(r, "rfp_compare")
   expect_identical(names(r), c("method", "estimand", "estimate", "std.error", "conf.low",
                                "conf.high", "n", "clusters", "ess", "converged",
-                               "variance_share", "p.value", "df", "se_type", "truth", "error",
-                               "note"))
+                               "variance_share", "imbalance", "p.value", "df", "se_type",
+                               "truth", "error", "note"))
 })
 
 test_that("the fixed-effects row equals lm + sandwich::vcovCL with CR1 by cluster", {
@@ -53,7 +53,7 @@ test_that("the fixed-effects row equals lm + sandwich::vcovCL with CR1 by cluste
                 cmp$conf.low - (coef(ols)[["d"]] - half), cmp$conf.high - (coef(ols)[["d"]] + half)))
   message(sprintf("max |rfp_compare - lm + vcovCL| fixed effects: %.3g", max(gaps)))
   expect_lt(max(gaps), 1e-10)
-  expect_identical(cmp$estimand, "PLM")
+  expect_identical(cmp$estimand, "OLS")
   expect_identical(cmp$clusters, 40L)
 })
 
@@ -63,7 +63,7 @@ test_that("comparisons print as an aligned table, tidy to a data frame and plot"
   out <- capture.output(print(cmp))
   expect_match(out[1], "rfp comparison: effect of d on y")
   expect_true(any(grepl("^ +method +estimand +estimate", out)))
-  expect_true(any(grepl("fixed_effects +PLM", out)))
+  expect_true(any(grepl("fixed_effects +OLS", out)))
   tidied <- tidy(cmp)
   expect_identical(class(tidied), "data.frame")
   expect_null(attr(tidied, "formula"))
@@ -84,8 +84,8 @@ test_that("bad input to rfp_compare gives clear R errors", {
   df <- clustered_data(n_clusters = 4, n_per = 5)
   df$d <- rep(c(0, 1), 10)
   df$dose <- seq_len(nrow(df))
-  expect_error(rfp_compare(y ~ x1 | g, df, treatment = "dose"),
-               "treatment column 'dose' must be binary .* for rfp_compare\\(\\)")
+  df$word <- rep(c("a", "b"), 10)
+  expect_error(rfp_compare(y ~ x1 | g, df, treatment = "word"), "word")
   expect_error(rfp_compare(y ~ x1 | g, df, treatment = "d", methods = "ols"),
                "unknown method\\(s\\) 'ols'; known: fixed_effects")
   expect_error(rfp_compare(y ~ x1 | g, df, treatment = "d", fe = ~block),

@@ -45,8 +45,8 @@ test_that("repeated cross-fitting: the median over splits, the same in rfp_compa
   skip_if_no_backend()
   df <- trial_data()
   f <- y ~ x1 + x2 + z | g
-  one <- function(seed) do.call(rfp_effect, c(list(f, df, "d", folds = 2, seed = seed),
-                                              effect_settings))$estimate
+  one <- function(seed) do.call(rfp_effect, c(list(f, df, "d", folds = 2, seed = seed,
+                                                   repeats = 1), effect_settings))$estimate
   rep <- do.call(rfp_effect, c(list(f, df, "d", folds = 2, seed = 1, repeats = 3),
                                effect_settings))
   # split s uses seed + 7919 s (rfp.effects.split_seed)
@@ -155,4 +155,37 @@ test_that("the backend's own input errors reach R with their message", {
   expect_error(rfp_effect(y ~ x1 | g, df, treatment = "d", folds = 9, model = "linear",
                           max_steps = 10),
                "folds must be between 2 and the number of clusters \\(4\\)")
+})
+
+test_that("nuisance choice, trimming and default repeats reach the backend and come back", {
+  skip_if_no_backend()
+  df <- trial_data()
+  f <- y ~ x1 + x2 + z | g
+  r <- rfp_effect(f, df, "d", method = "aipw", folds = 3, seed = 2, nuisance = "linear",
+                  trim = 0.2, propensity = "individual")
+  py <- reticulate::import("rfp.effects")
+  table <- reticulate::r_to_py(df[c("y", "d", "x1", "x2", "z", "g")])
+  p <- py$aipw(table, "y", "d", list("x1", "x2", "z"), "g", folds = 3L, seed = 2L,
+               nuisance = "linear", trim = 0.2, propensity = "individual")
+  expect_equal(r$estimate, p$estimate, tolerance = 1e-12)
+  expect_equal(r$std.error, p$std_error, tolerance = 1e-12)
+  expect_identical(r$estimand, p$estimand)
+  expect_identical(r$diagnostics$repeats, 5L)          # 12 clusters: default 5 splits
+  expect_identical(unname(r$diagnostics$nuisance_models[c("mu0", "mu1", "m")]),
+                   rep("linear", 3))
+  expect_output(print(summary(r)), "nuisance_models")
+  expect_error(rfp_effect(f, df, "d", nuisance = "forest"), "should be one of")
+  expect_error(rfp_effect(f, df, "d", method = "aipw", trim = 0.7), "trim")
+})
+
+test_that("rfp_compare with a continuous treatment: FE and DML rows, the rest say why", {
+  skip_if_no_backend()
+  df <- trial_data()
+  df$dose <- df$z + stats::rnorm(nrow(df))
+  cmp <- rfp_compare(y ~ x1 + x2 | g, df, "dose", folds = 3, nuisance = "linear",
+                     methods = c("fixed_effects", "dml", "aipw", "entropy_balancing"))
+  expect_true(all(is.finite(cmp$estimate[cmp$method %in% c("fixed_effects", "dml")])))
+  expect_true(all(grepl("^left out: binary treatment only",
+                        cmp$note[cmp$method %in% c("aipw", "entropy_balancing")])))
+  expect_identical(cmp$estimand[cmp$method == "fixed_effects"], "OLS")
 })

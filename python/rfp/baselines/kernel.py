@@ -125,6 +125,19 @@ def cv_curve(z, y, groups, bandwidths, chunk_bytes: int = _CHUNK_BYTES) -> np.nd
     return sse / z.shape[0]
 
 
+def leave_cluster_out(model: "KernelFit", cluster, chunk_bytes: int = _CHUNK_BYTES) -> np.ndarray:
+    """m̂_{-c(i)}(x_i) at the training rows: each row predicted from the rows of
+    other clusters, at the fitted bandwidth (``cluster``: one id per training row)."""
+    groups = np.unique(np.asarray(cluster), return_inverse=True)[1].reshape(-1)
+    z = model.z
+    out = np.empty(z.shape[0])
+    for rows in _chunks(z.shape[0], z.shape[0], chunk_bytes):
+        sq = _sq_dist(z[rows], z)
+        sq[groups[rows][:, None] == groups[None, :]] = np.inf
+        out[rows] = _weighted_mean(sq, model.y, model.bandwidth)
+    return out
+
+
 def _weighted_mean(sq: np.ndarray, y: np.ndarray, h: float) -> np.ndarray:
     # subtracting each row's smallest distance leaves the ratio unchanged and
     # keeps the largest weight at 1, so small h cannot underflow to 0/0
