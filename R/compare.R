@@ -10,7 +10,7 @@
 #'   strata in `fe` as fixed effects, standard errors by cluster (`vcov`:
 #'   CR1 as fixest's `feols(y ~ d + x | strata, vcov = ~cluster)`, CR2 as
 #'   `clubSandwich` / `estimatr::lm_robust(se_type = "CR2")`, or the wild
-#'   cluster bootstrap), estimand `"PLM"`;
+#'   cluster bootstrap), estimand `"OLS"`;
 #' * `entropy_balancing` (ATT, Hainmueller weights on the controls) and
 #'   `cluster_balancing` (ATT, weights on control clusters with an
 #'   ICC-aware dispersion penalty; only when treatment is constant within

@@ -9,7 +9,7 @@ fixed_effects       OLS of y on d + controls with strata fixed effects, by
                     cluster (``baselines.fixed_effects``) with ``vcov`` "CR1"
                     (default), "CR2" (Satterthwaite df) or "wild" (wild
                     cluster bootstrap p-value and interval around the CR1
-                    SE). Estimand "PLM": a
+                    SE). Estimand "OLS": a
                     regression coefficient, i.e. a variance-weighted effect (the
                     linear projection's weights). variance_share: the share of
                     Var(D) the linear first stage (controls + strata) explains.

@@ -67,7 +67,7 @@ def test_comparison_is_the_arrow_table_with_pandas_views():
     assert cmp.num_rows == 2 and cmp.column("method").to_pylist() == ["fixed_effects",
                                                                        "entropy_balancing"]
     s = cmp.summary()
-    assert list(s.index) == [("fixed_effects", "PLM"), ("entropy_balancing", "ATT")]
+    assert list(s.index) == [("fixed_effects", "OLS"), ("entropy_balancing", "ATT")]
     np.testing.assert_allclose(s["t"], s["estimate"] / s["std_error"])
     pd.testing.assert_frame_equal(cmp.to_pandas(), cmp.table.to_pandas())
     text = repr(cmp)
