@@ -174,7 +174,7 @@ test_that("nuisance choice, trimming and default repeats reach the backend and c
   expect_identical(unname(r$diagnostics$nuisance_models[c("mu0", "mu1", "m")]),
                    rep("linear", 3))
   expect_output(print(summary(r)), "nuisance_models")
-  expect_error(rfp_effect(f, df, "d", nuisance = "forest"), "should be one of")
+  expect_error(rfp_effect(f, df, "d", nuisance = "forest"), "nuisance must be one of")
   expect_error(rfp_effect(f, df, "d", method = "aipw", trim = 0.7), "trim")
 })
 
