@@ -194,3 +194,39 @@ def test_fixed_effects_validates_before_reading_the_data():
         rfp.fixed_effects(None, "y", "d", cluster="g", level=1.5)
     with pytest.raises(ValueError, match="vcov must be one of"):
         rfp.effect(None, "y", "d", ["x"], "g", method="dml", vcov="CR3")
+
+
+def test_estimator_options_of_the_nuisance_ladder_are_validated(data):
+    """nuisance, trim, repeats = None (compare, dml, aipw) and the balancing
+    fallback's fallback / slack go through the one validator."""
+    for context in ("compare", "dml", "aipw"):
+        assert settings.validate({"nuisance": "linear", "repeats": None}, context) == {
+            "nuisance": "linear", "repeats": None}
+        with pytest.raises(ValueError, match="nuisance must be one of 'select', 'method', "
+                                             "'linear', 'constant', got 'forest'"):
+            settings.validate({"nuisance": "forest"}, context)
+    for context in ("compare", "aipw"):
+        assert settings.validate({"trim": "crump"}, context) == {"trim": "crump"}
+        assert settings.validate({"trim": 0.1}, context) == {"trim": 0.1}
+        assert settings.validate({"trim": None}, context) == {"trim": None}
+        for bad, error in ((0.5, ValueError), (0, ValueError), ("tails", ValueError),
+                           (True, TypeError)):
+            with pytest.raises(error, match=r"trim must be 'crump' or a number in \(0, 0.5\)"):
+                settings.validate({"trim": bad}, context)
+    with pytest.raises(TypeError, match="unknown setting.*'trim'"):
+        settings.validate({"trim": 0.1}, "dml")
+    with pytest.raises(ValueError, match="repeats must be a whole number >= 1 or None"):
+        rfp.effect(data, y="y", d="d", x=["x"], cluster="g", repeats=0)
+    with pytest.raises(ValueError, match="trim must be 'crump' or a number"):
+        rfp.compare(data, y="y", d="d", x=["x"], cluster="g", methods=["aipw"], trim=0.7)
+    for method in ("entropy", "cluster"):
+        ok = settings.validate({"fallback": "none", "slack": 0.5}, f"balance:{method}")
+        assert ok == {"fallback": "none", "slack": 0.5}
+        with pytest.raises(ValueError, match="fallback must be one of 'approximate', 'none'"):
+            settings.validate({"fallback": "exact"}, f"balance:{method}")
+        with pytest.raises(ValueError, match="slack must be a number >= 0, got -1"):
+            settings.validate({"slack": -1}, f"balance:{method}")
+    with pytest.raises(ValueError, match="slack must be a number >= 0"):
+        rfp.balance(data, "d", ["x"], "g", method="entropy", slack=-1)
+    with pytest.raises(TypeError, match="unknown setting.*'fallback'"):
+        rfp.balance(data, "d", ["x"], "g", method="hierarchical", fallback="none")
