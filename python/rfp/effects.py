@@ -499,11 +499,16 @@ def _one_nuisance(x, target, cluster, fold, loss, rows, seed, what, nuisance, fi
         rungs.append("method")
     fits, losses = {}, {}
     use = np.ones(len(target), dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
+    caught = {}
     for rung in rungs:
-        fits[rung] = crossfit(x, target, cluster, fold, loss, rows, seed, what, rung,
-                              **fit_settings)
+        with warnings.catch_warnings(record=True) as caught[rung]:
+            warnings.simplefilter("always")
+            fits[rung] = crossfit(x, target, cluster, fold, loss, rows, seed, what, rung,
+                                  **fit_settings)
         losses[rung] = nz_mod.fold_losses(target[use], fits[rung][0][use], cluster[use], loss)
     chosen, table = nz_mod.one_se_choice(losses)
+    for w in caught[chosen]:   # the rungs left behind do not enter the estimate: no warning
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return fits[chosen][0], fits[chosen][1], chosen, table
 
 

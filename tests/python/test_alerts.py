@@ -85,3 +85,23 @@ def test_nuisance_warnings_reach_effect():
     assert len(msgs) == 2                           # E[y|X] and E[d|X]
     assert all("of 2 cross-fitting fit" in m for m in msgs)
     assert e.diagnostics["converged"] is False or e.diagnostics["converged"] == 0
+
+
+def test_ladder_warns_only_for_the_chosen_rung(monkeypatch):
+    """nuisance='select' tries constant, linear and the method; warnings of
+    rungs not chosen do not reach the user."""
+    from rfp import effects
+    from rfp.simulate import cluster_trial
+    sim = cluster_trial(n_strata=2, clusters_per_stratum=8, n_per_cluster=8, seed=0)
+    ed = effects.read(sim.data, "y", "d", ["x1", "x2", "z"], "cluster")
+    fold = np.repeat(np.arange(2), 8)[np.argsort(np.argsort(np.unique(ed.cluster)))][ed.cluster]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, _, chosen, _ = effects._one_nuisance(
+            ed.x, ed.y, ed.cluster, fold, "squared", None, 0, "E[y | X]", "select",
+            dict(model="mlp", learning_rate=1e-4, max_steps=20, progress=False))
+    kinds = [w.category for w in caught if issubclass(w.category, alerts.RFPWarning)]
+    if chosen == "method":
+        assert alerts.NotConvergedWarning in kinds
+    else:   # the method's not-converged fits were not chosen: silent
+        assert alerts.NotConvergedWarning not in kinds
