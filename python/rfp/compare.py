@@ -512,7 +512,8 @@ def _run(name, ctx, pending) -> list:
             pending.append(warnings.WarningMessage(f"{name}: {w.message}", w.category,
                                                    w.filename, w.lineno))
             for r in out:
-                r["note"] = "; ".join(filter(None, [r["note"], w.category.__name__]))
+                if w.category.__name__ not in r["note"]:   # each kind once per row
+                    r["note"] = "; ".join(filter(None, [r["note"], w.category.__name__]))
         if issubclass(w.category, fx.FunctionalFormWarning):
             pending.append(w)
             for r in out:
