@@ -20,11 +20,13 @@
 #'   with `estimate`, `std.error`, `conf.low`, `conf.high`, `p.value`) and
 #'   `effect`, the AIPW fit.
 #' @examples
+#' \donttest{
 #' if (rfp_available()) {
 #'   data(rfp_trial)
 #'   het <- rfp_heterogeneity(y ~ x1 + x2 + z | cluster, rfp_trial, treatment = "d",
 #'                            covariates = "x1", groups = 3, nuisance = "linear")
 #'   het$blp
+#' }
 #' }
 #' @export
 rfp_heterogeneity <- function(formula, data, treatment, covariates = NULL, groups = 5L,

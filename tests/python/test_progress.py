@@ -52,7 +52,7 @@ def test_effect_and_compare_show_a_bar_by_default_when_interactive(monkeypatch):
     with tqdm's elapsed<remaining; nothing on stdout."""
     data = cluster_trial(n_strata=2, clusters_per_stratum=6, n_per_cluster=8, seed=1).data
     kw = dict(y="y", d="d", x=["x1", "x2", "z"], cluster="cluster", folds=2, model="linear",
-              max_steps=20, patience=None, validation_share=0.0)
+              max_steps=20, patience=None, validation_share=0.0, repeats=1, nuisance="method")
     monkeypatch.setattr(progress, "interactive_session", lambda: True)
     err = FakeStream(tty=False)
     monkeypatch.setattr(sys, "stderr", err)
