@@ -46,12 +46,14 @@ test_that("fits, effects and comparisons show their bar on stderr only when aske
   expect_match(fit$stderr, "/30 steps | elapsed", fixed = TRUE)
   expect_match(fit$stderr, "remaining <= ", fixed = TRUE)  # early stopping: an upper bound
   effect <- run(rfp_effect(y ~ x1 + x2 + z | g, df, "d", folds = 2, model = "linear",
-                           max_steps = 20, progress = TRUE))
+                           max_steps = 20, progress = TRUE, repeats = 1,
+                           nuisance = "method"))
   expect_identical(effect$stdout, character(0))
   expect_match(effect$stderr, "/4 fits | elapsed", fixed = TRUE)   # E[Y|X], E[D|X] x 2 folds
   cmp <- run(suppressWarnings(rfp_compare(y ~ x1 + x2 + z | g, df, "d", folds = 2,
                                           methods = c("fixed_effects", "dml"),
-                                          model = "linear", max_steps = 20, progress = TRUE)))
+                                          model = "linear", max_steps = 20, progress = TRUE,
+                                          repeats = 1, nuisance = "method")))
   expect_match(cmp$stderr, "/4 fits | elapsed", fixed = TRUE)
   quiet <- run(rfp_effect(y ~ x1 + x2 + z | g, df, "d", folds = 2, model = "linear",
                           max_steps = 20))
