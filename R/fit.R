@@ -63,7 +63,9 @@
 #'   is `fit$cv` (printed by `summary()`); its last row is the training mean,
 #'   so it says whether anything beats predicting the mean on new clusters.
 #'   With `tune = TRUE`, `max_steps` and `patience` default to 500 and 100
-#'   per configuration.
+#'   per configuration (each configuration stops on its own patience). The
+#'   cross-validation runs in float32 (`cv_dtype = "float64"` in `...` to
+#'   change it); the refit on all clusters in `dtype` (float64).
 #' @param tune_grid A named list of candidate values for `alpha`, `inner_lr`,
 #'   `learning_rate`, `inner_steps`, `hidden` (a list of width vectors),
 #'   `activation`, `model`, `first_order`, `penalty`; `NULL` is the default
@@ -102,6 +104,9 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
   dots <- list(...)
   progress <- progress_setting(progress, dots)
   dots$verbose <- NULL
+  cv_dtype <- dots$cv_dtype   # tune's precision (see ?rfp, tune)
+  dots$cv_dtype <- NULL
+  if (!is.null(cv_dtype) && !tune) stop("cv_dtype applies only with tune = TRUE", call. = FALSE)
   if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
   # the backend's validator checks every setting (R and Python say the same)
   checked <- check_settings(c(list(
@@ -130,7 +135,9 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
     if (missing(max_steps)) py_args$max_steps <- NULL
     if (missing(patience)) py_args$patience <- NULL
     entry <- b$rfp$tune
-    py_args <- c(py_args, check_settings(list(folds = folds, one_se = one_se), "tune")$py,
+    py_args <- c(py_args, check_settings(c(list(folds = folds, one_se = one_se),
+                                           if (!is.null(cv_dtype)) list(cv_dtype = cv_dtype)),
+                                         "tune")$py,
                  list(grid = py_grid(tune_grid)))
   }
   model <- py_call_warnings(do.call(entry, c(

@@ -13,6 +13,7 @@ from rfp import crossval
 
 
 def _data(n_clusters=12, n=15, seed=0):
+    """Clusters of n rows each, or of the sizes in n (a list)."""
     rng = np.random.default_rng(seed)
     cluster = np.repeat(np.arange(n_clusters), n)
     mu = rng.normal(0, 1, n_clusters)
@@ -24,12 +25,19 @@ def _data(n_clusters=12, n=15, seed=0):
 SMALL = dict(model="mlp", hidden=(8,), max_steps=40, eval_every=10, patience=None, seed=3)
 
 
-def test_batched_cv_equals_separate_fits():
-    """CV_g(t) of the batched program equals a loop of ordinary fits on the
-    training folds, each scored on its held-out fold (float tolerance)."""
-    x, y, cluster = _data()
+UNEQUAL = [3, 4, 5, 7, 9, 12, 15, 18, 22, 26, 30, 40]   # several size buckets
+
+
+@pytest.mark.parametrize("sizes", [15, UNEQUAL], ids=["equal", "unequal"])
+def test_batched_cv_equals_separate_fits(sizes):
+    """CV_g(t) of the batched program (each model gathering its own training
+    clusters, padded per bucket to the longest fold) equals a loop of
+    ordinary fits on the training folds, each scored on its held-out fold
+    (float tolerance, float64)."""
+    x, y, cluster = _data(n=sizes)
     grid = {"alpha": [1.0, 0.5], "inner_lr": [0.2], "learning_rate": [0.02, 0.005]}
-    model = rfp.tune_arrays(x, y, cluster, grid=grid, folds=3, scale=False, progress=False, **SMALL)
+    model = rfp.tune_arrays(x, y, cluster, grid=grid, folds=3, scale=False, progress=False,
+                            cv_dtype="float64", **SMALL)
     cv = model.cv
     fold_of_row = cv.fold_of_cluster[cluster]   # labels 0..G-1 are their own codes
     for g, c in enumerate(cv.configs):
@@ -46,10 +54,60 @@ def test_batched_cv_equals_separate_fits():
         assert cv.curves[g][-1] == pytest.approx(num / den, rel=1e-8, abs=1e-10)
 
 
+def test_training_picks_cover_each_fold_once():
+    """Every training cluster of fold f appears once among its valid picks,
+    and no held-out cluster does."""
+    from rfp.layout import make_buckets
+    _, _, cluster = _data(n=UNEQUAL)
+    fold = crossval.cluster_folds(cluster, 3, 0)
+    buckets = make_buckets(cluster)
+    assert len(buckets) > 1
+    picks, valid = crossval.training_picks(buckets, fold, 3)
+    for f in range(3):
+        got = np.concatenate([b.clusters[p[f][v[f] > 0]] for b, p, v in zip(buckets, picks, valid)])
+        assert sorted(got.tolist()) == np.flatnonzero(fold != f).tolist()
+
+
+def test_float32_curves_follow_float64():
+    """The default float32 cross-validation: curves within 1e-3 (relative)
+    of float64's, the same choice, and the refit in float64."""
+    x, y, cluster = _data(seed=7)
+    grid = {"alpha": [1.0, 0.5, 0.0], "inner_lr": [0.2]}
+    runs = [rfp.tune_arrays(x, y, cluster, grid=grid, folds=3, progress=False, cv_dtype=d,
+                            **SMALL) for d in ("float32", "float64")]
+    for a, b in zip(runs[0].cv.curves, runs[1].cv.curves):
+        np.testing.assert_allclose(a, b, rtol=1e-3)
+    assert runs[0].cv.chosen == runs[1].cv.chosen
+    assert runs[0].cv.chosen_step == runs[1].cv.chosen_step
+    import jax
+    assert all(np.asarray(leaf).dtype == np.float64 for leaf in jax.tree.leaves(runs[0].params))
+    with pytest.raises(ValueError, match="cv_dtype"):
+        rfp.tune_arrays(x, y, cluster, grid=grid, folds=3, progress=False, cv_dtype="half",
+                        **SMALL)
+
+
+def test_each_configuration_stops_on_its_own_patience():
+    """A configuration whose curve stops improving stops training (its curve
+    ends) while the others go on; what it ran equals the same run without
+    patience, step for step."""
+    x, y, cluster = _data(seed=8)
+    grid = {"alpha": [1.0], "learning_rate": [0.3, 0.003]}
+    settings = dict(SMALL, max_steps=200, cv_dtype="float64")
+    free = rfp.tune_arrays(x, y, cluster, grid=grid, folds=3, progress=False,
+                           **dict(settings, patience=None)).cv
+    stopped = rfp.tune_arrays(x, y, cluster, grid=grid, folds=3, progress=False,
+                              **dict(settings, patience=30)).cv
+    lengths = [len(c) for c in stopped.curves]
+    assert min(lengths) < max(lengths)             # one stopped before the other
+    for a, b in zip(stopped.curves, free.curves):
+        np.testing.assert_allclose(a, b[:len(a)], rtol=1e-12)
+
+
 def test_compiles_once_per_shape_group():
     """Configurations differing in alpha, eta and learning rate share one
-    program; a second width is one more."""
-    x, y, cluster = _data(seed=1)
+    program; a second width is one more.  (13 clusters: a shape no other
+    test compiles.)"""
+    x, y, cluster = _data(n_clusters=13, seed=1)
     before = crossval.batch_chunk._cache_size()
     rfp.tune_arrays(x, y, cluster, grid={"alpha": [1.0, 0.7, 0.3, 0.0], "inner_lr": [0.1, 0.3],
                                         "learning_rate": [0.01, 0.03]},
@@ -139,7 +197,7 @@ def test_batched_and_sequential_programs_agree():
     m = _model_for(base, "mlp")
     runs = [crossval.cross_validate(lambda c: Objective(m.apply, "squared", 1, 0.0),
                                     lambda c: m.init, x, y, cluster, np.ones(len(y)), configs,
-                                    folds=3, max_steps=20, patience=None, sequential=seq)
+                                    folds=3, max_steps=60, patience=20, sequential=seq)
             for seq in (True, False)]
     for a, b in zip(runs[0].curves, runs[1].curves):
         np.testing.assert_allclose(a, b, rtol=1e-10)

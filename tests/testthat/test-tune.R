@@ -45,3 +45,10 @@ test_that("a fit that has not converged warns with class rfp_not_converged_warni
                      max_steps = 20L, progress = FALSE),
                  class = "rfp_not_converged_warning")
 })
+
+test_that("cv_dtype reaches tune and is refused without it", {
+  skip_if_no_backend()
+  df <- data.frame(y = rnorm(60), x1 = rnorm(60), g = rep(1:6, each = 10))
+  expect_error(rfp(y ~ x1 | g, df, cv_dtype = "float64"), "only with tune")
+  expect_error(rfp(y ~ x1 | g, df, tune = TRUE, cv_dtype = "half"), "cv_dtype")
+})
