@@ -273,6 +273,7 @@ restore_fit <- function(saved, model, path) {
     saved_summary = lapply(saved$summary, as.numeric),
     coefficients = linear_coefficients(model, settings, x_names),
     model_bytes = model_bytes(model),
+    cv = cv_table(model),
     backend = new.env(parent = emptyenv())
   ), class = "rfp")
   fit$backend$model <- model

@@ -64,6 +64,28 @@ def _config_json(config) -> dict:
     return out
 
 
+def _cv_json(cv):
+    """A tuned model's cross-validation (``crossval.CVResult``) as JSON, or
+    None; settings that are functions (a user's model) are stored by name."""
+    if cv is None:
+        return None
+    plain = lambda v: (list(v) if isinstance(v, tuple) else v.tolist() if isinstance(v, np.ndarray)
+                       else "user" if callable(v) or isinstance(v, (list, tuple)) and v and callable(v[0])
+                       else v)
+    return {
+        "configs": [{k: plain(v) for k, v in c.items()} for c in cv.configs],
+        "loss": [float(v) for v in cv.loss], "se": [float(v) for v in cv.se],
+        "best_step": [int(v) for v in cv.best_step],
+        "steps": [[int(v) for v in s] for s in cv.steps],
+        "curves": [[float(v) for v in c] for c in cv.curves],
+        "chosen": int(cv.chosen), "chosen_step": int(cv.chosen_step),
+        "mean_loss": float(cv.mean_loss), "mean_se": float(cv.mean_se), "folds": int(cv.folds),
+        "one_se": bool(cv.one_se), "max_steps": int(cv.max_steps),
+        "fold_of_cluster": None if cv.fold_of_cluster is None else
+        [int(v) for v in cv.fold_of_cluster],
+    }
+
+
 def archive(model, extra: dict | None = None) -> bytes:
     """The model file's bytes (built in memory: nothing is written).
     ``extra``: plain data (JSON) stored beside the model, e.g. the R
@@ -78,6 +100,7 @@ def archive(model, extra: dict | None = None) -> bytes:
                     for k, vals in vars(model.history).items()},
         "scaler": None if model.scaler is None else {
             "y_mean": float(model.scaler.y_mean), "y_scale": float(model.scaler.y_scale)},
+        "cv": _cv_json(getattr(model, "cv", None)),
     }
     arrays = {f"leaf{i}": a for i, a in enumerate(leaves)}
     for k in LABELS:
@@ -195,10 +218,39 @@ def _model(path, arrays, model, bad):
     counts = {k: meta[k] for k in ("n_obs", "n_dropped", "best_step")}
     if any(not isinstance(v, int) or isinstance(v, bool) or v < 0 for v in counts.values()):
         raise bad(f"n_obs, n_dropped and best_step must be whole numbers >= 0, got {counts}")
-    return FittedModel(config, params, x_names, scaler, history, counts["n_obs"],
-                       labels["cluster_labels"], labels["train_clusters"],
-                       labels["validation_clusters"], counts["best_step"],
-                       bool(meta["stopped_early"]), counts["n_dropped"], user_model=model)
+    fitted = FittedModel(config, params, x_names, scaler, history, counts["n_obs"],
+                         labels["cluster_labels"], labels["train_clusters"],
+                         labels["validation_clusters"], counts["best_step"],
+                         bool(meta["stopped_early"]), counts["n_dropped"], user_model=model)
+    fitted.cv = _read_cv(meta.get("cv"), bad)
+    return fitted
+
+
+def _read_cv(c, bad):
+    """The ``CVResult`` of a tuned model (None for an untuned one)."""
+    if c is None:
+        return None
+    from .crossval import CVResult
+    try:
+        configs = [dict(cf, hidden=tuple(int(h) for h in cf["hidden"]))
+                   if cf.get("hidden") is not None else dict(cf) for cf in c["configs"]]
+        cv = CVResult(
+            configs=configs, loss=np.asarray(c["loss"], dtype=float),
+            se=np.asarray(c["se"], dtype=float), best_step=np.asarray(c["best_step"], dtype=int),
+            steps=[np.asarray(v, dtype=int) for v in c["steps"]],
+            curves=[np.asarray(v, dtype=float) for v in c["curves"]],
+            chosen=int(c["chosen"]), chosen_step=int(c["chosen_step"]),
+            mean_loss=float(c["mean_loss"]), mean_se=float(c["mean_se"]), folds=int(c["folds"]),
+            one_se=bool(c["one_se"]), max_steps=int(c["max_steps"]),
+            fold_of_cluster=None if c["fold_of_cluster"] is None else
+            np.asarray(c["fold_of_cluster"], dtype=int))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise bad("its cross-validation table is damaged") from None
+    g = len(cv.configs)
+    if not (len(cv.loss) == len(cv.se) == len(cv.best_step) == len(cv.steps) == len(cv.curves)
+            == g and 0 <= cv.chosen < g):
+        raise bad("its cross-validation table is damaged")
+    return cv
 
 
 def _read_archive(path) -> dict:

@@ -189,3 +189,24 @@ def test_format_1_files_still_load(good, tmp_path):
     back = rfp.load(path)
     np.testing.assert_array_equal(back.cluster_labels, members["cluster_labels"])
     assert zipfile.is_zipfile(path)
+
+
+def test_a_tuned_model_keeps_its_cross_validation(tmp_path):
+    """A saved tuned model loads with the same cv table, curves and choice;
+    a damaged table is refused with the file's name."""
+    t = table(LABELS["int8"])
+    m = rfp.tune(t, y="y", x=["x"], cluster="g", grid={"alpha": [1.0, 0.5],
+                                                       "hidden": [(4,), (8,)]},
+                 folds=2, max_steps=20, patience=None, progress=False)
+    path = tmp_path / "tuned.rfp"
+    m.save(path)
+    back = rfp.load(path)
+    assert back.cv.table() == m.cv.table()
+    assert repr(back.cv) == repr(m.cv)
+    for a, b in zip(back.cv.curves, m.cv.curves):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(back.cv.fold_of_cluster, m.cv.fold_of_cluster)
+    assert fit(t).cv is None
+    from rfp import persist
+    with pytest.raises(ValueError, match="cross-validation table is damaged"):
+        persist._read_cv({"configs": [{}], "loss": []}, lambda why: ValueError(why))
