@@ -117,6 +117,43 @@ def test_dml_equals_doubleml_plr_on_the_same_folds():
     assert ours.std_error / se == pytest.approx(np.sqrt(40 / 39), abs=1e-8)
 
 
+def test_aipw_equals_doubleml_irm_on_the_same_folds():
+    """AIPW (ATE) with direct linear E[Y|X, D=d] and logistic E[D|X] on rows,
+    clip 0.01: equal to DoubleML's IRM (same folds, equal rows per fold) to
+    1e-8, SE ratio sqrt(G/(G-1)) as for the PLR."""
+    dml = pytest.importorskip("doubleml")
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    rng = np.random.default_rng(3)
+    g, m = 40, 15
+    cl = np.repeat(np.arange(g), m)
+    z = rng.normal(size=g)[cl]
+    x1, x2 = rng.normal(size=(2, g * m))
+    d = (rng.random(g * m) < 1 / (1 + np.exp(-(0.5 * x1 - 0.3 * x2 + 0.3 * z)))).astype(float)
+    y = d * (1 + 0.5 * x1) + x1 - x2 + z + rng.normal(size=g)[cl] + rng.normal(size=g * m)
+    df = pd.DataFrame({"y": y, "d": d, "x1": x1, "x2": x2, "z": z, "cluster": cl})
+    ours = fx.aipw(df, "y", "d", ["x1", "x2", "z"], "cluster", folds=5, seed=0, repeats=1,
+                   propensity="individual", nuisance="method", model="linear", alpha=1.0,
+                   inner_steps=0)
+    fold = ours.nuisance["fold"]
+    assert np.all(np.bincount(fold) == 120)
+    data = dml.DoubleMLData(df, y_col="y", d_cols="d", cluster_cols="cluster",
+                            x_cols=["x1", "x2", "z"])
+    irm = dml.DoubleMLIRM(data, LinearRegression(),
+                          LogisticRegression(penalty=None, solver="newton-cholesky", tol=1e-14,
+                                             max_iter=1000), n_folds=5, score="ATE",
+                          draw_sample_splitting=False)
+    idx = np.arange(len(df))
+    irm.set_sample_splitting(
+        [[(idx[fold != j], idx[fold == j]) for j in range(5)]],
+        [[([np.unique(cl[fold != j])], [np.unique(cl[fold == j])]) for j in range(5)]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        irm.fit()
+    assert abs(ours.estimate - float(irm.coef[0])) < 1e-8
+    assert ours.std_error / float(irm.se[0]) == pytest.approx(np.sqrt(g / (g - 1)), abs=1e-8)
+
+
 def test_doubleml_weights_unequal_folds_equally():
     """With folds of unequal size DoubleML's cluster PLR solves
     (1/K) Σ_k mean_k[V (U − θ V)] = 0 (each fold's mean counts once), ours
