@@ -8,6 +8,11 @@ rfp's nuisances are ``model="linear", alpha=1, inner_steps=0`` with
 (``rfp.nuisance.linear_fit``: least squares, Newton for the logit), as
 DoubleML's learners do. The ladder (``nuisance="select"``, the default: a
 constant and the linear rung, both direct here) is timed as a third column.
+For scale, DML at the smallest size is also timed with the direct solution
+switched off (gradient descent, default fit settings; first call compiles),
+and as ``rfp.effect(..., model="linear")`` with every other setting at its
+default (alpha 0.5: the bi-level linear model, which has no direct solution
+here, fitted by gradient descent inside the ladder, 5 repeated splits).
 
 Data: n rows in G clusters of equal size (so the five folds hold equal rows
 and DoubleML's fold-averaged cluster estimate equals rfp's pooled one);
@@ -100,6 +105,19 @@ def doubleml_estimate(df, method, fold):
     return float(model.coef[0]), float(model.se[0])
 
 
+def gradient_descent_estimate(df, method, fold):
+    """rfp's estimate with the direct solution switched off: every linear
+    nuisance fitted by gradient descent with the default fit settings (what
+    ``model="linear", alpha=1`` cost before issue 11's direct solution)."""
+    import rfp.nuisance as nz
+    keep = nz.is_closed_form
+    nz.is_closed_form = lambda settings: False
+    try:
+        return rfp_estimate(df, method, fold)
+    finally:
+        nz.is_closed_form = keep
+
+
 def timed(fn, *args, **kwargs):
     t = time.perf_counter()
     out = fn(*args, **kwargs)
@@ -111,6 +129,9 @@ def main(argv=None):
     p.add_argument("--sizes", default="1000:40,10000:200,100000:500",
                    help="rows:clusters, comma-separated")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--gd-rows", type=int, default=1000,
+                   help="also time DML by gradient descent (twice) and with model=\"linear\" and "
+                        "default settings at this size of --sizes; 0: no")
     a = p.parse_args(argv)
     sizes = [tuple(int(v) for v in s.split(":")) for s in a.sizes.split(",")]
 
@@ -163,6 +184,31 @@ def main(argv=None):
                   f" ratio {med['rfp'] / med['doubleml']:.2f}; ladder {med['rfp ladder']:.4f} s;"
                   f" |rfp - DoubleML| {diff:.1e}", flush=True)
 
+    gd = []
+    for n, g in sizes:
+        if n != a.gd_rows:
+            continue
+        df = simulate(n, g)
+        fold = cluster_folds(df["cluster"].to_numpy(), FOLDS, 0, df["d"].to_numpy())
+        direct = rfp_estimate(df, "dml", fold)[0]
+        for call in ("first (compiles)", "second"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                t, (e, _) = timed(gradient_descent_estimate, df, "dml", fold)
+            gd.append((n, g, f"by gradient descent (direct solution off), {call} call", t,
+                       f"|estimate - direct| {abs(e - direct):.1e}"))
+            print(f"dml by gradient descent n={n} G={g}, {call} call: {t:.2f} s, "
+                  f"|estimate - direct| {abs(e - direct):.1e}", flush=True)
+        import rfp
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t, out = timed(rfp.effect, df, "y", "d", X, "cluster", method="dml", model="linear")
+        gd.append((n, g, 'rfp.effect(..., model="linear"), every other setting default '
+                   '(alpha 0.5, 1 inner step: the bi-level linear model by gradient descent; '
+                   'the ladder; 5 repeated splits)', t,
+                   f"rungs chosen {out.diagnostics['nuisance_models']}"))
+        print(f"dml model='linear' defaults n={n} G={g}: {t:.2f} s", flush=True)
+
     print(f"\nload average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print("\nfirst call in the process (not in the medians):")
     for (side, method), (t, n) in first.items():
@@ -175,6 +221,8 @@ def main(argv=None):
         name = "DML (PLR)" if method == "dml" else "AIPW (IRM, ATE)"
         print(f"| {name} | {n:,} / {g} | {k} | {tr:.4f} | {td:.4f} | {ratio:.2f}x | {tl:.4f} | "
               f"{lratio:.2f}x | {e:.4f} | {diff:.1e} | {ser:.4f} |")
+    for n, g, what, t, note in gd:
+        print(f"DML (PLR), {n:,} / {g}, {what}: {t:.2f} s; {note}")
     print(f"\nladder estimate = rfp's in every row: "
           f"{all(r[-1] < 1e-12 for r in rows)} (max diff {max(r[-1] for r in rows):.1e})")
     print(f"total {time.perf_counter() - T0:.1f} s")
