@@ -55,6 +55,7 @@ test: setup
 
 bench: setup
 	$(PY) bench/bench_objective.py
+	$(PY) bench/bench_dml.py
 
 clean:
 	rm -rf $(VENV) .stamp-* *.egg-info python/*.egg-info

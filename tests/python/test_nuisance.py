@@ -55,6 +55,33 @@ def test_closed_form_equals_gradient_descent_at_convergence():
         assert np.max(np.abs(gd.predict_arrays(x) - exact.predict_arrays(x))) < 1e-6, loss
 
 
+def test_dml_estimate_with_direct_nuisances_equals_gradient_descent(monkeypatch):
+    """Issue 11: DML with linear nuisances on 40 clusters, solved directly
+    (the default for alpha = 1), equals the same DML with every nuisance fitted
+    by gradient descent to convergence (the direct path switched off): to 1e-9
+    (the issue asks 1e-6; 1,000 steps already give 1e-13, 300 steps 3e-7)."""
+    sim = cluster_trial(4, 10, 15, overlap="high", seed=7)
+    x = ["x1", "x2", "z"]
+    fold = fx.cluster_folds(sim.data["cluster"].to_numpy(), 5, 0, sim.data["d"].to_numpy())
+    gd_settings = dict(model="linear", alpha=1.0, inner_steps=0, validation_share=0.0,
+                       max_steps=1500, learning_rate=0.05, schedule="cosine", patience=None)
+    descents = []
+    gradient_descent = fx.fit_arrays
+
+    def counted(*args, **kwargs):
+        descents.append(kwargs["loss"])
+        return gradient_descent(*args, **kwargs)
+    monkeypatch.setattr(fx, "fit_arrays", counted)
+    direct = fx.dml_plm(sim, x=x, nuisance="method", fold=fold, **gd_settings)
+    assert descents == []                       # solved directly: no gradient descent
+    monkeypatch.setattr(fx.nz_mod, "is_closed_form", lambda settings: False)
+    gd = fx.dml_plm(sim, x=x, nuisance="method", fold=fold, **gd_settings)
+    assert sorted(descents) == ["logistic"] * 5 + ["squared"] * 5
+    assert gd.diagnostics["converged"]
+    assert abs(gd.estimate - direct.estimate) < 1e-9
+    assert abs(gd.std_error - direct.std_error) < 1e-9
+
+
 def _doubleml_fit(df, fold, k):
     dml = pytest.importorskip("doubleml")
     from sklearn.linear_model import LinearRegression, LogisticRegression
@@ -88,6 +115,43 @@ def test_dml_equals_doubleml_plr_on_the_same_folds():
                       inner_steps=0, fold=fold)
     assert abs(ours.estimate - tau) < 1e-8
     assert ours.std_error / se == pytest.approx(np.sqrt(40 / 39), abs=1e-8)
+
+
+def test_aipw_equals_doubleml_irm_on_the_same_folds():
+    """AIPW (ATE) with direct linear E[Y|X, D=d] and logistic E[D|X] on rows,
+    clip 0.01: equal to DoubleML's IRM (same folds, equal rows per fold) to
+    1e-8, SE ratio sqrt(G/(G-1)) as for the PLR."""
+    dml = pytest.importorskip("doubleml")
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    rng = np.random.default_rng(3)
+    g, m = 40, 15
+    cl = np.repeat(np.arange(g), m)
+    z = rng.normal(size=g)[cl]
+    x1, x2 = rng.normal(size=(2, g * m))
+    d = (rng.random(g * m) < 1 / (1 + np.exp(-(0.5 * x1 - 0.3 * x2 + 0.3 * z)))).astype(float)
+    y = d * (1 + 0.5 * x1) + x1 - x2 + z + rng.normal(size=g)[cl] + rng.normal(size=g * m)
+    df = pd.DataFrame({"y": y, "d": d, "x1": x1, "x2": x2, "z": z, "cluster": cl})
+    ours = fx.aipw(df, "y", "d", ["x1", "x2", "z"], "cluster", folds=5, seed=0, repeats=1,
+                   propensity="individual", nuisance="method", model="linear", alpha=1.0,
+                   inner_steps=0)
+    fold = ours.nuisance["fold"]
+    assert np.all(np.bincount(fold) == 120)
+    data = dml.DoubleMLData(df, y_col="y", d_cols="d", cluster_cols="cluster",
+                            x_cols=["x1", "x2", "z"])
+    irm = dml.DoubleMLIRM(data, LinearRegression(),
+                          LogisticRegression(penalty=None, solver="newton-cholesky", tol=1e-14,
+                                             max_iter=1000), n_folds=5, score="ATE",
+                          draw_sample_splitting=False)
+    idx = np.arange(len(df))
+    irm.set_sample_splitting(
+        [[(idx[fold != j], idx[fold == j]) for j in range(5)]],
+        [[([np.unique(cl[fold != j])], [np.unique(cl[fold == j])]) for j in range(5)]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        irm.fit()
+    assert abs(ours.estimate - float(irm.coef[0])) < 1e-8
+    assert ours.std_error / float(irm.se[0]) == pytest.approx(np.sqrt(g / (g - 1)), abs=1e-8)
 
 
 def test_doubleml_weights_unequal_folds_equally():
