@@ -52,3 +52,18 @@ test_that("cv_dtype reaches tune and is refused without it", {
   expect_error(rfp(y ~ x1 | g, df, cv_dtype = "float64"), "only with tune")
   expect_error(rfp(y ~ x1 | g, df, tune = TRUE, cv_dtype = "half"), "cv_dtype")
 })
+
+test_that("rfp_save / rfp_load keep a tuned fit's cross-validation table", {
+  skip_if_no_backend()
+  set.seed(2)
+  df <- data.frame(g = rep(1:8, each = 10), x1 = rnorm(80))
+  df$y <- df$x1 + rnorm(80)
+  fit <- suppressWarnings(rfp(y ~ x1 | g, data = df, model = "linear", tune = TRUE,
+                              tune_grid = list(alpha = c(1, 0.5)), folds = 2L,
+                              max_steps = 20, progress = FALSE))
+  path <- tempfile(fileext = ".rfp")
+  rfp_save(fit, path)
+  back <- rfp_load(path)
+  expect_equal(back$cv, fit$cv)
+  expect_true(any(back$cv$chosen))
+})
