@@ -62,7 +62,7 @@
 #'   configuration x fold trains at once in one compiled program. The table
 #'   is `fit$cv` (printed by `summary()`); its last row is the training mean,
 #'   so it says whether anything beats predicting the mean on new clusters.
-#'   With `tune = TRUE`, `max_steps` and `patience` default to 500 and 100
+#'   With `tune = TRUE`, `max_steps` and `patience` default to 1000 and 100
 #'   per configuration (each configuration stops on its own patience). The
 #'   cross-validation runs in float32 (`cv_dtype = "float64"` in `...` to
 #'   change it); the refit on all clusters in `dtype` (float64).

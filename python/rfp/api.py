@@ -22,7 +22,7 @@ DEFAULTS = settings_mod.DEFAULTS  # the settings and their checks live in settin
 
 # tune: a shorter run per model (each configuration x fold trains at once) and
 # patience on the cross-validated curve.
-TUNE_DEFAULTS = dict(max_steps=500, patience=100)
+TUNE_DEFAULTS = dict(max_steps=1000, patience=100)
 
 
 def _model_options(config):
@@ -364,7 +364,7 @@ def tune(data, y: str, x=None, cluster: str = None, *, grid=None, folds: int = 5
         faster on a CPU; its rounding is far below the SE across folds).
         The refit on all clusters uses ``dtype`` (float64 by default).
     **settings
-        Other settings, as in ``fit``, held fixed; max_steps (default 500)
+        Other settings, as in ``fit``, held fixed; max_steps (default 1000)
         and patience (default 100, on each configuration's fold-averaged
         curve) bound every configuration's run.
 
