@@ -171,6 +171,7 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
     coefficients = linear_coefficients(model, settings, design$x_names),
     model_bytes = model_bytes(model),
     cv = cv_table(model),
+    cv_curves = cv_curves(model),
     backend = new.env(parent = emptyenv())
   ), class = "rfp")
   fit$backend$model <- model
@@ -223,6 +224,29 @@ cv_table <- function(model) {
 # The design matrix as named backend columns.
 design_columns <- function(design, x) {
   stats::setNames(lapply(seq_len(ncol(x)), function(j) x[, j]), design$columns)
+}
+
+# The cross-validated curves of a tuned fit (NULL for an untuned one): one
+# row per configuration and evaluation step, with the configuration's label
+# (the settings that vary across the grid) and whether it was chosen.
+cv_curves <- function(model) {
+  cv <- model$cv
+  if (inherits(cv, "python.builtin.NoneType")) return(NULL)
+  table <- cv_table(model)
+  keys <- setdiff(names(table), c("cv_loss", "se", "step", "chosen"))
+  rows <- table[-nrow(table), , drop = FALSE]
+  labels <- vapply(seq_len(nrow(rows)), function(g) {
+    paste(vapply(keys, function(k) {
+      v <- rows[[k]][g]
+      sprintf("%s = %s", k, if (is.na(v)) "-" else format(v))
+    }, character(1)), collapse = ", ")
+  }, character(1))
+  do.call(rbind, lapply(seq_along(labels), function(g) {
+    s <- as.numeric(unlist(r_plain(reticulate::py_get_item(cv$steps, g - 1L)$tolist())))
+    l <- as.numeric(unlist(r_plain(reticulate::py_get_item(cv$curves, g - 1L)$tolist())))
+    data.frame(config = rep(labels[g], length(s)), step = s, cv_loss = l,
+               chosen = rep(isTRUE(rows$chosen[g]), length(s)))
+  }))
 }
 
 # Intercept and slopes of a linear model on the original scale of x and y

@@ -274,6 +274,7 @@ restore_fit <- function(saved, model, path) {
     coefficients = linear_coefficients(model, settings, x_names),
     model_bytes = model_bytes(model),
     cv = cv_table(model),
+    cv_curves = cv_curves(model),
     backend = new.env(parent = emptyenv())
   ), class = "rfp")
   fit$backend$model <- model

@@ -14,7 +14,10 @@
 #'   marked. `which = "covariate"`: the data against one control, points
 #'   coloured by cluster, and the fitted function along it with the other
 #'   controls at their median (numbers) or most common value (factors,
-#'   characters).
+#'   characters). `which = "cv"` (a fit with `tune = TRUE`): the
+#'   cross-validated held-out loss of every configuration against the step,
+#'   the chosen one thicker, the chosen step and the training mean's loss
+#'   marked.
 #' * An effect ([rfp_effect()]): the estimate with its interval; for the
 #'   T-learner \eqn{\hat\tau(x)} along one control over the rows'
 #'   \eqn{\hat\tau(x_i)}, coloured by arm.
@@ -26,7 +29,7 @@
 #'   reference line at `threshold`.
 #'
 #' @param object,x An rfp result.
-#' @param which For a fit: `"loss"` or `"covariate"` (or 1, 2). Giving
+#' @param which For a fit: `"loss"`, `"covariate"` or `"cv"` (or 1, 2, 3). Giving
 #'   `covariate` alone implies `"covariate"`.
 #' @param covariate For a fit or a T-learner: the control on the x axis
 #'   (default: the first numeric one).
@@ -50,11 +53,12 @@ NULL
 
 #' @rdname rfp-plots
 #' @export
-autoplot.rfp <- function(object, which = c("loss", "covariate"), covariate = NULL, n = 100,
-                         ...) {
-  if (is.numeric(which)) which <- c("loss", "covariate")[which[1]]
+autoplot.rfp <- function(object, which = c("loss", "covariate", "cv"), covariate = NULL,
+                         n = 100, ...) {
+  if (is.numeric(which)) which <- c("loss", "covariate", "cv")[which[1]]
   which <- if (missing(which) && !is.null(covariate)) "covariate" else match.arg(which)
-  if (which == "loss") loss_plot(object) else covariate_plot(object, covariate, n)
+  switch(which, loss = loss_plot(object), covariate = covariate_plot(object, covariate, n),
+         cv = cv_plot(object))
 }
 
 #' @rdname rfp-plots
@@ -170,6 +174,35 @@ loss_plot <- function(fit) {
     ggplot2::theme_minimal() + ggplot2::theme(legend.position = "bottom")
   if (nrow(long) && all(long$loss > 0)) p <- p + ggplot2::scale_y_log10()
   p
+}
+
+cv_plot <- function(fit) {
+  curves <- fit$cv_curves
+  if (is.null(curves)) {
+    stop("this fit was not tuned: the cross-validation plot needs rfp(..., tune = TRUE)",
+         call. = FALSE)
+  }
+  mean_loss <- fit$cv$cv_loss[nrow(fit$cv)]
+  chosen <- curves[curves$chosen, , drop = FALSE]
+  chosen_label <- paste0(chosen$config[1], " (chosen)")
+  curves$config[curves$chosen] <- chosen_label
+  best <- fit$cv$step[fit$cv$chosen][1]
+  ggplot2::ggplot(curves, ggplot2::aes(x = .data$step, y = .data$cv_loss,
+                                       colour = .data$config, linewidth = .data$chosen)) +
+    ggplot2::geom_line() +
+    ggplot2::geom_hline(ggplot2::aes(yintercept = mean_loss, linetype = "training mean"),
+                        colour = "black") +
+    ggplot2::geom_vline(ggplot2::aes(xintercept = best, linetype = "chosen step"),
+                        colour = "grey40") +
+    ggplot2::scale_linewidth_manual(values = c(`FALSE` = 0.4, `TRUE` = 1.2), guide = "none") +
+    ggplot2::scale_linetype_manual(values = c(`training mean` = "dashed",
+                                              `chosen step` = "dotted"), name = NULL) +
+    ggplot2::labs(title = sprintf("Cross-validation across clusters (%d configurations)",
+                                  length(unique(curves$config))),
+                  subtitle = "Held-out loss averaged over folds of whole clusters",
+                  x = "outer step", y = "held-out loss (standardised scale)",
+                  colour = "configuration") +
+    ggplot2::theme_minimal() + ggplot2::theme(legend.position = "right")
 }
 
 covariate_plot <- function(fit, covariate, n) {

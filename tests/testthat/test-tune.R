@@ -67,3 +67,25 @@ test_that("rfp_save / rfp_load keep a tuned fit's cross-validation table", {
   expect_equal(back$cv, fit$cv)
   expect_true(any(back$cv$chosen))
 })
+
+test_that("autoplot(fit, which = 'cv') draws the cross-validated curves", {
+  skip_if_no_backend()
+  set.seed(3)
+  df <- data.frame(g = rep(1:8, each = 10), x1 = rnorm(80))
+  df$y <- df$x1 + rnorm(80)
+  fit <- suppressWarnings(rfp(y ~ x1 | g, data = df, model = "linear", tune = TRUE,
+                              tune_grid = list(alpha = c(1, 0.5, 0)), folds = 2L,
+                              max_steps = 30, progress = FALSE))
+  p <- autoplot(fit, which = "cv")
+  expect_s3_class(p, "ggplot")
+  expect_match(p$labels$title, "Cross-validation across clusters (3 configurations)", fixed = TRUE)
+  d <- ggplot2::ggplot_build(p)$data[[1]]
+  expect_equal(nrow(d), nrow(fit$cv_curves))
+  expect_equal(sum(fit$cv_curves$chosen) > 0, TRUE)
+  # the curve's minimum is the table's cv_loss for each configuration
+  mins <- tapply(fit$cv_curves$cv_loss, fit$cv_curves$config, min)
+  expect_equal(sort(as.numeric(mins)), sort(fit$cv$cv_loss[-nrow(fit$cv)]), tolerance = 1e-12)
+  untuned <- suppressWarnings(rfp(y ~ x1 | g, data = df, model = "linear", max_steps = 10,
+                                  progress = FALSE))
+  expect_error(autoplot(untuned, which = "cv"), "was not tuned")
+})
