@@ -66,6 +66,9 @@
 #'   per configuration (each configuration stops on its own patience). The
 #'   cross-validation runs in float32 (`cv_dtype = "float64"` in `...` to
 #'   change it); the refit on all clusters in `dtype` (float64).
+#'   `ensemble = S` in `...` refits S models from different random starts at
+#'   the chosen settings (in one compiled program) and predicts with their
+#'   mean.
 #' @param tune_grid A named list of candidate values for `alpha`, `inner_lr`,
 #'   `learning_rate`, `inner_steps`, `hidden` (a list of width vectors),
 #'   `activation`, `model`, `first_order`, `penalty`; `NULL` is the default
@@ -104,9 +107,12 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
   dots <- list(...)
   progress <- progress_setting(progress, dots)
   dots$verbose <- NULL
-  cv_dtype <- dots$cv_dtype   # tune's precision (see ?rfp, tune)
-  dots$cv_dtype <- NULL
-  if (!is.null(cv_dtype) && !tune) stop("cv_dtype applies only with tune = TRUE", call. = FALSE)
+  # settings of tune alone (see ?rfp, tune): its precision and the ensemble size
+  tune_only <- dots[intersect(names(dots), c("cv_dtype", "ensemble"))]
+  dots[names(tune_only)] <- NULL
+  if (length(tune_only) && !tune) {
+    stop(sprintf("%s applies only with tune = TRUE", names(tune_only)[1]), call. = FALSE)
+  }
   if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
   # the backend's validator checks every setting (R and Python say the same)
   checked <- check_settings(c(list(
@@ -135,8 +141,7 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
     if (missing(max_steps)) py_args$max_steps <- NULL
     if (missing(patience)) py_args$patience <- NULL
     entry <- b$rfp$tune
-    py_args <- c(py_args, check_settings(c(list(folds = folds, one_se = one_se),
-                                           if (!is.null(cv_dtype)) list(cv_dtype = cv_dtype)),
+    py_args <- c(py_args, check_settings(c(list(folds = folds, one_se = one_se), tune_only),
                                          "tune")$py,
                  list(grid = py_grid(tune_grid)))
   }

@@ -50,6 +50,12 @@ def _forward(apply, params, x):
     return apply(params, x)[0]
 
 
+@partial(jax.jit, static_argnums=0)
+def _forward_members(apply, members, x):
+    """f(theta_s, x) of every member of an ensemble (leading axis)."""
+    return jax.vmap(lambda p: apply(p, x)[0])(members)
+
+
 @dataclass
 class FittedModel:
     """A fitted rfp model: parameters theta (NumPy), the scaling, the
@@ -68,6 +74,9 @@ class FittedModel:
     n_dropped: int = 0
     user_model: object = field(default=None, repr=False)
     cv: object = field(default=None, repr=False)   # tune's CVResult, when tuned
+    # tune(ensemble = S): S parameter sets stacked on a leading axis (from S
+    # random starts); predictions average theirs.  ``params`` is the first.
+    members: object = field(default=None, repr=False)
 
     @property
     def n_clusters(self) -> int:
@@ -84,9 +93,16 @@ class FittedModel:
         if self.scaler is not None:
             x = self.scaler.x(np.asarray(x, dtype=float))
         x = jax.tree.map(jnp.asarray, x)
-        yhat = np.asarray(_forward(self._apply(), self.params, x), dtype=float)
+        if self.members is not None:   # an ensemble: the mean of its members' predictions
+            yhat = np.asarray(_forward_members(self._apply(), self.members, x), dtype=float)
+        else:
+            yhat = np.asarray(_forward(self._apply(), self.params, x), dtype=float)[None]
         if self.config["loss"] == "logistic":
-            return yhat if type == "link" else 1.0 / (1.0 + np.exp(-yhat))
+            if type == "link":
+                p = np.mean(1.0 / (1.0 + np.exp(-yhat)), axis=0)
+                return np.log(p / (1 - p)) if len(yhat) > 1 else yhat[0]
+            return np.mean(1.0 / (1.0 + np.exp(-yhat)), axis=0)
+        yhat = np.mean(yhat, axis=0)
         return self.scaler.y_back(yhat) if self.scaler is not None else yhat
 
     def predict(self, data, type: str = "response", as_numpy: bool = False,
@@ -248,12 +264,14 @@ def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings
 
 
 def tune_arrays(x, y, cluster, model="mlp", grid=None, folds: int = 5, one_se: bool = False,
-                progress=None, scale=True, cv_dtype: str = "float32", **settings) -> FittedModel:
+                progress=None, scale=True, cv_dtype: str = "float32", ensemble: int = 1,
+                **settings) -> FittedModel:
     """``tune`` on arrays (see ``fit_arrays`` for x, y and cluster)."""
-    from .crossval import check_choice, cross_validate, expand_grid
-    checked = settings_mod.validate({"folds": folds, "one_se": one_se, "cv_dtype": cv_dtype},
-                                    "tune")
+    from .crossval import check_choice, cross_validate, expand_grid, train_members
+    checked = settings_mod.validate({"folds": folds, "one_se": one_se, "cv_dtype": cv_dtype,
+                                     "ensemble": ensemble}, "tune")
     folds, one_se, cv_dtype = checked["folds"], checked["one_se"], checked["cv_dtype"]
+    ensemble = checked["ensemble"]
     progress = settings_mod.check("progress", progress)
     settings = {**TUNE_DEFAULTS, **settings}
     base = _config({"model": model, **settings})
@@ -278,6 +296,14 @@ def tune_arrays(x, y, cluster, model="mlp", grid=None, folds: int = 5, one_se: b
     chosen.update(max_steps=cv.chosen_step, patience=None)
     fitted = fit_arrays(x, y, cluster, model=model, progress=progress, scale=scale, **chosen)
     fitted.cv = cv
+    if ensemble > 1:
+        c = fitted.config
+        fitted.members = train_members(
+            objective_for(c), _model_for(c, model).init, xs, y_fit, codes, w,
+            {"alpha": c["alpha"], "inner_lr": 0.0 if float(c["alpha"]) == 1.0 else c["inner_lr"],
+             "learning_rate": c["learning_rate"]}, cv.chosen_step,
+            [int(c["seed"]) + i for i in range(ensemble)], clip_norm=c["clip_norm"],
+            eval_every=int(c["eval_every"]), dtype=c["dtype"])
     return fitted
 
 
@@ -363,6 +389,12 @@ def tune(data, y: str, x=None, cluster: str = None, *, grid=None, folds: int = 5
         Precision of the cross-validation runs (default float32: 2-3x
         faster on a CPU; its rounding is far below the SE across folds).
         The refit on all clusters uses ``dtype`` (float64 by default).
+    ensemble : int
+        Refit this many models at the chosen configuration and step, from
+        random starts ``seed, seed + 1, ...`` (in one compiled program), and
+        predict with the mean of their predictions (default 1: one model).
+        ``validation/ENSEMBLE.md`` measures what it does to the spread
+        across seeds.
     **settings
         Other settings, as in ``fit``, held fixed; max_steps (default 1000)
         and patience (default 100, on each configuration's fold-averaged

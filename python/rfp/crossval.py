@@ -205,6 +205,35 @@ def batch_heldout(params, heldout_weight, buckets, objective, sequential=False):
                         params, heldout_weight)
 
 
+def train_members(objective, init, x, y, cluster, w, hyper: dict, steps: int, seeds,
+                  clip_norm=1.0, eval_every=10, dtype="float64", sequential=None):
+    """An ensemble: one model per seed (its random start), each trained on
+    every cluster for ``steps`` outer steps at the same settings, all in one
+    compiled program (``batch_chunk``).  Returns the parameters stacked on a
+    leading member axis, in float64."""
+    dt = jnp.dtype(dtype)
+    if sequential is None:
+        sequential = jax.default_backend() == "cpu"
+    buckets_np = make_buckets(cluster)
+    buckets = gather(buckets_np, x, y, w, dt)
+    n = len(seeds)
+    picks = [jnp.asarray(np.tile(np.arange(len(b.clusters)), (n, 1))) for b in buckets_np]
+    valid = [jnp.ones((n, len(b.clusters)), dtype=dt) for b in buckets_np]
+    h = {k: jnp.full(n, float(hyper[k]), dtype=dt) for k in TRACED}
+    first = floats_as(jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[:1]), x), dt)
+    starts = [floats_as(init(jax.random.PRNGKey(int(s)), first), dt) for s in seeds]
+    params = jax.tree.map(lambda *a: jnp.stack(a), *starts)
+    opt_state = jax.vmap(optimizer(clip_norm).init)(params)
+    on = jnp.ones(n, dtype=bool)
+    step = 0
+    while step < steps:
+        length = min(eval_every, steps - step)
+        params, opt_state = batch_chunk(params, opt_state, h, picks, valid, on, buckets,
+                                        objective, clip_norm, length, sequential)
+        step += length
+    return floats_as(jax.tree.map(np.asarray, params), np.float64)
+
+
 @dataclass
 class CVResult:
     """The cross-validation: one row per configuration (and one for the

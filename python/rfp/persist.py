@@ -101,6 +101,8 @@ def archive(model, extra: dict | None = None) -> bytes:
         "scaler": None if model.scaler is None else {
             "y_mean": float(model.scaler.y_mean), "y_scale": float(model.scaler.y_scale)},
         "cv": _cv_json(getattr(model, "cv", None)),
+        "members": None if getattr(model, "members", None) is None else
+        _structure(model.members, leaves),
     }
     arrays = {f"leaf{i}": a for i, a in enumerate(leaves)}
     for k in LABELS:
@@ -223,7 +225,26 @@ def _model(path, arrays, model, bad):
                          labels["validation_clusters"], counts["best_step"],
                          bool(meta["stopped_early"]), counts["n_dropped"], user_model=model)
     fitted.cv = _read_cv(meta.get("cv"), bad)
+    fitted.members = _read_members(meta.get("members"), arrays, params, bad)
     return fitted
+
+
+def _read_members(node, arrays, params, bad):
+    """An ensemble's stacked parameters (None without one): every leaf is
+    the matching leaf of ``params`` with a leading member axis."""
+    if node is None:
+        return None
+    import jax
+    members = _rebuild(node, arrays, bad)
+    try:
+        pairs = list(zip(jax.tree.leaves(members), jax.tree.leaves(params), strict=True))
+        same = jax.tree.structure(members) == jax.tree.structure(params)
+    except ValueError:
+        raise bad("its ensemble does not match its parameters") from None
+    sizes = {m.shape[0] if m.ndim else -1 for m, _ in pairs}
+    if not same or len(sizes) != 1 or any(m.shape[1:] != np.shape(p) for m, p in pairs):
+        raise bad("its ensemble does not match its parameters")
+    return members
 
 
 def _read_cv(c, bad):

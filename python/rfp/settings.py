@@ -88,6 +88,7 @@ RULES = {
     "seed": whole(0),
     "dtype": choice("float64", "float32"),   # training precision; results in float64
     "cv_dtype": choice("float32", "float64"),   # precision of tune's cross-validation curves
+    "ensemble": whole(1, 1000),   # tune: models refitted from different starts, averaged
     "batch_clusters": whole(1, none=True),   # clusters per outer step (minibatch.py)
     "devices": Rule("devices", 1, MAX_SEED, none=True),   # a whole number >= 1 or 'all' (devices.py)
     "width": whole(1, MAX_WIDTH),
@@ -130,7 +131,7 @@ FIT = (*DEFAULTS, "width", "steps", "progress")
 NUISANCE = tuple(n for n in FIT if n != "loss")
 CONTEXTS = {
     "fit": FIT,
-    "tune": (*FIT, "folds", "one_se", "cv_dtype"),
+    "tune": (*FIT, "folds", "one_se", "cv_dtype", "ensemble"),
     "dml": (*NUISANCE, "folds", "seed", "repeats", "level", "warn_share", "design",
             "na_action", "vcov", "nuisance", "fold"),
     "aipw": (*NUISANCE, "estimand", "folds", "seed", "repeats", "clip", "design", "level",

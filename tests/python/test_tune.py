@@ -201,3 +201,31 @@ def test_batched_and_sequential_programs_agree():
             for seq in (True, False)]
     for a, b in zip(runs[0].curves, runs[1].curves):
         np.testing.assert_allclose(a, b, rtol=1e-10)
+
+
+def test_ensemble_members_are_refits_from_their_seeds(tmp_path):
+    """tune(ensemble = 3): member s equals an ordinary refit from seed
+    seed + s at the chosen configuration and step (trained separately, by
+    fit_arrays), and the prediction is the mean of the members'.  A saved
+    ensemble loads to identical predictions."""
+    x, y, cluster = _data(n=UNEQUAL, seed=9)
+    grid = {"alpha": [1.0, 0.5], "inner_lr": [0.2]}
+    m = rfp.tune_arrays(x, y, cluster, grid=grid, folds=3, progress=False, ensemble=3, **SMALL)
+    c = m.config
+    preds = []
+    for s in range(3):
+        single = rfp.fit_arrays(x, y, cluster, progress=False,
+                                **{k: v for k, v in c.items() if k not in ("model", "seed")},
+                                seed=c["seed"] + s)
+        preds.append(single.predict_arrays(x))
+        import jax
+        for a, b in zip(jax.tree.leaves(single.params), jax.tree.leaves(m.members)):
+            np.testing.assert_allclose(b[s], a, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(m.predict_arrays(x), np.mean(preds, axis=0), rtol=1e-8)
+    assert np.std(preds, axis=0).max() > 1e-6            # the members differ
+    path = tmp_path / "ensemble.rfp"
+    m.save(path)
+    back = rfp.load(path)
+    np.testing.assert_array_equal(back.predict_arrays(x), m.predict_arrays(x))
+    with pytest.raises(ValueError, match="ensemble"):
+        rfp.tune_arrays(x, y, cluster, grid=grid, folds=3, progress=False, ensemble=0, **SMALL)

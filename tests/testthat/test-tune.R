@@ -89,3 +89,17 @@ test_that("autoplot(fit, which = 'cv') draws the cross-validated curves", {
                                   progress = FALSE))
   expect_error(autoplot(untuned, which = "cv"), "was not tuned")
 })
+
+test_that("ensemble = S reaches tune and predicts with the members' mean", {
+  skip_if_no_backend()
+  set.seed(4)
+  df <- data.frame(g = rep(1:8, each = 10), x1 = rnorm(80))
+  df$y <- sin(df$x1) + rnorm(80, sd = 0.3)
+  fit <- suppressWarnings(rfp(y ~ x1 | g, data = df, hidden = 4L, tune = TRUE,
+                              tune_grid = list(alpha = c(1, 0.5)), folds = 2L,
+                              max_steps = 20, ensemble = 3L, progress = FALSE))
+  model <- rfp:::backend_model(fit)
+  expect_false(inherits(model$members, "python.builtin.NoneType"))   # the ensemble is kept
+  expect_error(rfp(y ~ x1 | g, df, ensemble = 2L), "only with tune")
+  expect_error(rfp(y ~ x1 | g, df, tune = TRUE, ensemble = 0L), "ensemble")
+})
