@@ -77,8 +77,10 @@
 #' @param folds Number of folds of whole clusters for `tune = TRUE`.
 #' @param one_se With `tune = TRUE`, choose the fewest steps within one
 #'   standard error (across folds) of the best cross-validated loss.
-#' @param ... Further backend settings (`width`, `steps` for
-#'   `model = "neural_ode"`).
+#' @param ... Further backend settings: `min_steps` (early stopping keeps no
+#'   step before it; default 50, because the held-out loss of a few clusters
+#'   is noisy in the first steps), `width`, `steps` for
+#'   `model = "neural_ode"`.
 #' @return An object of class `rfp`; see [summary.rfp()], [predict.rfp()],
 #'   [plot.rfp()], [rfp_save()].
 #' @examples

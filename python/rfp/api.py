@@ -22,7 +22,7 @@ DEFAULTS = settings_mod.DEFAULTS  # the settings and their checks live in settin
 
 # tune: a shorter run per model (each configuration x fold trains at once) and
 # patience on the cross-validated curve.
-TUNE_DEFAULTS = dict(max_steps=1000, patience=100)
+TUNE_DEFAULTS = dict(max_steps=1000, patience=100, min_steps=0)
 
 
 def _model_options(config):
@@ -252,6 +252,7 @@ def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings
                    learning_rate=float(config["learning_rate"]), clip_norm=config["clip_norm"],
                    schedule=config["schedule"],
                    max_steps=int(config["max_steps"]), patience=config["patience"],
+                   min_steps=int(config["min_steps"]),
                    eval_every=int(config["eval_every"]), validation_share=float(config["validation_share"]),
                    seed=int(config["seed"]), progress=progress, dtype=config["dtype"],
                    batch_clusters=config["batch_clusters"], devices=config["devices"])
@@ -288,7 +289,8 @@ def tune_arrays(x, y, cluster, model="mlp", grid=None, folds: int = 5, one_se: b
     cv = cross_validate(objective_for, lambda c: _model_for(c, model).init, xs, y_fit, codes, w,
                         configs, folds=int(folds), seed=int(base["seed"]),
                         max_steps=int(base["max_steps"]), eval_every=int(base["eval_every"]),
-                        patience=base["patience"], clip_norm=base["clip_norm"],
+                        patience=base["patience"], min_steps=int(base["min_steps"]),
+                        clip_norm=base["clip_norm"],
                         loss=base["loss"], one_se=bool(one_se), progress=progress,
                         dtype=cv_dtype)
     check_choice(cv)
@@ -337,6 +339,7 @@ def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",
         cluster weighs the same), penalty (lambda), learning_rate,
         clip_norm, schedule ("constant" or "cosine"), max_steps, patience
         (early stopping on the held-out clusters; None to switch off),
+        min_steps (no step before it is kept by early stopping; default 50),
         eval_every, validation_share, seed; for speed dtype ("float32"
         trains in single precision, results stay float64), batch_clusters
         (B clusters per outer step, without replacement within an epoch)

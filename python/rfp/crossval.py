@@ -335,7 +335,7 @@ def _constant_cv(y, w, cluster, fold, folds, loss):
 
 
 def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=5, seed=0,
-                   max_steps=1000, eval_every=10, patience=200, clip_norm=1.0,
+                   max_steps=1000, eval_every=10, patience=200, min_steps=0, clip_norm=1.0,
                    loss="squared", one_se=False, progress=None, sequential=None,
                    dtype="float64") -> CVResult:
     """Train every configuration on every split of the clusters into K folds
@@ -370,6 +370,7 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
     if sequential is None:   # models in turn on a CPU, batched on an accelerator
         sequential = jax.default_backend() == "cpu"
     total, done = len(groups) * max_steps, 0
+    first_kept = min(int(min_steps), int(max_steps))   # no step before it is chosen
     bar = _bar(progress, total)
     first = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[:1]), x)
     try:
@@ -395,7 +396,7 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
                 # a configuration stops once its curve has not improved for
                 # ``patience`` steps; the others go on
                 active = np.ones(len(members), dtype=bool) if patience is None else \
-                    step - best_at < patience
+                    step - np.maximum(best_at, first_kept) < patience
                 params, opt_state = batch_chunk(
                     params, opt_state, hyper, picks, valid, jnp.asarray(np.repeat(active, folds)),
                     buckets, objective, clip_norm, length, sequential)
@@ -405,7 +406,7 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
                 on = np.asarray(members)[active]
                 fold_curves[on, e] = held[active]
                 last_eval[on] = e
-                cv = np.where(active, held @ dens / dens.sum(), np.inf)
+                cv = np.where(active & (step >= first_kept), held @ dens / dens.sum(), np.inf)
                 improved = cv < best
                 best = np.where(improved, cv, best)
                 best_at = np.where(improved, step, best_at)
@@ -416,7 +417,7 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
                     bar.set_postfix(best=f"{np.min(best):.4g}", mean=f"{mean_loss:.4g}")
                 elif callable(progress):
                     progress(done, total, float(np.min(best)), mean_loss)
-                if patience is not None and np.all(step - best_at >= patience):
+                if patience is not None and np.all(step - np.maximum(best_at, first_kept) >= patience):
                     done += max_steps - step
                     if bar is not None:
                         bar.update(max_steps - step)
@@ -430,14 +431,15 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
     with np.errstate(invalid="ignore"):
         fold_se = np.std(fold_curves, axis=2, ddof=1) / np.sqrt(folds)
     fold_se = np.where(np.isfinite(fold_se), fold_se, np.inf)
-    best_e = np.argmin(cv_curves, axis=1)
+    eligible = np.where(eval_steps >= first_kept, cv_curves, np.inf)   # steps that may be chosen
+    best_e = np.argmin(eligible, axis=1)
     loss_g = cv_curves[np.arange(len(configs)), best_e]
     se_g = fold_se[np.arange(len(configs)), best_e]
     chosen = int(np.argmin(loss_g))
     chosen_e = int(best_e[chosen])
     if one_se and np.isfinite(loss_g[chosen]):
         bound = loss_g[chosen] + se_g[chosen]
-        ok = np.argwhere(cv_curves <= bound)                         # (g, e) pairs
+        ok = np.argwhere(eligible <= bound)                          # (g, e) pairs
         ok = sorted(ok.tolist(), key=lambda ge: (eval_steps[ge[1]], cv_curves[ge[0], ge[1]]))
         chosen, chosen_e = ok[0]
     return CVResult(

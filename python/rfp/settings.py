@@ -27,6 +27,7 @@ DEFAULTS = dict(
     alpha=0.5, inner_steps=1, inner_lr=0.1, first_order=False,
     loss="squared", weights="obs", penalty=0.0,
     learning_rate=1e-2, clip_norm=1.0, schedule="constant", max_steps=2000, patience=200,
+    min_steps=50,
     eval_every=10, validation_share=0.2, seed=0,
     dtype="float64", batch_clusters=None, devices=None,   # speed (train.py)
 )
@@ -83,6 +84,7 @@ RULES = {
     "schedule": choice("constant", "cosine"),
     "max_steps": whole(1),
     "patience": whole(0, none=True),
+    "min_steps": whole(0),   # early stopping keeps no step before this (validation/TUNING.md)
     "eval_every": whole(1),
     "validation_share": number(0, 1, high_open=True),
     "seed": whole(0),

@@ -57,10 +57,28 @@ def test_max_steps_not_a_multiple_of_eval_every():
 
 def test_no_better_than_mean_and_stopped_at_once():
     model, kinds = _fit(_reversed(), model="linear", learning_rate=0.05, max_steps=300,
-                        patience=100, validation_share=0.25, seed=0)
+                        patience=100, validation_share=0.25, seed=0, min_steps=0)
     assert alerts.NoBetterThanMeanWarning in kinds
     assert model.best_step == model.history.step[0]
     assert alerts.StoppedAtOnceWarning in kinds
+
+
+def test_min_steps_keeps_no_earlier_step():
+    """Early stopping keeps no step before min_steps (default 50); patience
+    counts from there.  On data whose held-out loss only rises, the kept
+    step is min_steps itself (10 with min_steps = 0, the old rule)."""
+    for min_steps in (0, 50, 120):
+        model, _ = _fit(_reversed(), model="linear", learning_rate=0.05, max_steps=400,
+                        patience=100, validation_share=0.25, seed=0, min_steps=min_steps)
+        h = model.history
+        counted = [(v, s) for s, v in zip(h.step, h.validation) if s >= min_steps]
+        assert model.best_step == min(counted)[1] >= min_steps
+        assert h.step[-1] == model.best_step + 100           # stopped by patience
+        if min_steps == 0:
+            assert model.best_step == 10                     # the old rule kept step 10
+    model, _ = _fit(_reversed(), model="linear", learning_rate=0.05, max_steps=30,
+                    validation_share=0.25, seed=0)
+    assert model.best_step == 30      # max_steps below min_steps: the last step counts
 
 
 def test_finite_divergence_stops_and_warns():

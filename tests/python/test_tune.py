@@ -229,3 +229,12 @@ def test_ensemble_members_are_refits_from_their_seeds(tmp_path):
     np.testing.assert_array_equal(back.predict_arrays(x), m.predict_arrays(x))
     with pytest.raises(ValueError, match="ensemble"):
         rfp.tune_arrays(x, y, cluster, grid=grid, folds=3, progress=False, ensemble=0, **SMALL)
+
+
+def test_min_steps_bounds_the_chosen_step():
+    """tune chooses no step before min_steps when one is given (its
+    default is 0: the cross-validated curve spans every cluster)."""
+    x, y, cluster = _data(seed=10)
+    m = rfp.tune_arrays(x, y, cluster, grid={"alpha": [1.0, 0.5], "learning_rate": [0.3]},
+                        folds=3, progress=False, **dict(SMALL, max_steps=80, min_steps=40))
+    assert np.all(m.cv.best_step >= 40) and m.cv.chosen_step >= 40
