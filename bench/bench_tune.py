@@ -26,7 +26,7 @@ import rfp
 from rfp import crossval
 from rfp.api import DEFAULTS
 from rfp.simulate import tragic_triad
-side, steps, folds = sys.argv[1], int(sys.argv[2]), 5
+side, steps, folds, loop_dtype = sys.argv[1], int(sys.argv[2]), 5, sys.argv[3]
 sim = tragic_triad(n_clusters=40, seed=1)
 x = sim.data["x"].to_numpy()[:, None]; y = sim.data["y"].to_numpy()
 cluster = sim.data["cluster"].to_numpy()
@@ -44,16 +44,16 @@ else:
         for f in range(folds):
             tr = fold != f
             rfp.fit_arrays(x[tr], y[tr], cluster[tr], max_steps=steps, patience=None,
-                           progress=False, **s)
+                           progress=False, dtype=loop_dtype, **s)
             n_models += 1
 print(json.dumps({"models": n_models, "seconds": time.perf_counter() - t1,
                   "import": t1 - t0}))
 """
 
 
-def run(side, steps):
-    out = subprocess.run([sys.executable, "-c", CHILD, side, str(steps)], capture_output=True,
-                         text=True, check=True)
+def run(side, steps, loop_dtype="float64"):
+    out = subprocess.run([sys.executable, "-c", CHILD, side, str(steps), loop_dtype],
+                         capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -61,10 +61,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--steps", type=int, default=200)
+    p.add_argument("--loop-dtype", default="float64",
+                   help="precision of the loop's fits (tune's cross-validation runs in "
+                        "float32 by default, its refit in float64)")
     a = p.parse_args(argv)
     ratios = []
     for r in range(a.repeats):
-        tune, loop = run("tune", a.steps), run("loop", a.steps)
+        tune, loop = run("tune", a.steps), run("loop", a.steps, a.loop_dtype)
         per_tune, per_loop = tune["seconds"] / tune["models"], loop["seconds"] / loop["models"]
         ratios.append(per_loop / per_tune)
         print(f"pair {r + 1}: tune {tune['models']} models {tune['seconds']:.1f}s "
@@ -72,7 +75,8 @@ def main(argv=None):
               f"{loop['seconds']:.1f}s ({per_loop:.2f} s/model); loop/tune per model "
               f"{ratios[-1]:.2f}x", flush=True)
     print(f"median loop/tune per trained model: {statistics.median(ratios):.2f}x "
-          f"({a.repeats} pairs, {a.steps} steps, fresh processes, compilation included)")
+          f"({a.repeats} pairs, {a.steps} steps, loop in {a.loop_dtype}, fresh processes, "
+          f"compilation included)")
 
 
 if __name__ == "__main__":
