@@ -4,8 +4,10 @@ under 8 minutes; a time guard skips what is left after --budget seconds).
 1. Step time (value and gradient of R_k plus the Adam update; MLP 32x32,
    k = 3, second order; lognormal cluster sizes capped at 2,000) for
    200 / 2,000 / 10,000 clusters, float64 and float32, with rfp's size
-   buckets and with one max-padded bucket (every cluster padded to the next
-   power of two of the largest); padded rows and peak device memory.
+   buckets, with one max-padded bucket (every cluster padded to the next
+   power of two of the largest) and with the accelerator's layout by cost
+   ("rule", ``layout.py``: its target is never more than 20% slower than the
+   better of the other two); padded rows and peak device memory.
 2. End-to-end ``rfp.fit_arrays`` at 10,000 clusters (~1M rows), 300
    steps (run second, right after its reference step time), against
    300 x step time + the compilation of one chunk.  The fit compiles its
@@ -30,7 +32,7 @@ import numpy as np
 import rfp
 from rfp import train as tr
 from rfp.bilevel import Objective, gather
-from rfp.layout import make_buckets, padded_rows
+from rfp.layout import BUCKET_COST, make_buckets, padded_rows
 from rfp.models import as_model
 
 START = time.perf_counter()
@@ -55,7 +57,10 @@ def step_time(x, y, cluster, layout, dtype, steps=10, repeats=3):
     """(compile + first chunk seconds, seconds per step, padded rows)."""
     model = as_model("mlp", hidden=(32, 32), activation="tanh")
     objective = Objective(model.apply, inner_steps=3, inner_lr=0.0)
-    buckets_np = make_buckets(cluster, max_padding=1.5 if layout == "bucketed" else 1e12)
+    if layout == "max-padded":
+        buckets_np = make_buckets(cluster, max_padding=1e12, bucket_cost=0)
+    else:   # size buckets (the CPU layout), or the accelerator's layout by cost
+        buckets_np = make_buckets(cluster, bucket_cost=BUCKET_COST if layout == "rule" else 0)
     buckets = gather(buckets_np, x, y, np.ones(len(y)), jnp.dtype(dtype))
     params = jax.tree.map(lambda a: a.astype(dtype),
                           model.init(jax.random.PRNGKey(0), jnp.asarray(x[:1], dtype)))
@@ -80,7 +85,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clusters", type=int, nargs="+", default=[200, 2000, 10000])
     ap.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
-    ap.add_argument("--layouts", nargs="+", default=["bucketed", "max-padded"])
+    ap.add_argument("--layouts", nargs="+", default=["bucketed", "max-padded", "rule"])
     ap.add_argument("--fit-steps", type=int, default=300)
     ap.add_argument("--budget", type=float, default=450.0)
     a = ap.parse_args()

@@ -180,3 +180,31 @@ def test_merging_buckets_keeps_the_padding_bound_and_compiles_fewer_shapes():
     assert padded_rows(buckets) <= 2 * len(cluster)
     assert padded_rows(buckets) <= max(1.5 * len(cluster), padded_rows(make_buckets(cluster, max_padding=1.0)))
     assert len(make_buckets(cluster, max_padding=1.0)) == powers  # no room: no merge
+
+
+def _lognormal_clusters(n_clusters, seed=0):
+    sizes = np.clip(np.random.default_rng(seed).lognormal(4.0, 1.2, n_clusters).astype(int), 1, 2000)
+    return sizes, np.repeat(np.arange(n_clusters), sizes)
+
+
+@pytest.mark.parametrize("n_clusters", [200, 2000, 10000])
+def test_layout_by_cost(n_clusters):
+    """The accelerator's layout (bucket_cost > 0) costs, by the cost model
+    (padded rows + BUCKET_COST rows per bucket, fitted to the H200 table in
+    layout.py), no more than 1.2 x the better of size buckets and one
+    max-padded bucket, keeps the memory bound, and covers every row once.
+    On a CPU (bucket_cost 0) the layout is the size buckets."""
+    from rfp.layout import BUCKET_COST, SMALL, bucket_widths, layout_cost
+    sizes, cluster = _lognormal_clusters(n_clusters)
+    bucketed = bucket_widths(sizes, 1.5, 0)
+    max_padded = np.full(len(sizes), bucket_width(sizes.max()))
+    rule = bucket_widths(sizes, 1.5, BUCKET_COST)
+    best = min(layout_cost(bucketed, BUCKET_COST), layout_cost(max_padded, BUCKET_COST))
+    assert layout_cost(rule, BUCKET_COST) <= 1.2 * best
+    assert rule.sum() <= max(2 * sizes.sum(), SMALL)
+    assert np.all(rule >= sizes) and np.all(rule <= max_padded)
+    buckets = make_buckets(cluster, bucket_cost=BUCKET_COST)
+    used = np.concatenate([b.index[b.mask > 0] for b in buckets])
+    assert np.array_equal(np.sort(used), np.arange(len(cluster)))
+    cpu = make_buckets(cluster, bucket_cost=0)
+    assert [b.index.shape for b in make_buckets(cluster)] == [b.index.shape for b in cpu]
