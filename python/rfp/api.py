@@ -186,7 +186,8 @@ def _design(x, y, cluster, model, config, scale):
             x = x[:, None]
         for j in range(x.shape[1]):
             data_mod.check_magnitudes(x[:, j], f"x[:, {j}]", "control")
-        scaler = data_mod.Scaler.fit(x, y, scale_y=config["loss"] == "squared")
+        scaler = data_mod.Scaler.fit(x, y, scale_y=config["loss"] == "squared",
+                                     w=config["weights"])
         x, y_fit = scaler.x(x), scaler.y(y)
     else:
         y_fit = y

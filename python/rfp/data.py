@@ -314,13 +314,24 @@ class Scaler:
     y_scale: float = 1.0
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray | None, scale_y: bool) -> "Scaler":
-        sd = x.std(axis=0)
+    def fit(cls, x: np.ndarray, y: np.ndarray | None, scale_y: bool, w=None) -> "Scaler":
+        """Means and SDs of the columns, weighted by the case weights ``w``
+        when given (so a weight of 2 scales as the row twice)."""
+        if w is None:
+            mean, sd = x.mean(axis=0), x.std(axis=0)
+            if scale_y and y is not None:
+                ym, ysd = float(y.mean()), float(y.std())
+        else:
+            w = np.asarray(w, dtype=float) / np.sum(w)
+            mean = w @ x
+            sd = np.sqrt(w @ (x - mean) ** 2)
+            if scale_y and y is not None:
+                ym = float(w @ y)
+                ysd = float(np.sqrt(w @ (y - ym) ** 2))
         sd = np.where(sd > 0, sd, 1.0)  # a constant column is left unscaled
         if scale_y and y is not None:
-            ysd = float(y.std())
-            return cls(x.mean(axis=0), sd, float(y.mean()), ysd if ysd > 0 else 1.0)
-        return cls(x.mean(axis=0), sd)
+            return cls(mean, sd, ym, ysd if ysd > 0 else 1.0)
+        return cls(mean, sd)
 
     def x(self, x: np.ndarray) -> np.ndarray:
         return (x - self.x_mean) / self.x_scale
