@@ -172,6 +172,7 @@ def test_dml_with_whole_weights_equals_duplicated_rows():
 
 
 @pytest.mark.parametrize("estimand", ["ATE", "ATT"])
+@pytest.mark.filterwarnings("ignore::rfp.effects.OverlapWarning")
 def test_aipw_with_whole_weights_equals_duplicated_rows(estimand):
     """Treatment by cluster, so the folds (dealt by cluster treatment share)
     and the cluster-level propensity (on weighted cluster means) are those of
@@ -209,10 +210,11 @@ def test_entropy_balancing_with_whole_weights_equals_duplicated_rows():
     rows = np.repeat(np.arange(len(df)), k.astype(int))
     summed = np.bincount(rows, weights=np.asarray(b.weights), minlength=len(df))
     np.testing.assert_allclose(np.asarray(a.weights), summed, rtol=1e-8, atol=1e-10)
-    with pytest.raises(NotImplementedError, match="method='entropy' only"):
+    with pytest.raises(NotImplementedError, match=r"balance\(method='entropy'\) only"):
         rfp.balance(df, "d", ["x1", "x2"], cluster="g", method="hierarchical", weights="k")
 
 
+@pytest.mark.filterwarnings("ignore::rfp.inference.SmallClusterWarning")
 def test_compare_passes_weights_to_the_rows_that_take_them():
     df = effect_data()
     k = df["k"].to_numpy()
