@@ -227,6 +227,11 @@ def case_weights(table: pa.Table, weights) -> np.ndarray | None:
     from .settings import case_weight_values
     if weights is None:
         return None
+    if isinstance(weights, str) and weights in ("obs", "cluster"):
+        raise ValueError(f"weights = {weights!r} is the former mode (equal_clusters = "
+                         f"{weights == 'cluster'}); pass equal_clusters instead (until the "
+                         f"former modes are removed, a weight column may not be named "
+                         f"'obs' or 'cluster')")
     if isinstance(weights, str):
         if weights not in table.column_names:
             raise ValueError(f"weights: column '{weights}' not found in the data; available "

@@ -285,3 +285,17 @@ def test_old_weight_modes_warn_and_map_to_equal_clusters():
         warnings.simplefilter("error")                       # a saved model: no warning
         assert rfp.settings.validate({"weights": "cluster"}, "fit", saved=True) == {
             "weights": None, "equal_clusters": True}
+
+
+def test_heterogeneity_refuses_weights():
+    df = effect_data(n_clusters=4, per=5)
+    with pytest.raises(NotImplementedError, match="not supported by heterogeneity"):
+        rfp.heterogeneity(df, y="y", d="d", x=["x1"], cluster="g", weights="k")
+
+
+def test_estimators_called_directly_do_not_read_an_old_mode_as_a_column():
+    """rfp.effects.dml_plm skips the validator: weights="cluster" must not
+    take a column named "cluster" (cluster ids) as weights."""
+    df = effect_data(n_clusters=4, per=5).rename(columns={"g": "cluster"})
+    with pytest.raises(ValueError, match="is the former mode"):
+        rfp.effects.dml_plm(df, y="y", d="d", x=["x1"], cluster="cluster", weights="cluster")
