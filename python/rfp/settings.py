@@ -139,13 +139,13 @@ CONTEXTS = {
     "compare": (*NUISANCE, "folds", "seed", "level", "repeats", "clip", "icc", "warn_share",
                 "na_action", "propensity", "propensity_penalty", "vcov", "bootstrap_draws",
                 "bootstrap_weights", "nuisance", "trim"),
-    "fixed_effects": ("weights", "na_action", "level", "tol", "max_iter", "vcov", "bootstrap_draws",
-                      "bootstrap_weights", "seed"),
+    "fixed_effects": ("weights", "na_action", "level", "tol", "max_iter", "vcov",
+                      "bootstrap_draws", "bootstrap_weights", "seed"),
     "balance:entropy": ("method", "weights", "base_weights", "na_action", "sd", "max_iter", "tol",
                         "fallback", "slack"),
     "balance:hierarchical": ("method", "weights", "lam", "na_action", "sd", "standardize"),
-    "balance:cluster": ("method", "weights", "icc", "cluster_x", "na_action", "sd", "tol", "fallback",
-                        "slack"),
+    "balance:cluster": ("method", "weights", "icc", "cluster_x", "na_action", "sd", "tol",
+                        "fallback", "slack"),
 }
 CONTEXTS = {k: tuple(dict.fromkeys(v)) for k, v in CONTEXTS.items()}  # seed is in two lists
 LOSS_PER_NUISANCE = ("loss is set per nuisance (squared for outcomes, logistic for a binary "

@@ -52,8 +52,8 @@ def problem():
 @pytest.mark.parametrize("alpha,k,equal_clusters,first_order", [
     (0.5, 1, False, False), (0.3, 3, True, False), (0.7, 2, False, True), (0.0, 2, False, False),
 ])
-def test_objective_and_gradient_equal_cluster_by_cluster_reference(problem, alpha, k, equal_clusters,
-                                                                   first_order):
+def test_objective_and_gradient_equal_cluster_by_cluster_reference(problem, alpha, k,
+                                                                   equal_clusters, first_order):
     x, y, cluster, model, params = problem
     w = observation_weights(cluster, equal_clusters=equal_clusters)
     obj = Objective(model.apply, "squared", k, 0.05, first_order)

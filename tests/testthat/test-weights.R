@@ -116,7 +116,8 @@ test_that("bad weights are errors naming weights and the row, as in Python", {
   expect_error(fit(rep(0, 20)), "weights are all zero", fixed = TRUE)
   df$k <- replace(df$w, 2, -3)
   expect_error(rfp_effect(y ~ x1 | g, df, treatment = "d", weights = "k", folds = 2L),
-               "weights (column 'k') must be finite numbers >= 0 (one case weight per row), but row 2 is -3",
+               paste("weights (column 'k') must be finite numbers >= 0 (one case weight per",
+                     "row), but row 2 is -3"),
                fixed = TRUE)
   # the same message as the backend's
   py <- tryCatch(rfp:::backend()$rfp$settings$case_weight_values(c(1, -1)),
