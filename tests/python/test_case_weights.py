@@ -38,7 +38,8 @@ def effect_data(n_clusters=12, per=12, seed=3, clustered_treatment=False):
     else:
         d = (rng.random(g.size) < 1 / (1 + np.exp(-0.7 * x1))).astype(float)
     y = 1.0 + 0.6 * d + x1 - 0.5 * x2 + u + rng.normal(size=g.size)
-    k = rng.integers(1, 4, g.size).astype(float)     # whole-number weights, every cluster kept
+    k = rng.integers(0, 4, g.size).astype(float)     # whole-number weights, zeros included,
+    k[::per] = np.maximum(k[::per], 1.0)               # and every cluster kept
     return pd.DataFrame({"y": y, "d": d, "x1": x1, "x2": x2, "g": g, "k": k})
 
 
