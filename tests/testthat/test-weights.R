@@ -12,8 +12,11 @@ weighted_data <- function(n_clusters = 12, n_per = 10, seed = 4, clustered = FAL
   x2 <- rnorm(n)
   d <- if (clustered) as.numeric(g %% 2 == 0) else as.numeric(runif(n) < plogis(0.7 * x1))
   y <- 1 + 0.6 * d + x1 - 0.5 * x2 + u + rnorm(n)
+  w <- sample(0:3, n, replace = TRUE)          # zeros included (a row of weight 0 is dropped)
+  first <- !duplicated(g)
+  w[first] <- pmax(w[first], 1L)               # every cluster keeps a row
   data.frame(y = y, d = d, x1 = x1, x2 = x2, g = g, s = sample(letters[1:4], n, TRUE),
-             w = sample(1:3, n, replace = TRUE), stringsAsFactors = FALSE)
+             w = w, stringsAsFactors = FALSE)
 }
 
 duplicate_rows <- function(df, k) df[rep(seq_len(nrow(df)), k), , drop = FALSE]
@@ -62,8 +65,9 @@ test_that("the fixed-effects row with weights equals estimatr::lm_robust(weights
                                         methods = "fixed_effects", weights = "w",
                                         progress = FALSE))
     rhs <- if (is.null(fe)) "d + x1 + x2" else "d + x1 + x2 + factor(s)"
-    ref <- estimatr::lm_robust(stats::as.formula(paste("y ~", rhs)), data = df, weights = w,
-                               clusters = g, se_type = "stata")
+    # rows of weight 0 leave first, as fixest does (estimatr would count them in n)
+    ref <- estimatr::lm_robust(stats::as.formula(paste("y ~", rhs)), data = df[df$w > 0, ],
+                               weights = w, clusters = g, se_type = "stata")
     expect_equal(cmp$estimate, unname(coef(ref)["d"]), tolerance = 1e-8)
     expect_equal(cmp$std.error, unname(ref$std.error["d"]), tolerance = 1e-8)
   }
@@ -94,7 +98,8 @@ test_that("entropy balancing with weights equals the duplicated rows; other meth
   b <- rfp_balance(y ~ x1 + x2 | g, duplicate_rows(df, df$w), treatment = "d")
   expect_equal(a$estimate, b$estimate, tolerance = 1e-8)
   summed <- tapply(b$weights, rep(seq_len(nrow(df)), df$w), sum)
-  expect_equal(unname(a$weights), unname(as.numeric(summed)), tolerance = 1e-8)
+  expect_equal(unname(a$weights[df$w > 0]), unname(as.numeric(summed)), tolerance = 1e-8)
+  expect_true(all(a$weights[df$w == 0] == 0))
   expect_error(rfp_balance(y ~ x1 + x2 | g, df, treatment = "d", method = "hierarchical",
                            weights = "w"),
                "supported by method = \"entropy\" only", fixed = TRUE)
