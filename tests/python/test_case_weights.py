@@ -304,3 +304,17 @@ def test_estimators_called_directly_do_not_read_an_old_mode_as_a_column():
     df = effect_data(n_clusters=4, per=5).rename(columns={"g": "cluster"})
     with pytest.raises(ValueError, match="is the former mode"):
         rfp.effects.dml_plm(df, y="y", d="d", x=["x1"], cluster="cluster", weights="cluster")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_tune_and_save_keep_the_case_weights(tmp_path):
+    df = effect_data(n_clusters=6, per=8)
+    settings = dict(model="linear", max_steps=20, progress=False)
+    tuned = rfp.tune(df, y="y", x=["x1"], cluster="g", weights="k", folds=2,
+                     grid={"alpha": [1.0, 0.5]}, **settings)
+    np.testing.assert_array_equal(tuned.config["weights"], df["k"].to_numpy())
+    path = tmp_path / "m.npz"
+    tuned.save(path)
+    back = rfp.load(path)
+    np.testing.assert_array_equal(back.config["weights"], df["k"].to_numpy())
+    np.testing.assert_array_equal(back.predict(df, as_numpy=True), tuned.predict(df, as_numpy=True))
