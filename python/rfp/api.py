@@ -223,7 +223,9 @@ def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings
         Standardise a matrix x (and y for the squared loss) before fitting;
         predictions are on the original scale.
     **settings
-        As in ``fit`` (``DEFAULTS`` lists them).
+        As in ``fit`` (``DEFAULTS`` lists them); ``weights`` here are the
+        case weights themselves (one number >= 0 per observation), not a
+        column name.
 
     Returns
     -------
