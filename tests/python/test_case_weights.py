@@ -1,8 +1,10 @@
 """Case weights (``weights =``, issue 13 point 2) against independent references:
 fixest's weighted least squares (pyfixest, to 1e-8), numpy's weighted least
-squares, and "a whole-number weight k is the row repeated k times" for the
-objective R_k, DML, AIPW and entropy balancing; errors and the deprecation
-of the former modes ``weights = "obs" / "cluster"`` (now ``equal_clusters``)."""
+squares, statsmodels' WLS with cluster SEs (the DML score), DoubleML's
+weighted IRM (the AIPW score), and "a whole-number weight k is the row
+repeated k times" (zero: the row dropped) for the objective R_k, DML, AIPW,
+the T-learner and entropy balancing; errors and the deprecation of the
+former modes ``weights = "obs" / "cluster"`` (now ``equal_clusters``)."""
 import warnings
 
 import jax
@@ -318,3 +320,55 @@ def test_tune_and_save_keep_the_case_weights(tmp_path):
     back = rfp.load(path)
     np.testing.assert_array_equal(back.config["weights"], df["k"].to_numpy())
     np.testing.assert_array_equal(back.predict(df, as_numpy=True), tuned.predict(df, as_numpy=True))
+
+
+def test_weighted_aipw_score_equals_doubleml_weighted_irm():
+    """The weighted ATE score on given nuisance predictions equals DoubleML's
+    IRM with ``weights`` (external predictions; weights of mean 1, since
+    DoubleML's estimate is mean(w φ), ours Σ w φ / Σ w, which does not
+    depend on the weights' scale). SE: DoubleML's heteroskedasticity-robust
+    one times sqrt(n / (n − 1)) = ours with one cluster per row."""
+    dml = pytest.importorskip("doubleml")
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+    from rfp.effects import aipw_from_nuisances
+    rng = np.random.default_rng(0)
+    n = 300
+    x = rng.normal(size=(n, 2))
+    e = 1 / (1 + np.exp(-x[:, 0]))
+    d = (rng.random(n) < e).astype(float)
+    y = 1 + d + x[:, 0] + rng.normal(size=n)
+    mu0 = 1 + x[:, 0] + 0.1 * rng.normal(size=n)
+    mu1 = mu0 + 1 + 0.2 * rng.normal(size=n)
+    e_hat = np.clip(e + 0.05 * rng.normal(size=n), 0.05, 0.95)
+    w = rng.uniform(0.2, 3.0, n)
+    w = w / w.mean()
+    model = dml.DoubleMLIRM(dml.DoubleMLData.from_arrays(x, y, d), LinearRegression(),
+                            LogisticRegression(), weights=w, n_folds=2)
+    model.fit(external_predictions={"d": {"ml_g0": mu0[:, None], "ml_g1": mu1[:, None],
+                                          "ml_m": e_hat[:, None]}})
+    ours = aipw_from_nuisances(y, d, e_hat, mu0, mu1, np.arange(n), "ATE", 0.01, w=w)
+    np.testing.assert_allclose(ours.estimate, model.coef[0], rtol=1e-10)
+    np.testing.assert_allclose(ours.std_error, model.se[0] * np.sqrt(n / (n - 1)), rtol=1e-10)
+    scaled = aipw_from_nuisances(y, d, e_hat, mu0, mu1, np.arange(n), "ATE", 0.01, w=3 * w)
+    np.testing.assert_allclose(scaled.estimate, ours.estimate, rtol=1e-12)
+    np.testing.assert_allclose(scaled.std_error, ours.std_error, rtol=1e-12)
+    plain = aipw_from_nuisances(y, d, e_hat, mu0, mu1, np.arange(n), "ATE", 0.01)
+    assert abs(plain.estimate - ours.estimate) > 1e-4
+
+
+def test_weighted_dml_score_equals_statsmodels_wls_with_cluster_se():
+    """τ̂ = Σ w V U / Σ w V² and its CR1 SE are statsmodels' WLS of U on V (no
+    intercept) with cluster-robust covariance (G/(G−1)·(n−1)/(n−K), K = 1)."""
+    sm = pytest.importorskip("statsmodels.api")
+    from rfp.effects import plm_from_residuals
+    rng = np.random.default_rng(0)
+    n, g = 240, np.repeat(np.arange(24), 10)
+    d = rng.normal(size=n)
+    y = 0.5 * d + rng.normal(size=n) + rng.normal(size=24)[g]
+    g_hat, m_hat = 0.1 * rng.normal(size=n), 0.2 * rng.normal(size=n)
+    w = rng.uniform(0.2, 3.0, n)
+    ours = plm_from_residuals(y, d, g_hat, m_hat, g, warn_share=None, w=w)
+    ref = sm.WLS(y - g_hat, (d - m_hat)[:, None], weights=w).fit(
+        cov_type="cluster", cov_kwds={"groups": g})
+    np.testing.assert_allclose(ours.estimate, ref.params[0], rtol=1e-10)
+    np.testing.assert_allclose(ours.std_error, ref.bse[0], rtol=1e-10)
