@@ -33,6 +33,13 @@
 #'   `NULL` estimates it (one-way ANOVA) from the control clusters'
 #'   outcomes after a linear regression on the covariates (the residual ICC
 #'   of the weights' random-intercept model), as [rfp_compare()] does.
+#' @param weights Case (sampling) weights, as in [rfp()] (a column name, a
+#'   numeric vector with one number >= 0 per row, or a bare column name);
+#'   `method = "entropy"` only: the target is the weighted treated means, the
+#'   controls' base weights are their case weights, and the returned weights
+#'   are the case weights for treated rows and control weights summing to
+#'   the treated rows' total (the ATT is then the weighted difference in
+#'   means). The other methods give an error.
 #' @param ... Further arguments of the backend's solver (e.g. `max_iter` for
 #'   entropy balancing, `tol` for cluster balancing, `sd = "pooled"` for the
 #'   SMD denominator, `fallback = "none"` to return no weights, instead of
@@ -57,10 +64,23 @@
 #' }
 #' @export
 rfp_balance <- function(formula, data, treatment, method = c("entropy", "hierarchical", "cluster"),
-                        lambda = 1, icc = NULL, na.action = stats::na.fail, subset = NULL, ...) {
+                        lambda = 1, icc = NULL, na.action = stats::na.fail, subset = NULL,
+                        weights = NULL, ...) {
   call <- match.call()
-  if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
+  w <- case_weights_arg(substitute(weights), data, parent.frame())
+  if (!is.null(w$equal_clusters)) {
+    stop("rfp_balance() has no equal-cluster mode: weights takes case weights (a column name ",
+         "or one number per row)", call. = FALSE)
+  }
+  if (!missing(subset)) {
+    data <- subset_data(data, substitute(subset), parent.frame())
+    if (!is.null(w$values)) w$values <- w$values[attr(data, "rows")]
+  }
   method <- match.arg(method)
+  if (!is.null(w$values) && method != "entropy") {
+    stop(sprintf(paste0("weights (case weights) are supported by method = \"entropy\" only; ",
+                        "method = \"%s\" does not take them"), method), call. = FALSE)
+  }
   given <- c(list(method = method), if (method == "hierarchical") list(lam = lambda),
              if (method == "cluster" && !is.null(icc)) list(icc = icc), list(...))
   checked <- check_settings(given, paste0("balance:", method), rename = c(lam = "lambda"))
@@ -71,6 +91,8 @@ rfp_balance <- function(formula, data, treatment, method = c("entropy", "hierarc
   module <- reticulate::import("rfp.compare", convert = FALSE)
   args <- c(list(columns$table, d = columns$d, x = columns$x, cluster = columns$cluster),
             checked$py)
+  case_weights <- kept_case_weights(w, ed)
+  if (!is.null(case_weights)) args$weights <- py_column(case_weights)
   if (method == "cluster" && is.null(icc)) {
     # the ICC of the control outcomes after their covariates (rfp.compare's default)
     control <- ed$treatment == 0

@@ -45,6 +45,14 @@
 #'   fixed effects of the `fixed_effects` row; several variables are
 #'   combined), or `NULL`.
 #' @param methods Which estimators (names above); `NULL` for all.
+#' @param weights Case (sampling) weights, as in [rfp()] (a column name, a
+#'   numeric vector with one number >= 0 per row, or a bare column name),
+#'   used by the `fixed_effects` row (weighted least squares with fixest's
+#'   weighted CR1, equal to `fixest::feols(..., weights = ~w)`; `vcov =
+#'   "CR1"` only; rows of weight 0 are dropped, as fixest does),
+#'   `entropy_balancing`, `dml`, `aipw`, `dml_maml` and `dml_erm` (as in
+#'   [rfp_balance()] and [rfp_effect()]); `cluster_balancing` and `kernel`
+#'   take none and say so in `note`.
 #' @param truth Known true effects, a named numeric vector such as
 #'   `c(ATE = 1, ATT = 1.1, PLM = 1)` (e.g. `attr(data, "truth")` for
 #'   simulated data): adds columns `truth` and `error` (estimate - truth),
@@ -89,12 +97,20 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
                         progress = NULL, nuisance = c("select", "method", "linear", "constant"),
                         trim = NULL, vcov = c("CR1", "CR2", "wild"), se_type = NULL,
                         bootstrap_draws = 9999L, bootstrap_weights = c("rademacher", "webb"),
-                        subset = NULL, ...) {
+                        subset = NULL, weights = NULL, ...) {
   call <- match.call()
-  if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
+  w <- case_weights_arg(substitute(weights), data, parent.frame())
+  if (!missing(subset)) {
+    data <- subset_data(data, substitute(subset), parent.frame())
+    if (!is.null(w$values)) w$values <- w$values[attr(data, "rows")]
+  }
   dots <- list(...)
   progress <- progress_setting(progress, dots)
   dots$verbose <- NULL
+  if (!is.null(w$equal_clusters)) {
+    dots$equal_clusters <- equal_clusters_setting(dots$equal_clusters %||% w$equal_clusters,
+                                                  !is.null(dots$equal_clusters), w$equal_clusters)
+  }
   # the backend's validator checks every setting (R and Python say the same)
   v <- vcov_setting(vcov, se_type)
   checked <- check_settings(c(list(
@@ -133,6 +149,8 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
                cluster = columns$cluster, strata = columns$strata %||% reticulate::py_none(),
                methods = as.list(methods), truth = py_truth(truth), na_action = "fail")
   checked$py$repeats <- repeats   # the count the progress bar used
+  case_weights <- kept_case_weights(w, ed)
+  if (!is.null(case_weights)) checked$py$weights <- py_column(case_weights)
   table <- py_call_warnings(do.call(b$rfp$compare, c(args, checked$py, progress$settings)))
 
   out <- r_table(table)

@@ -16,6 +16,7 @@ effect_design <- function(formula, data, treatment, na.action = stats::na.fail, 
   bad <- lapply(extra, function(v) is.na(v) | nonfinite(v))
   counts <- vapply(bad, sum, numeric(1))
   dropped <- 0L
+  rows <- seq_len(nrow(data))
   if (any(counts > 0)) {
     what_missing <- sprintf("column '%s' has %d missing value(s) (NA, NaN or Inf), first at row %d",
                             names(counts)[counts > 0], counts[counts > 0],
@@ -32,6 +33,7 @@ effect_design <- function(formula, data, treatment, na.action = stats::na.fail, 
                     length(drop), paste(sprintf("%s: %d", names(counts)[counts > 0],
                                                 counts[counts > 0]), collapse = ", ")))
     data <- data[-drop, , drop = FALSE]
+    rows <- rows[-drop]
     dropped <- length(drop)
   }
 
@@ -63,6 +65,7 @@ effect_design <- function(formula, data, treatment, na.action = stats::na.fail, 
   design$strata <- strata
   design$strata_name <- if (length(strata_vars)) paste(strata_vars, collapse = ":") else NULL
   design$n_dropped <- dropped + length(design$na_action)
+  design$rows <- rows[design$rows]   # rows of the data given
   design
 }
 

@@ -56,6 +56,17 @@
 #'   or a number in (0, 0.5): rows whose propensity lies outside
 #'   \[trim, 1 - trim\] are left out, and the estimand becomes
 #'   `"ATE (trimmed)"` / `"ATT (trimmed)"`.
+#' @param weights Case (sampling) weights, as in [rfp()]: a column name, a
+#'   numeric vector with one number >= 0 per row of `data`, or a bare column
+#'   name. Every method takes them: the nuisance fits minimise the weighted
+#'   loss; `"dml"` solves the weighted score, \eqn{\hat\tau = \sum w V U /
+#'   \sum w V^2}, with cluster scores \eqn{\sum_{i \in g} w_i V_i e_i};
+#'   `"aipw"` takes the weighted mean of its score (ATE: \eqn{\sum w \phi /
+#'   \sum w}; ATT: \eqn{\sum w s / \sum w D}) and its cluster-level
+#'   propensity uses weighted cluster means. A whole-number weight \eqn{k}
+#'   equals the row repeated \eqn{k} times. `equal_clusters = TRUE` in `...`
+#'   makes each cluster weigh the same in the nuisance fits (the former
+#'   `weights = "cluster"`, which still works with a warning).
 #' @param design `NULL`, `"cluster"` (treatment is assigned to whole clusters:
 #'   an error if it varies within one) or `"individual"`.
 #' @param subset Optional rows to use, as in [stats::lm()]: an expression
@@ -105,9 +116,14 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
                        estimand = c("ATE", "ATT"), folds = 5L, seed = 0L, repeats = NULL,
                        design = NULL, na.action = stats::na.fail, progress = NULL,
                        nuisance = c("select", "method", "linear", "constant"), trim = NULL,
-                       vcov = c("CR1", "CR2", "wild"), se_type = NULL, subset = NULL, ...) {
+                       vcov = c("CR1", "CR2", "wild"), se_type = NULL, subset = NULL,
+                       weights = NULL, ...) {
   call <- match.call()
-  if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
+  w <- case_weights_arg(substitute(weights), data, parent.frame())
+  if (!missing(subset)) {
+    data <- subset_data(data, substitute(subset), parent.frame())
+    if (!is.null(w$values)) w$values <- w$values[attr(data, "rows")]
+  }
   method <- match.arg(method)
   v <- vcov_setting(vcov, se_type)
   if (method == "t_learner" && !identical(v$value, "CR1")) {
@@ -122,6 +138,10 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
   dots <- list(...)
   progress <- progress_setting(progress, dots)
   dots$verbose <- NULL
+  if (!is.null(w$equal_clusters)) {
+    dots$equal_clusters <- equal_clusters_setting(dots$equal_clusters %||% w$equal_clusters,
+                                                  !is.null(dots$equal_clusters), w$equal_clusters)
+  }
   # the backend's validator checks every setting (R and Python say the same)
   given <- c(list(folds = folds, seed = seed, repeats = repeats, design = design), dots)
   if (method == "aipw") given$estimand <- estimand
@@ -161,10 +181,12 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
   args <- list(columns$table, y = columns$y, d = columns$d, x = columns$x,
                cluster = columns$cluster, method = method, na_action = "fail")
   if (method != "t_learner") checked$py$repeats <- repeats   # the count the progress bar used
+  case_weights <- kept_case_weights(w, ed)
+  if (!is.null(case_weights)) checked$py$weights <- py_column(case_weights)
   result <- py_call_warnings(do.call(b$rfp$effect, c(args, checked$py, progress$settings)))
 
   out <- if (method == "t_learner") {
-    t_learner_effect(result, ed, estimand)
+    t_learner_effect(result, ed, estimand, case_weights)
   } else {
     backend_effect(result)
   }
@@ -177,6 +199,7 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
   out$n_dropped <- ed$n_dropped
   out$settings <- c(list(folds = folds, seed = seed, repeats = repeats, design = design),
                     dots)
+  out$weights <- case_weights
   class(out) <- "rfp_effect"
   out
 }
@@ -231,7 +254,7 @@ backend_effect <- function(e) {
 
 # An rfp.effects.TLearner -> the R list: tau(x) on the rows, its plug-in
 # mean, the two arms' models (kept as bytes, like a fit).
-t_learner_effect <- function(learner, ed, estimand) {
+t_learner_effect <- function(learner, ed, estimand, weights = NULL) {
   arms <- list(mu0 = learner$mu0, mu1 = learner$mu1)
   out <- list(estimand = estimand, design = ed[setdiff(names(ed), c("x", "y", "cluster"))],
               model_bytes = lapply(arms, model_bytes),
@@ -241,7 +264,9 @@ t_learner_effect <- function(learner, ed, estimand) {
   rows <- if (estimand == "ATT") ed$treatment == 1 else rep(TRUE, length(tau))
   n_clusters <- length(unique(ed$cluster))
   c(out, list(
-    estimate = mean(tau[rows]), std.error = NA_real_, conf.low = NA_real_, conf.high = NA_real_,
+    estimate = if (is.null(weights)) mean(tau[rows])
+               else stats::weighted.mean(tau[rows], weights[rows]),
+    std.error = NA_real_, conf.low = NA_real_, conf.high = NA_real_,
     level = NA_real_, df = n_clusters - 1L, n = length(tau), n_clusters = n_clusters,
     diagnostics = list(converged = isTRUE(r_plain(learner$converged)),
                        best_step_mu0 = as.integer(r_plain(arms$mu0$best_step)),

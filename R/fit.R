@@ -29,8 +29,20 @@
 #' @param inner_lr Inner step size \eqn{\eta}.
 #' @param first_order Drop second-order terms of the outer gradient.
 #' @param loss `"squared"` or `"logistic"` (a 0/1 outcome).
-#' @param weights `"obs"` (each observation counts once) or `"cluster"`
-#'   (each cluster counts equally).
+#' @param weights Case (sampling) weights, as in [stats::lm()] and fixest:
+#'   the name of a column of `data` (`weights = "w"`), a numeric vector with
+#'   one number >= 0 per row of `data` (`weights = df$w`), or a bare column
+#'   name (`weights = w`, evaluated in `data` as lm does). Row \eqn{i}'s
+#'   loss is multiplied by \eqn{w_i} in \eqn{R_k} and in its cluster's inner
+#'   step (a weighted mean), so a whole-number weight \eqn{k} counts the row
+#'   \eqn{k} times. Zero weights are allowed; a missing, negative or
+#'   infinite weight, or a vector of the wrong length, is an error naming the
+#'   row. With `subset`, the weights are subset alike. `NULL` (default): every
+#'   row weighs 1. The former values `"obs"` and `"cluster"` still work, with
+#'   a warning, for one release: use `equal_clusters` instead.
+#' @param equal_clusters `TRUE`: every cluster weighs the same in the loss
+#'   (each row's weight divided by its cluster's total; without case weights
+#'   \eqn{w_i = 1/n_c}); `FALSE` (default): every row counts by its weight.
 #' @param hidden Widths of the hidden layers (`model = "mlp"`).
 #' @param activation Activation function (`"tanh"`, `"relu"`, `"gelu"`, ...).
 #' @param penalty Weight \eqn{\lambda} of a model's forward-pass penalty.
@@ -97,7 +109,7 @@
 #' @export
 rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha = 0.5,
                 inner_steps = 1L, inner_lr = 0.1, first_order = FALSE,
-                loss = c("squared", "logistic"), weights = c("obs", "cluster"),
+                loss = c("squared", "logistic"), weights = NULL, equal_clusters = FALSE,
                 hidden = c(32L, 32L), activation = "tanh", penalty = 0,
                 learning_rate = 0.01, clip_norm = 1, schedule = c("constant", "cosine"),
                 max_steps = 2000L, patience = 200L,
@@ -115,13 +127,18 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
   if (length(tune_only) && !tune) {
     stop(sprintf("%s applies only with tune = TRUE", names(tune_only)[1]), call. = FALSE)
   }
-  if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
+  w <- case_weights_arg(substitute(weights), data, parent.frame())
+  equal_clusters <- equal_clusters_setting(equal_clusters, !missing(equal_clusters),
+                                           w$equal_clusters)
+  if (!missing(subset)) {
+    data <- subset_data(data, substitute(subset), parent.frame())
+    if (!is.null(w$values)) w$values <- w$values[attr(data, "rows")]
+  }
   # the backend's validator checks every setting (R and Python say the same)
   checked <- check_settings(c(list(
     model = if (missing(model)) "mlp" else model, alpha = alpha, inner_steps = inner_steps,
     inner_lr = inner_lr, first_order = first_order,
-    loss = if (missing(loss)) "squared" else loss,
-    weights = if (missing(weights)) "obs" else weights,
+    loss = if (missing(loss)) "squared" else loss, equal_clusters = equal_clusters,
     hidden = hidden, activation = activation, penalty = penalty,
     learning_rate = learning_rate, clip_norm = clip_norm,
     schedule = if (missing(schedule)) "constant" else schedule, max_steps = max_steps,
@@ -138,6 +155,9 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
   on.exit(progress$close(), add = TRUE)
   entry <- b$rfp$fit
   py_args <- checked$py
+  case_weights <- kept_case_weights(w, design)
+  if (!is.null(case_weights)) py_args$weights <- py_column(case_weights)
+  settings$weights <- case_weights
   if (tune) {
     # tune's own budget per configuration unless the user set one
     if (missing(max_steps)) py_args$max_steps <- NULL
@@ -164,6 +184,7 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
     y = design$y,
     fitted.values = fitted,
     residuals = design$y - fitted,
+    weights = case_weights,
     cluster = design$cluster,
     clusters = r_labels(model$cluster_labels),
     train_clusters = r_labels(model$train_clusters),

@@ -27,7 +27,8 @@
 #'   model.matrix column names), `columns` (the syntactic names sent to the
 #'   backend, one per column of `x`), `cluster`, `outcome` and `cluster_name`,
 #'   `terms`, `xlevels`, `contrasts`, `na_action` (`NULL` or the dropped
-#'   rows), `covariates` (the raw control variables of the kept rows).
+#'   rows), `rows` (the numbers of the rows of `data` kept), `covariates`
+#'   (the raw control variables of the kept rows).
 #' @examples
 #' df <- data.frame(y = rnorm(24), x = 1:24, f = c("a", "b"), g = rep(1:12, 2))
 #' d <- rfp_design(y ~ x + f | g, df)
@@ -63,6 +64,7 @@ rfp_design <- function(formula, data, na.action = stats::na.fail) {
 
   bad <- missing_by_column(mf, cluster, deparse1(parts$cluster))
   na_action <- NULL
+  rows <- seq_len(nrow(data))
   if (length(bad$counts)) {
     if (na_mode == "fail") stop(missing_message(bad), call. = FALSE)
     drop <- which(bad$rows)
@@ -72,6 +74,7 @@ rfp_design <- function(formula, data, na.action = stats::na.fail) {
     message(sprintf("rfp: dropped %d row(s) with missing values (%s)", length(drop),
                     paste(sprintf("%s: %d", names(bad$counts), bad$counts), collapse = ", ")))
     na_action <- structure(drop, names = rownames(data)[drop], class = na_mode)
+    rows <- rows[-drop]
     data <- data[-drop, , drop = FALSE]
     cluster <- cluster[-drop]
   }
@@ -101,6 +104,7 @@ rfp_design <- function(formula, data, na.action = stats::na.fail) {
     xlevels = stats::.getXlevels(tt, mf),
     contrasts = contrasts,
     na_action = na_action,
+    rows = rows,
     covariates = data[x_vars]
   ), class = "rfp_design")
 }

@@ -75,7 +75,7 @@ print.summary.rfp <- function(x, digits = max(3L, getOption("digits") - 3L), ...
   s <- x$settings
   cat("rfp: regularized bi-level gradient descent\n\nCall: ")
   print(x$call)
-  cat(sprintf("\nModel: %s, loss: %s, weights: %s\n", s$model, s$loss, s$weights))
+  cat(sprintf("\nModel: %s, loss: %s, weights: %s\n", s$model, s$loss, weights_label(s)))
   if (s$model == "mlp") {
     cat(sprintf("Hidden layers: %s (%s)\n", paste(s$hidden, collapse = ", "), s$activation))
   }

@@ -3,7 +3,8 @@
 
 # The rows of `data` that `expr` (an unevaluated `subset` argument) selects:
 # a logical vector with one entry per row (NA counts as FALSE, as in lm) or
-# row numbers. Anything else is an error naming the expected form.
+# row numbers. Anything else is an error naming the expected form. The row
+# numbers chosen are the attribute "rows" (to subset case weights alike).
 subset_data <- function(data, expr, env) {
   if (!is.data.frame(data)) {
     stop("subset needs data as a data frame", call. = FALSE)
@@ -29,5 +30,6 @@ subset_data <- function(data, expr, env) {
   }
   out <- data[keep, , drop = FALSE]
   if (!nrow(out)) stop(sprintf("subset = %s keeps no rows", deparse1(expr)), call. = FALSE)
+  attr(out, "rows") <- seq_len(nrow(data))[keep]
   out
 }

@@ -182,9 +182,12 @@ def _design(x, y, cluster, model, config, scale):
     if not np.all(np.isfinite(y)):
         raise ValueError(f"y has {int((~np.isfinite(y)).sum())} missing or infinite value(s)")
     data_mod.check_magnitudes(y, "y", "outcome")
-    if not isinstance(config["weights"], str) and np.shape(config["weights"]) != y.shape:
-        raise ValueError(f"weights must be 'obs', 'cluster' or one number per observation "
-                         f"({len(y)}), got {np.size(config['weights'])} number(s)")
+    if isinstance(config["weights"], str):
+        raise ValueError(f"weights = {config['weights']!r} names a column, but fit_arrays takes "
+                         f"the case weights themselves (one number per observation)")
+    if config["weights"] is not None and np.shape(config["weights"]) != y.shape:
+        raise ValueError(f"weights must be one case weight per observation ({len(y)}), got "
+                         f"{np.size(config['weights'])} number(s)")
     codes, labels = data_mod.encode_clusters(pa.chunked_array([pa.array(np.asarray(cluster))]))
     if len(labels) < 2:
         raise ValueError("the method needs at least two clusters")
@@ -199,7 +202,8 @@ def _design(x, y, cluster, model, config, scale):
             x = x[:, None]
         for j in range(x.shape[1]):
             data_mod.check_magnitudes(x[:, j], f"x[:, {j}]", "control")
-        scaler = data_mod.Scaler.fit(x, y, scale_y=config["loss"] == "squared")
+        scaler = data_mod.Scaler.fit(x, y, scale_y=config["loss"] == "squared",
+                                     w=config["weights"])
         x, y_fit = scaler.x(x), scaler.y(y)
     else:
         y_fit = y
@@ -235,7 +239,9 @@ def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings
         Standardise a matrix x (and y for the squared loss) before fitting;
         predictions are on the original scale.
     **settings
-        As in ``fit`` (``DEFAULTS`` lists them).
+        As in ``fit`` (``DEFAULTS`` lists them); ``weights`` here are the
+        case weights themselves (one number >= 0 per observation), not a
+        column name.
 
     Returns
     -------
@@ -247,7 +253,7 @@ def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings
     m = _model_for(config, model)
     objective = Objective(m.apply, config["loss"], config["inner_steps"], float(config["inner_lr"]),
                           bool(config["first_order"]), float(config["penalty"]))
-    w = observation_weights(codes, config["weights"])
+    w = observation_weights(codes, config["weights"], config["equal_clusters"])
     result = train(objective, m.init, x, y_fit, codes, w, alpha=float(config["alpha"]),
                    learning_rate=float(config["learning_rate"]), clip_norm=config["clip_norm"],
                    schedule=config["schedule"],
@@ -280,7 +286,7 @@ def tune_arrays(x, y, cluster, model="mlp", grid=None, folds: int = 5, one_se: b
         raise ValueError("tune trains with a constant learning rate: leave schedule at 'constant'")
     configs = [_config(c) for c in expand_grid(grid, base)]
     xs, y_fit, codes, labels, scaler = _design(x, y, cluster, model, base, scale)
-    w = observation_weights(codes, base["weights"])
+    w = observation_weights(codes, base["weights"], base["equal_clusters"])
 
     def objective_for(c):
         return Objective(_model_for(c, model).apply, c["loss"], c["inner_steps"], 0.0,
@@ -335,8 +341,14 @@ def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",
         model ("linear", "mlp", "neural_ode" or an (init, apply) pair),
         hidden (layer widths), activation, alpha (weight of the pooled loss,
         in [0, 1]), inner_steps, inner_lr, first_order, loss ("squared" or
-        "logistic"), weights ("obs" or "cluster": each observation or each
-        cluster weighs the same), penalty (lambda), learning_rate,
+        "logistic"), weights (case weights: the name of a column or one
+        number >= 0 per row; w_i multiplies row i's loss in R_k and in the
+        inner step's cluster mean, so a weight of 2 counts the row twice;
+        default None, all 1), equal_clusters (True: each cluster weighs the
+        same, w_i divided by its cluster's total; default False;
+        ``weights="obs"`` / ``"cluster"``, the former spelling of False /
+        True, still work for one release with a FutureWarning), penalty
+        (lambda), learning_rate,
         clip_norm, schedule ("constant" or "cosine"), max_steps, patience
         (early stopping on the held-out clusters; None to switch off),
         min_steps (no step before it is kept by early stopping; default 50),
@@ -426,7 +438,9 @@ def _from_table(fit_fn, data, y, x, cluster, na_action, progress, settings):
     """fit / tune on a table: columns in, labels and names kept on the model."""
     if cluster is None:
         raise ValueError("cluster= is required: name the column that identifies clusters")
-    prepared = data_mod.prepare(data, y, x, cluster, na_action)
+    prepared = data_mod.prepare(data, y, x, cluster, na_action, weights=settings.get("weights"))
+    if prepared.weights is not None:
+        settings = dict(settings, weights=prepared.weights)
     model = settings.pop("model", "mlp")
     fitted = fit_fn(prepared.x, prepared.y, prepared.cluster, model=model,
                     progress=progress, **settings)

@@ -2,7 +2,7 @@
 
     R_k(theta) = sum_i w_i [alpha L_i(theta) + (1 - alpha) L_i(theta_c(i)^k)] / sum_i w_i
     theta_c^0 = theta,
-    theta_c^j = theta_c^(j-1) - eta grad (1/n_c) sum_{i in c} L_i(theta_c^(j-1))
+    theta_c^j = theta_c^(j-1) - eta grad sum_{i in c} w_i L_i(theta_c^(j-1)) / sum_{i in c} w_i
 
 (eq. 18-20 of "Regularizing the Forward Pass"; alpha weights the pooled loss,
 alpha = 1 is ordinary training, alpha = 0 is MAML).  The inner steps of all
@@ -10,6 +10,13 @@ clusters of a size bucket run in parallel under ``vmap``; the outer gradient
 flows through them (second order), or treats the inner gradients as constants
 with ``first_order=True``.  L_i includes lambda times the model's forward-pass
 penalty.
+
+The observation weights w_i (``observation_weights``) are the user's case
+weights (1 when none are given), divided by their cluster's sum under
+``equal_clusters`` (each cluster weighs the same).  The inner step takes the
+w-weighted mean of the cluster's losses, so a case weight of 2 is the same
+as the row twice; with equal weights within a cluster (no case weights) it
+is the plain mean (1/n_c) sum_{i in c} L_i of eq. 20.
 """
 from __future__ import annotations
 
@@ -50,11 +57,15 @@ class Objective:
         return LOSSES[self.loss](y, yhat) + self.penalty * jnp.broadcast_to(pen, jnp.shape(y))
 
     def cluster_loss(self, params, x, y, mask):
-        """(1/n_c) sum_{i in c} L_i(theta) over the real rows of one cluster."""
-        return jnp.sum(mask * self.observation_losses(params, x, y)) / jnp.maximum(jnp.sum(mask), 1.0)
+        """sum_{i in c} m_i L_i(theta) / sum_{i in c} m_i over one cluster:
+        ``mask`` is 1 on real rows and 0 on padding, or the rows' weights
+        (then the weighted mean; 0 when every weight is 0)."""
+        total = jnp.sum(mask)
+        return jnp.sum(mask * self.observation_losses(params, x, y)) / jnp.where(
+            total > 0, total, 1.0)
 
     def adapt(self, params, x, y, mask, inner_lr=None):
-        """theta_c^k: k gradient steps on one cluster's loss (eq. 20).
+        """theta_c^k: k gradient steps on one cluster's (weighted) loss (eq. 20).
         ``inner_lr`` (eta) may be a traced array, so that one compiled
         program serves many step sizes (tuning); default ``self.inner_lr``."""
         eta = self.inner_lr if inner_lr is None else inner_lr
@@ -73,9 +84,9 @@ class Objective:
         """(sum_i w_i [alpha L_i(theta) + (1-alpha) L_i(theta_c^k)], sum_i w_i)
         over the clusters of one bucket, clusters in parallel."""
         def one_cluster(x, y, mask, w):
-            pooled = self.observation_losses(params, x, y)
-            adapted = self.observation_losses(self.adapt(params, x, y, mask, inner_lr), x, y)
             wm = w * mask
+            pooled = self.observation_losses(params, x, y)
+            adapted = self.observation_losses(self.adapt(params, x, y, wm, inner_lr), x, y)
             return jnp.sum(wm * (alpha * pooled + (1 - alpha) * adapted)), jnp.sum(wm)
 
         num, den = jax.vmap(one_cluster)(bucket["x"], bucket["y"], bucket["mask"], bucket["w"])
@@ -97,19 +108,25 @@ class Objective:
         return num / den
 
 
-def observation_weights(cluster: np.ndarray, weights="obs") -> np.ndarray:
-    """w_i: 1 per observation ("obs"), 1/n_c ("cluster": equal cluster
-    weight), or the user's non-negative array."""
-    if isinstance(weights, str):
-        if weights == "obs":
-            return np.ones(len(cluster))
-        if weights == "cluster":
-            _, inv, counts = np.unique(cluster, return_inverse=True, return_counts=True)
-            return 1.0 / counts[inv]
-        raise ValueError(f"weights must be 'obs', 'cluster' or an array, got {weights!r}")
-    w = np.asarray(weights, dtype=float)
-    if w.shape != (len(cluster),) or not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError("weights must be one finite, non-negative number per observation")
+def observation_weights(cluster: np.ndarray, weights=None,
+                        equal_clusters: bool = False) -> np.ndarray:
+    """w_i of R_k: the case weights (``weights``: None for 1 per row, or one
+    number >= 0 per row), divided by their cluster's sum when
+    ``equal_clusters`` (every cluster weighs the same; without case weights
+    w_i = 1/n_c).  A cluster whose case weights are all 0 keeps weight 0."""
+    cluster = np.asarray(cluster)
+    if weights is None:
+        w = np.ones(len(cluster))
+    else:
+        w = np.asarray(weights, dtype=float)
+        if w.shape != (len(cluster),) or not np.all(np.isfinite(w)) or np.any(w < 0):
+            raise ValueError(f"weights must be one finite number >= 0 per observation "
+                             f"({len(cluster)}), got {w.size}")
+    if equal_clusters:
+        _, inv = np.unique(cluster, return_inverse=True)
+        inv = inv.reshape(-1)
+        sums = np.bincount(inv, weights=w)
+        w = np.divide(w, sums[inv], out=np.zeros_like(w), where=sums[inv] > 0)
     return w
 
 

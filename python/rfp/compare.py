@@ -164,7 +164,11 @@ def balance(data, d, x, cluster=None, method: str = "entropy", **kwargs):
         cluster, the rest are averaged within cluster).
     **kwargs
         Passed to the balancing function (e.g. ``na_action``, ``lam``,
-        ``icc``, ``cluster_x``).
+        ``icc``, ``cluster_x``). ``weights``: case (sampling) weights, a
+        column name or one number >= 0 per row, "entropy" only (the target
+        is the weighted treated means and the controls' base weights are
+        their case weights; ``entropy_balance_from_table``); the other
+        methods raise NotImplementedError.
 
     Returns
     -------
@@ -180,6 +184,10 @@ def balance(data, d, x, cluster=None, method: str = "entropy", **kwargs):
     x = [x] if isinstance(x, str) else list(x)
     if method == "entropy":
         return entropy_balance_from_table(data, d, x, **kwargs)
+    if kwargs.pop("weights", None) is not None:
+        raise NotImplementedError(
+            f"weights (case weights) are supported by balance(method='entropy') only; "
+            f"method={method!r} does not take them (its weights are solved per cluster)")
     if cluster is None:
         raise ValueError(f"balance(method={method!r}) needs cluster= (the cluster column)")
     if method == "hierarchical":
@@ -210,20 +218,21 @@ def split_by_level(table: pa.Table, x, cluster: str):
 # weighted differences in means
 
 def weighted_att(y, d, w, cluster, covariates=None, level=0.95):
-    """τ̂ = ȳ_T − Σ_C w y / Σ_C w and its cluster-robust SE from the
-    linearisation in the module docstring (residuals on ``covariates`` by
-    w-weighted least squares among controls, or on a constant)."""
+    """τ̂ = Σ_T w y / Σ_T w − Σ_C w y / Σ_C w and its cluster-robust SE from
+    the linearisation in the module docstring (residuals on ``covariates`` by
+    w-weighted least squares among controls, or on a constant). Treated
+    rows' ``w`` are 1 unless case weights were given."""
     t = d == 1
     c = ~t
-    wc = w[c]
-    n, n1, wsum = len(y), int(t.sum()), float(wc.sum())
-    tau = float(y[t].mean() - wc @ y[c] / wsum)
+    wt, wc = w[t], w[c]
+    n, w1, wsum = len(y), float(wt.sum()), float(wc.sum())
+    tau = float(wt @ y[t] / w1 - wc @ y[c] / wsum)
     z = np.ones((n, 1)) if covariates is None else np.column_stack([np.ones(n), covariates])
     root = np.sqrt(wc)
     coef = np.linalg.lstsq(z[c] * root[:, None], y[c] * root, rcond=None)[0]
     r = y - z @ coef
     psi = np.zeros(n)
-    psi[t] = n / n1 * (r[t] - r[t].mean())
+    psi[t] = n / w1 * wt * (r[t] - wt @ r[t] / w1)
     psi[c] = -n / wsum * wc * r[c]
     return tau, cluster_if_se(psi, cluster)
 
@@ -263,7 +272,8 @@ def _fixed_effects(ctx):
     ed, strata = ctx["ed"], ctx["strata"]
     fe = ["stratum"] if strata is not None else []
     fit = fixed_effects(ctx["table"], "y", "d", controls=ctx["x_cols"], fe=fe, cluster="cluster",
-                        level=ctx["level"], vcov=ctx["vcov"], seed=ctx["seed"],
+                        weights=None if ed.w is None else "w", level=ctx["level"],
+                        vcov=ctx["vcov"], seed=ctx["seed"],
                         bootstrap_draws=ctx["bootstrap_draws"],
                         bootstrap_weights=ctx["bootstrap_weights"])
     row = fit.row()
@@ -299,7 +309,8 @@ def _entropy_balancing(ctx):
     if not ctx["binary"]:
         return [_skipped("entropy_balancing", "ATT", ctx, "binary treatment only (weights "
                          "balance controls on treated units; a continuous dose has no such groups)")]
-    fit = entropy_balance_from_table(ctx["table"], "d", ctx["x_cols"])
+    fit = entropy_balance_from_table(ctx["table"], "d", ctx["x_cols"],
+                                     weights=None if ed.w is None else "w")
     tau, se = weighted_att(ed.y, ed.d, fit.weights, ed.cluster, ed.x, ctx["level"])
     res = fit.result
     return [_row("entropy_balancing", "ATT", tau, se, len(ed.y), ed.n_clusters, ctx["level"],
@@ -315,6 +326,8 @@ def _cluster_balancing(ctx):
         return []
     if not ctx["x_cols"]:
         return [_skipped("cluster_balancing", "ATT", ctx, "needs controls to balance")]
+    if ed.w is not None:
+        return [_skipped("cluster_balancing", "ATT", ctx, "takes no case weights (weights)")]
     individual, cluster_level = split_by_level(ctx["table"], ctx["x_cols"], "cluster")
     control = ed.d == 0
     icc = (ctx["icc"] if ctx["icc"] is not None
@@ -362,6 +375,8 @@ def anova_icc(y, cluster) -> float:
 
 def _kernel(ctx):
     ed = ctx["ed"]
+    if ed.w is not None:
+        return [_skipped("kernel", "ATT", ctx, "takes no case weights (weights)")]
     if not ctx["binary"]:
         return [_skipped("kernel", "ATT", ctx, "binary treatment only (imputes untreated "
                          "outcomes of treated units)")]
@@ -424,7 +439,8 @@ def _dml(ctx, name="dml", alpha=None):
     for s in range(len(ctx["folds"])):
         nz = _method_nuisances(ctx, s, alpha)
         e = fx.plm_from_residuals(ed.y, ed.d, nz["g"], nz["m"], ed.cluster, ctx["level"],
-                                  ctx["warn_share"] if s == 0 else None, ctx["treatment"], name)
+                                  ctx["warn_share"] if s == 0 else None, ctx["treatment"], name,
+                                  ed.w)
         e.diagnostics["converged"] = nz["converged"]
         e.diagnostics["nuisance_models"] = {k: nz["chosen"][k] for k in ("g", "m")}
         splits.append(e)
@@ -453,7 +469,8 @@ def _aipw(ctx):
                                            ctx["propensity_penalty"], nz=nz)
         for estimand, splits in by_estimand.items():
             e = fx.aipw_from_nuisances(ed.y, ed.d, e_hat, nz["mu0"], nz["mu1"], ed.cluster,
-                                       estimand, ctx["clip"], ctx["level"], trim=ctx["trim"])
+                                       estimand, ctx["clip"], ctx["level"], trim=ctx["trim"],
+                                       w=ed.w)
             e.diagnostics["converged"] = bool(nz["converged"] and e_info["propensity_converged"])
             e.diagnostics["nuisance_models"] = {
                 k: v for k, v in nz["chosen"].items() if k in ("mu0", "mu1", "m")}
@@ -585,7 +602,12 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
         The wild bootstrap's draws and weights (``vcov="wild"``).
     **settings
         Fit settings of the method's nuisances as in ``rfp.fit`` (``dml``,
-        ``aipw``; ``dml_maml`` / ``dml_erm`` override alpha).
+        ``aipw``; ``dml_maml`` / ``dml_erm`` override alpha). ``weights``:
+        case (sampling) weights, a column name or one number >= 0 per row,
+        used by the fixed_effects (weighted least squares, "CR1" only),
+        entropy_balancing, dml, aipw, dml_maml and dml_erm rows (as in
+        ``fixed_effects``, ``balance`` and ``rfp.effect``); the
+        cluster_balancing and kernel rows take none and say so in ``note``.
 
     Returns
     -------
@@ -623,7 +645,9 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
     table = as_table(data)
     extra = [strata] if strata is not None else []
     crossfit = [m for m in methods if m in CROSS_FITTED]
-    ed = fx.read(table, y, d, x, cluster, na_action=na_action, allow_no_controls=True)
+    ed = fx.read(table, y, d, x, cluster, na_action=na_action, allow_no_controls=True,
+                 weights=settings.get("weights"))
+    settings = fx.with_case_weights(ed, settings)
     strata_codes = None
     if strata is not None:
         if strata not in table.column_names:
@@ -634,12 +658,13 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
                              f"missing value(s)")
         strata_codes = encode_clusters(kept.column(strata))[0]
     # the user's names, so that notes and balance tables name their columns
-    reserved = {"y", "d", "cluster", "stratum"}
+    reserved = {"y", "d", "cluster", "stratum", "w"}
     x_cols = [str(c) for c in ed.x_names]
     if len(set(x_cols)) != len(x_cols) or reserved & set(x_cols):
         x_cols = [f"x{j}" for j in range(ed.x.shape[1])]
     clean = pa.table({"y": ed.y, "d": ed.d, **{c: ed.x[:, j] for j, c in enumerate(x_cols)},
-                      "cluster": ed.cluster, **({"stratum": strata_codes} if extra else {})})
+                      "cluster": ed.cluster, **({"stratum": strata_codes} if extra else {}),
+                      **({"w": ed.w} if ed.w is not None else {})})
     if vcov == "CR1" and "fixed_effects" in methods:
         warn_small_clusters(ed.n_clusters)
     ctx = dict(ed=ed, table=clean, x_cols=x_cols, strata=strata_codes, level=level, seed=seed,

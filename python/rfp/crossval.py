@@ -114,7 +114,8 @@ def expand_grid(grid, base: dict) -> list[dict]:
 
 
 def _hashable(v):
-    return tuple(v) if isinstance(v, list) else v
+    """A grid value as a dictionary key (lists and arrays, e.g. case weights, as tuples)."""
+    return tuple(np.asarray(v).tolist()) if isinstance(v, (list, np.ndarray)) else v
 
 
 def cluster_folds(cluster_codes: np.ndarray, folds: int, seed: int) -> np.ndarray:

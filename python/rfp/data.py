@@ -98,6 +98,7 @@ CONVERT_HINTS = {
     "treatment": "code it as numbers (0/1 for a binary treatment) before estimating",
     "control": "convert it (e.g. dummies for a categorical control) before fitting",
     "covariate": "convert it (e.g. dummies for a categorical covariate) before balancing",
+    "weights": "give one number >= 0 per row",
 }
 
 LARGE = 1e150   # a value whose square overflows float64 with 1e8 others: its SD is Inf
@@ -166,6 +167,7 @@ class Prepared:
     labels: np.ndarray     # cluster label of each code
     x_names: list
     n_dropped: int
+    weights: np.ndarray | None = None   # case weights of the kept rows (None: all 1)
 
 
 def missing_rows(table: pa.Table, names, na_action: str = "fail") -> np.ndarray:
@@ -217,15 +219,57 @@ def controls(table: pa.Table, x, others) -> list:
     return [x] if isinstance(x, str) else list(x)
 
 
+def case_weights(table: pa.Table, weights) -> np.ndarray | None:
+    """Case weights, one per row of ``table``: ``weights`` None (none), a
+    column name or numbers (one per row). A missing, negative or infinite
+    weight is an error naming its row (a missing weight is never dropped by
+    ``na_action``: it is an error, as its row's weight is unknown)."""
+    from .settings import case_weight_values
+    if weights is None:
+        return None
+    if isinstance(weights, str) and weights in ("obs", "cluster"):
+        raise ValueError(f"weights = {weights!r} is the former mode (equal_clusters = "
+                         f"{weights == 'cluster'}); pass equal_clusters instead (until the "
+                         f"former modes are removed, a weight column may not be named "
+                         f"'obs' or 'cluster')")
+    if isinstance(weights, str):
+        if weights not in table.column_names:
+            raise ValueError(f"weights: column '{weights}' not found in the data; available "
+                             f"columns: {table.column_names} (or pass the weights themselves, "
+                             f"one number per row)")
+        values = numeric(table, weights, "weights")
+        return case_weight_values(values, f"weights (column '{weights}')")
+    values = case_weight_values(weights)
+    if values.shape[0] != table.num_rows:
+        raise ValueError(f"weights has {values.shape[0]} value(s) but the data have "
+                         f"{table.num_rows} rows: give one case weight per row, or the name of "
+                         f"a weight column")
+    return values
+
+
+def kept_weights(weights, kept) -> np.ndarray | None:
+    """Case weights of the rows kept after dropping missing values; all
+    zero is an error."""
+    if weights is None:
+        return None
+    w = np.asarray(weights)[np.asarray(kept, dtype=bool)]
+    if w.size and not np.any(w > 0):
+        raise ValueError("weights are all zero on the rows used: no observation would count; "
+                         "give some observations a positive weight")
+    return w
+
+
 def prepare(data, y: str, x, cluster: str, na_action: str = "fail",
-            min_clusters: int = 2) -> Prepared:
-    """Check and extract y, x and cluster.
+            min_clusters: int = 2, weights=None) -> Prepared:
+    """Check and extract y, x, cluster and the case weights (``weights``:
+    None, a column name or one number per row; ``case_weights``).
 
     ``na_action="fail"`` (default) rejects missing values with the column and
     count; ``na_action="omit"`` drops those rows and warns with the count.
     """
     table = as_table(data)
-    x = controls(table, x, (y, cluster))
+    w_all = case_weights(table, weights)
+    x = controls(table, x, (y, cluster, weights if isinstance(weights, str) else None))
     if not x:
         raise ValueError("no controls: pass x=[...] naming at least one numeric column")
     check_roles(y, x, cluster)
@@ -250,7 +294,7 @@ def prepare(data, y: str, x, cluster: str, na_action: str = "fail",
             f"cluster column '{cluster}' has only {len(labels)} cluster(s); the method "
             f"needs at least two clusters (it adapts to each and holds some out)"
         )
-    return Prepared(xs, ys, codes, labels, x, n_dropped)
+    return Prepared(xs, ys, codes, labels, x, n_dropped, kept_weights(w_all, kept))
 
 
 def prepare_x(data, x_names, na_action: str = "fail") -> tuple[np.ndarray, np.ndarray]:
@@ -275,13 +319,24 @@ class Scaler:
     y_scale: float = 1.0
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray | None, scale_y: bool) -> "Scaler":
-        sd = x.std(axis=0)
+    def fit(cls, x: np.ndarray, y: np.ndarray | None, scale_y: bool, w=None) -> "Scaler":
+        """Means and SDs of the columns, weighted by the case weights ``w``
+        when given (so a weight of 2 scales as the row twice)."""
+        if w is None:
+            mean, sd = x.mean(axis=0), x.std(axis=0)
+            if scale_y and y is not None:
+                ym, ysd = float(y.mean()), float(y.std())
+        else:
+            w = np.asarray(w, dtype=float) / np.sum(w)
+            mean = w @ x
+            sd = np.sqrt(w @ (x - mean) ** 2)
+            if scale_y and y is not None:
+                ym = float(w @ y)
+                ysd = float(np.sqrt(w @ (y - ym) ** 2))
         sd = np.where(sd > 0, sd, 1.0)  # a constant column is left unscaled
         if scale_y and y is not None:
-            ysd = float(y.std())
-            return cls(x.mean(axis=0), sd, float(y.mean()), ysd if ysd > 0 else 1.0)
-        return cls(x.mean(axis=0), sd)
+            return cls(mean, sd, ym, ysd if ysd > 0 else 1.0)
+        return cls(mean, sd)
 
     def x(self, x: np.ndarray) -> np.ndarray:
         return (x - self.x_mean) / self.x_scale

@@ -196,6 +196,7 @@ class EffectData:
     cluster_name: str
     kept: np.ndarray
     n_dropped: int = 0
+    w: np.ndarray | None = None    # case weights of the rows used (None: all 1)
 
     @property
     def n_clusters(self) -> int:
@@ -222,8 +223,11 @@ def resolve(data, y, d, x, cluster):
 
 
 def read(data, y, d, x=None, cluster=None, *, na_action="fail", binary=False,
-         design=None, method="this estimator", allow_no_controls=False) -> EffectData:
-    """Check and extract outcome, treatment, controls and clusters.
+         design=None, method="this estimator", allow_no_controls=False,
+         weights=None) -> EffectData:
+    """Check and extract outcome, treatment, controls, clusters and the case
+    weights (``weights``: None, a column name or one number per row;
+    ``data.case_weights``).
 
     Raises ``ValueError`` naming the column for missing columns or values, a
     non-numeric column, a constant treatment, a non-binary treatment when
@@ -240,7 +244,8 @@ def read(data, y, d, x=None, cluster=None, *, na_action="fail", binary=False,
     if na_action not in ("fail", "omit"):
         raise ValueError(f"na_action must be 'fail' or 'omit', got {na_action!r}")
     table = data_mod.as_table(data)
-    x = data_mod.controls(table, x, (y, d, cluster))
+    w_all = data_mod.case_weights(table, weights)
+    x = data_mod.controls(table, x, (y, d, cluster, weights if isinstance(weights, str) else None))
     if not x and not allow_no_controls:
         raise ValueError("no controls: pass x=[...] naming at least one numeric column")
     data_mod.check_roles(y, x, cluster, d)
@@ -281,7 +286,17 @@ def read(data, y, d, x=None, cluster=None, *, na_action="fail", binary=False,
                 f"treatment column '{d}' varies within cluster '{labels[varies[0]]}' (column "
                 f"'{cluster}'; {varies.size} such cluster(s)), but design='cluster' says treatment "
                 f"is assigned to whole clusters; fix the data or pass design='individual'")
-    return EffectData(yv, dv, xv, codes, labels, x, y, d, cluster, kept, int((~kept).sum()))
+    return EffectData(yv, dv, xv, codes, labels, x, y, d, cluster, kept, int((~kept).sum()),
+                      data_mod.kept_weights(w_all, kept))
+
+
+def with_case_weights(ed: EffectData, fit_settings: dict) -> dict:
+    """The nuisance fits' settings with the case weights of the rows used
+    (``ed.w``) in place of the column name or full-length vector given."""
+    out = {k: v for k, v in fit_settings.items() if k != "weights"}
+    if ed.w is not None:
+        out["weights"] = ed.w
+    return out
 
 
 def treatment_is_clustered(d: np.ndarray, cluster: np.ndarray) -> bool:
@@ -406,12 +421,12 @@ def rows_of(settings: dict, rows, n: int) -> dict:
     """The settings of a fit on some of the rows: per-observation ``weights``
     (an array of n numbers) cut to those rows."""
     w = settings.get("weights")
-    if w is None or isinstance(w, str):
+    if w is None:
         return settings
     w = np.asarray(w, dtype=float)
     if w.shape != (n,):
-        raise ValueError(f"weights must be 'obs', 'cluster' or one number per observation "
-                         f"({n}), got {w.size} number(s)")
+        raise ValueError(f"weights must be one case weight per observation ({n}), got "
+                         f"{w.size} number(s)")
     return {**settings, "weights": w[rows]}
 
 
@@ -457,9 +472,8 @@ def crossfit(x, target, cluster, fold, loss="squared", rows=None, seed=0, what="
                                  f"needs at least two (use fewer folds or more clusters)")
             train_settings = rows_of(settings, train, n)
             if closed:
-                weights = train_settings.get("weights", "obs")
-                w = (observation_weights(cluster[train], weights) if isinstance(weights, str)
-                     else np.asarray(weights, dtype=float))
+                w = observation_weights(cluster[train], train_settings.get("weights"),
+                                        bool(train_settings.get("equal_clusters", False)))
                 model = (nz_mod.constant_fit(target[train], w, loss) if rung == "constant"
                          else nz_mod.linear_fit(x[train], target[train], w, loss))
             else:
@@ -505,7 +519,9 @@ def _one_nuisance(x, target, cluster, fold, loss, rows, seed, what, nuisance, fi
             warnings.simplefilter("always")
             fits[rung] = crossfit(x, target, cluster, fold, loss, rows, seed, what, rung,
                                   **fit_settings)
-        losses[rung] = nz_mod.fold_losses(target[use], fits[rung][0][use], cluster[use], loss)
+        w = settings.get("weights")
+        losses[rung] = nz_mod.fold_losses(target[use], fits[rung][0][use], cluster[use], loss,
+                                          None if w is None else np.asarray(w)[use])
     chosen, table = nz_mod.one_se_choice(losses)
     for w in caught[chosen]:   # the rungs left behind do not enter the estimate: no warning
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -652,19 +668,24 @@ def loo_penalty(x, d, grid=PENALTY_GRID) -> tuple[float, np.ndarray, np.ndarray]
     return float(grid[chosen]), mean, se
 
 
-def cluster_means(x, cluster):
-    """(G × p matrix of cluster means of x's columns, cluster codes 0..G−1)."""
+def cluster_means(x, cluster, w=None):
+    """(G × p matrix of cluster means of x's columns, cluster codes 0..G−1);
+    with case weights ``w`` the weighted means (a cluster whose weights are
+    all 0 keeps its plain mean)."""
     codes = np.unique(np.asarray(cluster), return_inverse=True)[1].reshape(-1)
     n_groups = int(codes.max()) + 1
-    size = np.bincount(codes, minlength=n_groups).astype(float)
+    w = np.ones(len(codes)) if w is None else np.asarray(w, dtype=float)
+    size = np.bincount(codes, weights=w, minlength=n_groups)
+    w = np.where(size[codes] > 0, w, 1.0)
+    size = np.bincount(codes, weights=w, minlength=n_groups)
     x = np.asarray(x, dtype=float).reshape(len(codes), -1)
-    means = np.column_stack([np.bincount(codes, weights=x[:, j], minlength=n_groups)
+    means = np.column_stack([np.bincount(codes, weights=w * x[:, j], minlength=n_groups)
                              for j in range(x.shape[1])]) / size[:, None]
     return means, codes
 
 
 def cluster_propensity(x, d, cluster, fold, penalty: float | str = PROPENSITY_PENALTY,
-                       treatment="d"):
+                       treatment="d", w=None):
     """Cross-fitted propensity for a treatment assigned to whole clusters.
 
     When treatment is assigned cluster by cluster, the assignment mechanism
@@ -705,10 +726,13 @@ def cluster_propensity(x, d, cluster, fold, penalty: float | str = PROPENSITY_PE
     study (DML: 0.26–0.33); the plain LOO minimum, without the one-SE rule,
     in 6 of 40.
 
+    With case weights ``w`` the features are the weighted cluster means; the
+    fit keeps one row per cluster (one assignment each).
+
     Returns (ê per row, info): info["folds"] holds each fold's ``ridge_logit``
     info (with its ``penalty``), info["converged"] whether every fit converged.
     """
-    xc, codes = cluster_means(x, cluster)
+    xc, codes = cluster_means(x, cluster, w)
     n_groups = xc.shape[0]
     d = np.asarray(d, dtype=float)
     dc = np.bincount(codes, weights=d, minlength=n_groups) / np.bincount(codes, minlength=n_groups)
@@ -744,7 +768,7 @@ def aipw_propensity(ed: EffectData, fold, propensity: str = "auto",
     level only)."""
     level = propensity_level(ed, propensity)
     if level == "cluster":
-        e, info = cluster_propensity(ed.x, ed.d, ed.cluster, fold, penalty, ed.treatment)
+        e, info = cluster_propensity(ed.x, ed.d, ed.cluster, fold, penalty, ed.treatment, ed.w)
         return e, {"propensity": level, "propensity_converged": info["converged"],
                    "propensity_penalty": [f["penalty"] for f in info["folds"]]}
     if nz is None or "m" not in nz:
@@ -762,19 +786,23 @@ def kish_ess(w) -> float:
 
 
 def plm_from_residuals(y, d, g, m, cluster, level=0.95, warn_share=WARN_SHARE,
-                       treatment="d", method="dml") -> Effect:
-    """τ̂ = Σ V U / Σ V² with CR1 (K = 1) by cluster and t on G − 1 df."""
+                       treatment="d", method="dml", w=None) -> Effect:
+    """τ̂ = Σ w V U / Σ w V² with CR1 (K = 1) by cluster and t on G − 1 df
+    (case weights ``w``, default 1: the weighted residual-on-residual
+    regression, whose cluster scores are Σ_{i∈g} w_i V_i e_i)."""
     u = y - g
     v = d - m
-    vv = float(v @ v)
+    w = np.ones(len(y)) if w is None else np.asarray(w, dtype=float)
+    vv = float(w @ (v * v))
     if vv <= 0:
         raise ValueError(f"the residual D − m̂(X) of treatment '{treatment}' is zero: "
                          f"there is no variation left to estimate τ from")
-    tau = float(v @ u) / vv
+    tau = float(w @ (v * u)) / vv
     e = u - tau * v
     codes = np.unique(cluster, return_inverse=True)[1].reshape(-1)
     n_clusters = int(codes.max()) + 1
-    se = float(np.sqrt(cr1_vcov(v[:, None], e, codes, k=1)[0, 0]))
+    root = np.sqrt(w)
+    se = float(np.sqrt(cr1_vcov((root * v)[:, None], root * e, codes, k=1)[0, 0]))
     test = t_test(tau, se, df=n_clusters - 1, level=level)
     share = 1.0 - float(np.var(v)) / float(np.var(d))
     if warn_share is not None and share > warn_share:
@@ -786,9 +814,9 @@ def plm_from_residuals(y, d, g, m, cluster, level=0.95, warn_share=WARN_SHARE,
             f"controls; 'Regularizing the Forward Pass', eq. 2-3). Check overlap, and whether "
             f"the controls determine treatment, before trusting this estimate.",
             FunctionalFormWarning, stacklevel=3)
-    diagnostics = {"variance_share": share, "ess": kish_ess(v * v),
+    diagnostics = {"variance_share": share, "ess": kish_ess(w * v * v),
                    "outcome_r2": 1.0 - float(np.var(u)) / float(np.var(y)),
-                   "largest_cluster_share": largest_cluster_share(v * e, codes)}
+                   "largest_cluster_share": largest_cluster_share(w * v * e, codes)}
     return Effect(method, "PLM", tau, se, float(test.ci_low), float(test.ci_high), len(y),
                   n_clusters, n_clusters - 1, level, diagnostics,
                   {"g": g, "m": m, "residual_y": u, "residual_d": v})
@@ -857,10 +885,11 @@ def overlap_checks(effect: Effect, warn: bool = True) -> Effect:
 
 
 def aipw_from_nuisances(y, d, e_hat, mu0, mu1, cluster, estimand="ATE", clip=0.01,
-                        level=0.95, method="aipw", trim=None) -> Effect:
+                        level=0.95, method="aipw", trim=None, w=None) -> Effect:
     """The AIPW estimate and its cluster-robust influence-function SE;
     ``trim`` (None, "crump" or α) restricts the average to rows with ê in
-    [α, 1 − α] (``aipw``)."""
+    [α, 1 − α] (``aipw``). Case weights ``w``: the weighted mean of the score,
+    τ̂ = Σ w φ / Σ w (ATT: Σ w s / Σ w D), ψ_i = w_i (φ_i − τ̂) / mean(w)."""
     if estimand not in ("ATE", "ATT"):
         raise ValueError(f"estimand must be 'ATE' or 'ATT', got {estimand!r}")
     if not 0 <= clip < 0.5:
@@ -879,7 +908,8 @@ def aipw_from_nuisances(y, d, e_hat, mu0, mu1, cluster, estimand="ATE", clip=0.0
         if keep.sum() == 0 or np.unique(d[keep]).size < 2:
             raise ValueError(f"trimming at alpha = {alpha:.3g} leaves no treated or no untreated rows")
         out = aipw_from_nuisances(y[keep], d[keep], e_hat[keep], mu0[keep], mu1[keep],
-                                  np.asarray(cluster)[keep], estimand, clip, level, method)
+                                  np.asarray(cluster)[keep], estimand, clip, level, method,
+                                  w=None if w is None else np.asarray(w)[keep])
         # per-row nuisances stay full length; scores are 0 on trimmed rows
         for name in ("psi", "phi"):
             if name in out.nuisance:
@@ -896,17 +926,20 @@ def aipw_from_nuisances(y, d, e_hat, mu0, mu1, cluster, estimand="ATE", clip=0.0
     n_clipped = int(np.sum((e_hat < clip) | (e_hat > 1 - clip)))
     e = np.clip(e_hat, clip, 1 - clip)
     r0 = y - mu0
+    w = np.ones(len(y)) if w is None else np.asarray(w, dtype=float)
     if estimand == "ATE":
         phi = mu1 - mu0 + d * (y - mu1) / e - (1 - d) * r0 / (1 - e)
-        tau = float(phi.mean())
-        psi = phi - tau
-        control_w = 1 / (1 - e)
+        tau = float(w @ phi / w.sum())
+        psi = w * (phi - tau) / w.mean()
+        control_w = w / (1 - e)
         scores = {"phi": phi}
     else:
+        if not float(w @ d) > 0:
+            raise ValueError("the treated rows all have case weight 0: the ATT is not defined")
         score = d * r0 - (1 - d) * e / (1 - e) * r0
-        tau = float(score.sum() / d.sum())
-        psi = (score - d * tau) / d.mean()
-        control_w = e / (1 - e)
+        tau = float(w @ score / (w @ d))
+        psi = w * (score - d * tau) / (w @ d / len(d))
+        control_w = w * e / (1 - e)
         scores = {}
     se = cluster_if_se(psi, cluster)
     codes = np.unique(cluster, return_inverse=True)[1].reshape(-1)
@@ -942,7 +975,9 @@ def dml_plm(data, y=None, d=None, x=None, cluster=None, *, folds: int = 5, seed:
     diagnostics add nuisance_models (the rung chosen per nuisance),
     largest_cluster_share and overlap_warnings (``overlap_checks``)."""
     check_vcov(vcov, "DML")
-    ed = read(data, y, d, x, cluster, na_action=na_action, design=design, method="dml_plm")
+    ed = read(data, y, d, x, cluster, na_action=na_action, design=design, method="dml_plm",
+              weights=fit_settings.get("weights"))
+    fit_settings = with_case_weights(ed, fit_settings)
     if fold is not None:
         folds_given = np.asarray(fold).reshape(-1)
         if folds_given.shape != (len(ed.y),):
@@ -956,7 +991,7 @@ def dml_plm(data, y=None, d=None, x=None, cluster=None, *, folds: int = 5, seed:
     splits = []
     for s, fold_s, nz in runs:
         out = plm_from_residuals(ed.y, ed.d, nz["g"], nz["m"], ed.cluster, level,
-                                 warn_share if s == 0 else None, ed.treatment, "dml")
+                                 warn_share if s == 0 else None, ed.treatment, "dml", ed.w)
         out.diagnostics["converged"] = nz["converged"]
         out.diagnostics["folds"] = int(len(np.unique(fold_s)))
         out.diagnostics["nuisance_models"] = dict(nz["chosen"])
@@ -993,7 +1028,8 @@ def aipw(data, y=None, d=None, x=None, cluster=None, *, estimand: str = "ATE", f
         raise ValueError(f"estimand must be 'ATE' or 'ATT', got {estimand!r}")
     check_vcov(vcov, "AIPW")
     ed = read(data, y, d, x, cluster, na_action=na_action, binary=True, design=design,
-              method="AIPW")
+              method="AIPW", weights=fit_settings.get("weights"))
+    fit_settings = with_case_weights(ed, fit_settings)
     level_e = propensity_level(ed, propensity)
     need = ("mu0", "mu1") if estimand == "ATE" else ("mu0",)
     need = need + (("m",) if level_e == "individual" else ())
@@ -1002,7 +1038,7 @@ def aipw(data, y=None, d=None, x=None, cluster=None, *, estimand: str = "ATE", f
         e_hat, e_info = aipw_propensity(ed, fold, level_e, propensity_penalty, nz)
         mu1 = nz.get("mu1", np.full(len(ed.y), np.nan))
         out = aipw_from_nuisances(ed.y, ed.d, e_hat, nz["mu0"], mu1, ed.cluster, estimand, clip,
-                                  level, trim=trim)
+                                  level, trim=trim, w=ed.w)
         out.diagnostics["converged"] = bool(nz["converged"] and e_info["propensity_converged"])
         out.diagnostics.update(e_info)
         out.diagnostics["folds"] = int(folds)
@@ -1045,7 +1081,8 @@ def t_learner(data, y=None, d=None, x=None, cluster=None, *, seed: int = 0, desi
               na_action: str = "fail", **fit_settings) -> TLearner:
     """Fit μ0 on the untreated rows and μ1 on the treated rows by the method."""
     ed = read(data, y, d, x, cluster, na_action=na_action, binary=True, design=design,
-              method="the T-learner")
+              method="the T-learner", weights=fit_settings.get("weights"))
+    fit_settings = with_case_weights(ed, fit_settings)
     _settings(fit_settings)
     arms = []
     with over_fits(fit_settings, 2) as settings:
@@ -1084,13 +1121,27 @@ def effect(data, y=None, d=None, x=None, cluster=None, method: str = "dml", **kw
         "PLM"); "aipw": augmented IPW (``aipw``; ``estimand`` "ATE" or
         "ATT"); "t_learner": mu1(x) − mu0(x) (``t_learner``).
     **kwargs
-        The estimator's options: folds (5), seed (0), repeats (1, repeated
+        The estimator's options: weights (case weights: a column name or one
+        number >= 0 per row; None, the default, weighs every row 1; see
+        below), equal_clusters (the nuisance fits weigh each cluster the
+        same; default False), folds (5), seed (0), repeats (1, repeated
         cross-fitting), design (None, "cluster", "individual"), level
         (0.95), na_action ("fail"/"omit"), vcov ("CR1" only; "CR2" and
         "wild" raise NotImplementedError with the reason), warn_share
         ("dml"), estimand, clip, propensity, propensity_penalty ("aipw"),
         and the settings of the nuisance fits as in ``rfp.fit`` (model,
         hidden, alpha, max_steps, ...; the loss is chosen per nuisance).
+
+    Case weights (``weights``) are sampling weights, supported by every
+    method: each nuisance fit minimises the w-weighted loss, and
+    "dml" solves the weighted score, τ̂ = Σ w V U / Σ w V², with cluster
+    scores Σ_{i∈g} w_i V_i e_i; "aipw" takes the weighted mean of its
+    score, τ̂ = Σ w φ / Σ w (ATT: Σ w s / Σ w D), with influence function
+    ψ_i = w_i (φ_i − τ̂) / mean(w); the cluster-level propensity uses
+    weighted cluster means. A whole number k as weight equals the row
+    repeated k times (same folds). Zero weights are allowed; a missing,
+    negative or infinite weight, or a vector of the wrong length, is an
+    error naming ``weights`` and the row.
 
     Returns
     -------

@@ -137,12 +137,18 @@ def heterogeneity(data, y=None, d=None, x=None, cluster=None, *, covariates=None
     """AIPW (ATE) by ``rfp.effects.aipw`` with ``aipw_kwargs``, then the best
     linear projection of τ(X) on ``covariates`` (column names among the
     controls; None skips it) and GATES over ``groups`` quantile groups of
-    τ̂(X) (0 or None skips them)."""
+    τ̂(X) (0 or None skips them). Case weights (``weights``) are not
+    supported here (NotImplementedError)."""
     from . import effects as fx
     from .settings import validate
 
     aipw_kwargs = validate({**aipw_kwargs, "level": level}, "aipw")   # R and Python say the same
     level = aipw_kwargs.pop("level")
+    if aipw_kwargs.get("weights") is not None:
+        raise NotImplementedError(
+            "weights (case weights) are not supported by heterogeneity: its projection and "
+            "GATES regressions are unweighted; rfp.effect(method='aipw', weights=...) gives "
+            "the weighted ATE")
     ed = fx.read(data, y, d, x, cluster, na_action=aipw_kwargs.get("na_action", "fail"),
                  binary=True, method="heterogeneity (AIPW scores)")
     effect = fx.aipw(data, y, d, x, cluster, estimand="ATE", level=level, **aipw_kwargs)

@@ -118,14 +118,17 @@ def linear_fit(x, y, w=None, loss="squared", tol=1e-10, max_iter=100) -> ClosedF
     return ClosedFormFit("linear", loss, float(beta[0]), beta[1:], converged, it)
 
 
-def fold_losses(target, pred, cluster, loss) -> np.ndarray:
+def fold_losses(target, pred, cluster, loss, w=None) -> np.ndarray:
     """Out-of-fold loss summed per cluster (squared error, or deviance with
-    predictions bounded away from 0 and 1 by 1e-6)."""
+    predictions bounded away from 0 and 1 by 1e-6), each row's loss times its
+    case weight ``w`` when given."""
     if loss == "logistic":
         p = np.clip(pred, 1e-6, 1 - 1e-6)
         row = -2 * (target * np.log(p) + (1 - target) * np.log(1 - p))
     else:
         row = (target - pred) ** 2
+    if w is not None:
+        row = row * np.asarray(w, dtype=float)
     codes = np.unique(cluster, return_inverse=True)[1].reshape(-1)
     return np.bincount(codes, weights=row)
 

@@ -25,7 +25,7 @@ from .models import ACTIVATIONS
 DEFAULTS = dict(
     model="mlp", hidden=(32, 32), activation="tanh",
     alpha=0.5, inner_steps=1, inner_lr=0.1, first_order=False,
-    loss="squared", weights="obs", penalty=0.0,
+    loss="squared", weights=None, equal_clusters=False, penalty=0.0,
     learning_rate=1e-2, clip_norm=1.0, schedule="constant", max_steps=2000, patience=200,
     min_steps=50,
     eval_every=10, validation_share=0.2, seed=0,
@@ -41,7 +41,7 @@ MODELS = ("linear", "mlp", "neural_ode")
 @dataclass(frozen=True)
 class Rule:
     """What one setting may be.  kind: number, whole, flag, choice, sizes,
-    weights, model, activation, penalty_or_cv, trim, progress or column (a column
+    weights (case weights), model, activation, penalty_or_cv, trim, progress or column (a column
     name, checked by the data layer)."""
     kind: str
     low: float = -math.inf
@@ -77,7 +77,8 @@ RULES = {
     "inner_lr": number(0),
     "first_order": FLAG,
     "loss": choice("squared", "logistic"),
-    "weights": Rule("weights", choices=("obs", "cluster")),
+    "weights": Rule("weights", none=True),   # case weights: a column name or one number per row
+    "equal_clusters": FLAG,                  # each cluster weighs the same in the loss
     "penalty": number(0),
     "learning_rate": number(0, low_open=True),
     "clip_norm": number(0, low_open=True, none=True),
@@ -142,13 +143,13 @@ CONTEXTS = {
     "compare": (*NUISANCE, "folds", "seed", "level", "repeats", "clip", "icc", "warn_share",
                 "na_action", "propensity", "propensity_penalty", "vcov", "bootstrap_draws",
                 "bootstrap_weights", "nuisance", "trim"),
-    "fixed_effects": ("na_action", "level", "tol", "max_iter", "vcov", "bootstrap_draws",
-                      "bootstrap_weights", "seed"),
-    "balance:entropy": ("method", "base_weights", "na_action", "sd", "max_iter", "tol",
+    "fixed_effects": ("weights", "na_action", "level", "tol", "max_iter", "vcov",
+                      "bootstrap_draws", "bootstrap_weights", "seed"),
+    "balance:entropy": ("method", "weights", "base_weights", "na_action", "sd", "max_iter", "tol",
                         "fallback", "slack"),
-    "balance:hierarchical": ("method", "lam", "na_action", "sd", "standardize"),
-    "balance:cluster": ("method", "icc", "cluster_x", "na_action", "sd", "tol", "fallback",
-                        "slack"),
+    "balance:hierarchical": ("method", "weights", "lam", "na_action", "sd", "standardize"),
+    "balance:cluster": ("method", "weights", "icc", "cluster_x", "na_action", "sd", "tol",
+                        "fallback", "slack"),
 }
 CONTEXTS = {k: tuple(dict.fromkeys(v)) for k, v in CONTEXTS.items()}  # seed is in two lists
 LOSS_PER_NUISANCE = ("loss is set per nuisance (squared for outcomes, logistic for a binary "
@@ -172,7 +173,40 @@ def validate(settings: dict, context: str = "fit", *, saved: bool = False) -> di
     if unknown:
         raise TypeError(f"unknown setting(s) {', '.join(repr(n) for n in unknown)}; known: "
                         f"{', '.join(n for n in known if n != 'progress')}")
-    return {name: check(name, value, saved=saved) for name, value in settings.items()}
+    out = {name: check(name, value, saved=saved) for name, value in settings.items()}
+    if isinstance(out.get("weights"), str) and out["weights"] in OLD_WEIGHTS:
+        out = _old_weights(out, context, saved)
+    return out
+
+
+OLD_WEIGHTS = ("obs", "cluster")   # weights' former modes (equal_clusters now), for one release
+
+
+def _old_weights(out: dict, context: str, saved: bool) -> dict:
+    """weights = "obs" / "cluster", the former modes: equal_clusters = False /
+    True and no case weights, with a FutureWarning (none for a saved model)."""
+    mode = out.pop("weights")
+    equal = mode == "cluster"
+    if "equal_clusters" not in CONTEXTS[context]:
+        if equal:
+            raise ValueError("weights = 'cluster' (equal cluster weights) applies to the "
+                             "method's fits only; here weights takes case weights (a column "
+                             "name or one number per row)")
+    elif "equal_clusters" in out and out["equal_clusters"] != equal:
+        raise ValueError(f"weights = {mode!r} (the former mode) contradicts equal_clusters = "
+                         f"{out['equal_clusters']}; drop weights and keep equal_clusters")
+    else:
+        out["equal_clusters"] = equal
+    out["weights"] = None
+    if not saved:
+        import warnings
+        warnings.warn(
+            f"weights = {mode!r} is deprecated and will be removed in the next release: weights "
+            f"now takes case weights (a column name or one number per row, as in lm and "
+            f"fixest); use equal_clusters = {equal} for "
+            f"{'equal cluster weights' if equal else 'each observation counting once'}",
+            FutureWarning, stacklevel=3)
+    return out
 
 
 def check(name: str, value, saved: bool = False):
@@ -294,21 +328,33 @@ def _sizes(name, value, rule):
 
 
 def _weights(name, value, rule):
-    """'obs', 'cluster', or one finite number >= 0 per observation (their
-    count is checked against the data by the fit), not all zero."""
+    """Case weights: a column name (checked by the data layer; "obs" and
+    "cluster" are the former modes, see ``validate``) or one finite number
+    >= 0 per row (their count is checked against the data), not all zero."""
     if isinstance(value, str):
-        if value not in rule.choices:
-            raise ValueError(_must(name, rule) + f", got {_show(value)}")
         return value
     if _is_bool(value) or isinstance(value, (numbers.Number, bytes)):
         raise TypeError(_must(name, rule) + f", got {_show(value)}")
+    return case_weight_values(value, name)
+
+
+def case_weight_values(value, name: str = "weights") -> np.ndarray:
+    """One finite number >= 0 per row as a float array; an error naming the
+    first bad row (counting from 1, as R does) or saying all are zero."""
     try:
         w = np.asarray(value, dtype=float)
     except (TypeError, ValueError):
-        raise TypeError(_must(name, rule) + ", got an array that is not numbers") from None
-    if w.ndim != 1 or not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise ValueError(_must(name, rule) + ": an array of finite numbers >= 0")
-    if not np.any(w > 0):
+        raise TypeError(f"{name} must be a column name or numbers (one per row), got values "
+                        f"that are not numbers") from None
+    if w.ndim != 1:
+        raise ValueError(f"{name} must be one number per row (a vector), got shape {w.shape}")
+    bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+    if bad.size:
+        i = int(bad[0])
+        what = "missing (NA/NaN)" if np.isnan(w[i]) else _show(float(w[i]))
+        raise ValueError(f"{name} must be finite numbers >= 0 (one case weight per row), but "
+                         f"row {i + 1} is {what} ({bad.size} such row(s)); fix or drop those rows")
+    if w.size and not np.any(w > 0):
         raise ValueError(f"{name} are all zero: no observation would count; give some "
                          f"observations a positive weight")
     return w
@@ -351,7 +397,7 @@ def _must(name, rule) -> str:
     elif k == "choice":
         what = "one of " + ", ".join(repr(c) for c in rule.choices)
     elif k == "weights":
-        what = "'obs', 'cluster' or one number >= 0 per observation"
+        what = "a column name or one number >= 0 per row (case weights)"
     elif k == "sizes":
         what = f"a list of layer widths, whole numbers in [{rule.low:g}, {rule.high:g}]"
     elif k == "activation":

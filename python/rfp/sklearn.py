@@ -32,7 +32,7 @@ class _RFPBase(BaseEstimator):
 
     def __init__(self, model="mlp", hidden=(32, 32), activation="tanh", alpha=0.5,
                  inner_steps=1, inner_lr=0.1, penalty=0.0, learning_rate=1e-2, max_steps=2000,
-                 patience=200, validation_share=0.2, weights="obs", seed=0,
+                 patience=200, validation_share=0.2, equal_clusters=False, seed=0,
                  cluster_column=None, progress=False):
         self.model = model
         self.hidden = hidden
@@ -45,7 +45,7 @@ class _RFPBase(BaseEstimator):
         self.max_steps = max_steps
         self.patience = patience
         self.validation_share = validation_share
-        self.weights = weights
+        self.equal_clusters = equal_clusters
         self.seed = seed
         self.cluster_column = cluster_column
         self.progress = progress
@@ -66,7 +66,7 @@ class _RFPBase(BaseEstimator):
             raise ValueError("X holds only the cluster column: there are no features")
         return features, (x[:, j] if groups is None else groups)
 
-    def _fit(self, X, y, groups):
+    def _fit(self, X, y, groups, sample_weight=None):
         x, cluster = self._split(X, groups)
         if cluster is None:
             raise ValueError(
@@ -80,7 +80,9 @@ class _RFPBase(BaseEstimator):
             alpha=self.alpha, inner_steps=self.inner_steps, inner_lr=self.inner_lr,
             penalty=self.penalty, learning_rate=self.learning_rate, max_steps=self.max_steps,
             patience=self.patience, validation_share=self.validation_share,
-            weights=self.weights, seed=self.seed, loss=self._loss)
+            equal_clusters=self.equal_clusters, seed=self.seed, loss=self._loss,
+            weights=None if sample_weight is None else
+            np.asarray(sample_weight, dtype=float).reshape(-1))
         self.n_features_in_ = np.asarray(X).reshape(len(cluster), -1).shape[1]
         return self
 
@@ -96,8 +98,9 @@ class RFPRegressor(RegressorMixin, _RFPBase):
     Parameters
     ----------
     model, hidden, activation, alpha, inner_steps, inner_lr, penalty,
-    learning_rate, max_steps, patience, validation_share, weights, seed
-        The settings of ``rfp.fit`` (same defaults).
+    learning_rate, max_steps, patience, validation_share, equal_clusters, seed
+        The settings of ``rfp.fit`` (same defaults); case weights go to
+        ``fit(..., sample_weight=)``, scikit-learn's name for them.
     cluster_column : int, optional
         Index of the column of X that holds the cluster (module docstring);
         needed when ``fit`` gets no ``groups`` (e.g. inside DoubleML).
@@ -112,7 +115,7 @@ class RFPRegressor(RegressorMixin, _RFPBase):
 
     _loss = "squared"
 
-    def fit(self, X, y, groups=None):
+    def fit(self, X, y, groups=None, sample_weight=None):
         """Fit on features X and outcome y; ``groups`` are the clusters.
 
         Parameters
@@ -121,12 +124,14 @@ class RFPRegressor(RegressorMixin, _RFPBase):
         y : array-like (n,)
         groups : array-like (n,), optional
             Cluster labels; default the ``cluster_column`` of X.
+        sample_weight : array-like (n,), optional
+            Case weights (``rfp.fit``'s ``weights``), one number >= 0 per row.
 
         Returns
         -------
         self
         """
-        return self._fit(X, y, groups)
+        return self._fit(X, y, groups, sample_weight)
 
     def predict(self, X):
         """E[y | x] for the rows of X (array-like; the cluster column, if
@@ -146,14 +151,14 @@ class RFPClassifier(ClassifierMixin, _RFPBase):
 
     _loss = "logistic"
 
-    def fit(self, X, y, groups=None):
+    def fit(self, X, y, groups=None, sample_weight=None):
         """Fit P(y = 1 | x); y must be 0/1 (see ``RFPRegressor.fit``)."""
         y = np.asarray(y, dtype=float).reshape(-1)
         if not np.all((y == 0) | (y == 1)):
             raise ValueError("RFPClassifier needs a target coded 0/1; values seen: "
                              f"{np.unique(y)[:10].tolist()}")
         self.classes_ = np.array([0, 1])
-        return self._fit(X, y, groups)
+        return self._fit(X, y, groups, sample_weight)
 
     def predict_proba(self, X):
         """(n, 2) array: P(y = 0 | x) and P(y = 1 | x)."""

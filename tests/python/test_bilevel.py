@@ -49,12 +49,13 @@ def problem():
     return x, y, cluster, model, params
 
 
-@pytest.mark.parametrize("alpha,k,weights,first_order", [
-    (0.5, 1, "obs", False), (0.3, 3, "cluster", False), (0.7, 2, "obs", True), (0.0, 2, "obs", False),
+@pytest.mark.parametrize("alpha,k,equal_clusters,first_order", [
+    (0.5, 1, False, False), (0.3, 3, True, False), (0.7, 2, False, True), (0.0, 2, False, False),
 ])
-def test_objective_and_gradient_equal_cluster_by_cluster_reference(problem, alpha, k, weights, first_order):
+def test_objective_and_gradient_equal_cluster_by_cluster_reference(problem, alpha, k,
+                                                                   equal_clusters, first_order):
     x, y, cluster, model, params = problem
-    w = observation_weights(cluster, weights)
+    w = observation_weights(cluster, equal_clusters=equal_clusters)
     obj = Objective(model.apply, "squared", k, 0.05, first_order)
     buckets = gather(make_buckets(cluster), x, y, w)
     ours = lambda p: obj(p, alpha, buckets)
@@ -100,7 +101,7 @@ def test_alpha_zero_is_maml(problem):
     (1/G) sum_c Lbar_c(theta - eta grad Lbar_c(theta)) for k = 1."""
     x, y, cluster, model, params = problem
     obj = Objective(model.apply, "squared", 1, 0.1)
-    buckets = gather(make_buckets(cluster), x, y, observation_weights(cluster, "cluster"))
+    buckets = gather(make_buckets(cluster), x, y, observation_weights(cluster, equal_clusters=True))
 
     def maml(p):
         total = 0.0

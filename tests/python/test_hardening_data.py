@@ -153,7 +153,7 @@ def test_per_observation_weights_work_in_effect():
     w = np.where(df["g"] < 2, 3.0, 1.0)
     weighted = rfp.effect(df, y="y", d="d", x=["x"], cluster="g", folds=2, weights=w, **FAST)
     assert np.isfinite(weighted.estimate) and weighted.estimate != obs.estimate
-    with pytest.raises(ValueError, match=r"one number per observation \(80\), got 3"):
+    with pytest.raises(ValueError, match=r"weights has 3 value\(s\) but the data have 80 rows"):
         rfp.effect(df, y="y", d="d", x=["x"], cluster="g", folds=2, weights=[1.0, 2.0, 3.0],
                    **FAST)
 

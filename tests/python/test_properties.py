@@ -55,7 +55,7 @@ valid = {
     "inner_lr": st.floats(0, 0.3),
     "first_order": st.booleans(),
     "loss": st.just("squared"),
-    "weights": st.sampled_from(["obs", "cluster"]),
+    "equal_clusters": st.booleans(),
     "penalty": st.floats(0, 1),
     "learning_rate": st.floats(1e-4, 0.05),
     "clip_norm": st.one_of(st.none(), st.floats(0.1, 5)),

@@ -53,10 +53,13 @@ BAD = [
     ("inner_steps", 2.7, ValueError, "inner_steps must be a whole number in [0, 10000]"),
     ("inner_steps", -1, ValueError, "inner_steps must be a whole number"),
     ("loss", "huber", ValueError, "loss must be one of 'squared', 'logistic'"),
-    ("weights", 1, TypeError, "weights must be 'obs', 'cluster' or one number >= 0 per"),
-    ("weights", "clusters", ValueError, "weights must be 'obs', 'cluster' or one number"),
+    ("weights", 1, TypeError, "weights must be a column name or one number >= 0 per row"),
     ("weights", [0.0, 0.0], ValueError, "weights are all zero: no observation would count"),
-    ("weights", [1.0, -1.0], ValueError, "weights must be 'obs', 'cluster' or one number"),
+    ("weights", [1.0, -1.0], ValueError, "weights must be finite numbers >= 0 (one case weight "
+                                         "per row), but row 2 is -1"),
+    ("weights", [1.0, float("nan")], ValueError, "weights must be finite numbers >= 0 (one case "
+                                                 "weight per row), but row 2 is missing (NA/NaN)"),
+    ("equal_clusters", "yes", TypeError, "equal_clusters must be True or False"),
     ("schedule", "linear", ValueError, "schedule must be one of 'constant', 'cosine'"),
     ("activation", "foo", ValueError, "activation must be one of"),
     ("steps", 10 ** 7, ValueError, "steps must be a whole number in [1, 1000]"),

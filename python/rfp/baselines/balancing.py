@@ -37,8 +37,8 @@ import pyarrow as pa
 from scipy import sparse
 
 from .. import results
-from ..data import (as_table, check_magnitudes, drop_missing, encode_clusters, numeric,
-                    require_columns)
+from ..data import (as_table, case_weights, check_magnitudes, drop_missing, encode_clusters,
+                    kept_weights, numeric, require_columns)
 from ..diagnostics import balance_table, effective_sample_size
 
 __all__ = [
@@ -822,18 +822,37 @@ def _fit(result, weights, x, t, kept, names, sd):
 
 
 def entropy_balance_from_table(data, treatment: str, x, base_weights: str | None = None,
-                               na_action: str = "fail", sd: str = "treated",
+                               na_action: str = "fail", sd: str = "treated", weights=None,
                                **kwargs) -> BalancingFit:
     """Entropy balancing (ATT) on a table: ``treatment`` a binary column, ``x``
     covariate columns, ``base_weights`` an optional column of control base
-    weights. kwargs go to ``entropy_balance``."""
-    xs, _, bw, t, _, _, kept, names, _ = _read(data, treatment, x, weight_col=base_weights,
+    weights. kwargs go to ``entropy_balance``.
+
+    ``weights``: case (sampling) weights, a column name or one number >= 0
+    per row. The target becomes the weighted treated means Σ_T w x / Σ_T w,
+    the controls' base weights are multiplied by their case weights, and the
+    returned unit weights are w_i for treated rows and control weights
+    summing to Σ_T w (a whole-number weight k equals the row repeated k
+    times)."""
+    table = as_table(data)
+    w_all = case_weights(table, weights)
+    xs, _, bw, t, _, _, kept, names, _ = _read(table, treatment, x, weight_col=base_weights,
                                                na_action=na_action)
-    q = bw[~t] if bw is not None else None
-    res = entropy_balance(xs[~t], xs[t].mean(axis=0), base_weights=q, names=names, **kwargs)
+    cw = kept_weights(w_all, kept)
+    cw = np.ones(t.size) if cw is None else cw
+    if not cw[t].sum() > 0 or not cw[~t].sum() > 0:
+        raise ValueError(f"weights: the {'treated' if not cw[t].sum() > 0 else 'control'} rows "
+                         f"all have case weight 0; entropy balancing needs both groups")
+    q = cw[~t] * (bw[~t] if bw is not None else 1.0)
+    target = cw[t] @ xs[t] / cw[t].sum()
+    res = entropy_balance(xs[~t], target, base_weights=q, names=names, **kwargs)
     w = np.ones(t.size)
     w[~t] = res.weights
-    return _fit(res, _unit_weights_att(w, t), xs, t, kept, names, sd)
+    unit = _unit_weights_att(w, t)
+    if weights is not None:
+        unit[t] = cw[t]
+        unit[~t] = unit[~t] * cw[t].sum() / t.sum()
+    return _fit(res, unit, xs, t, kept, names, sd)
 
 
 def hierarchical_balance_from_table(data, treatment: str, x, cluster: str, lam: float,

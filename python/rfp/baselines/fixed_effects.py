@@ -19,6 +19,13 @@ errors (``vcov``):
   cluster bootstrap with the null imposed (``rfp.wild_bootstrap``; interval
   by test inversion), seeded by ``seed``.
 
+Case weights (``weights``, a column name or one number >= 0 per row) give
+weighted least squares as ``feols(..., weights = ~w)``: the fixed effects are
+swept out by weighted group means, β̂ = (X̃'WX̃)^{-1} X̃'Wỹ, and CR1's cluster
+scores are Σ_{i∈g} w_i x̃_i e_i with n counting the rows of positive weight
+(rows of weight 0 are dropped first, as fixest does). CR2 and the wild
+bootstrap take no weights here (an error says so).
+
 Numbers equal fixest / pyfixest ``feols(y ~ d + x | fe, vcov = ~cl)``. They
 equal R's ``lm(y ~ d + x + factor(fe))`` + ``sandwich::vcovCL(type = "HC1")``
 when no fixed effect is nested in the cluster; when one is, fixest drops its
@@ -140,7 +147,7 @@ class FixedEffectsFit:
 
 
 def fixed_effects(data, y: str, treatment: str, controls=(), fe=(), *, cluster: str,
-                  na_action: str = "fail", level: float = 0.95, tol: float = 1e-14,
+                  weights=None, na_action: str = "fail", level: float = 0.95, tol: float = 1e-14,
                   max_iter: int = 100_000, vcov: str = "CR1", bootstrap_draws: int = 9999,
                   bootstrap_weights: str = "rademacher", seed: int = 0) -> FixedEffectsFit:
     """OLS of ``y`` on ``treatment`` + ``controls`` absorbing the ``fe``
@@ -157,6 +164,11 @@ def fixed_effects(data, y: str, treatment: str, controls=(), fe=(), *, cluster: 
         Fixed-effect columns (any type), absorbed.
     cluster : str
         Cluster column (any type).
+    weights : str, array or None
+        Case (sampling) weights: a column name or one number >= 0 per row;
+        weighted least squares with fixest's weighted CR1 (module docstring).
+        Rows of weight 0 are dropped. A missing, negative or infinite weight
+        is an error naming its row. "CR1" only.
     na_action : {"fail", "omit"}
         "fail" rejects rows with missing values in any used column; "omit"
         drops them with a warning.
@@ -178,9 +190,10 @@ def fixed_effects(data, y: str, treatment: str, controls=(), fe=(), *, cluster: 
     column, missing values, a constant treatment, a regressor collinear with
     others or absorbed by the fixed effects, or fewer than two clusters.
     """
-    checked = validate(dict(na_action=na_action, level=level, tol=tol, max_iter=max_iter,
-                            vcov=vcov, bootstrap_draws=bootstrap_draws,
+    checked = validate(dict(weights=weights, na_action=na_action, level=level, tol=tol,
+                            max_iter=max_iter, vcov=vcov, bootstrap_draws=bootstrap_draws,
                             bootstrap_weights=bootstrap_weights, seed=seed), "fixed_effects")
+    weights = checked["weights"]
     level, tol, max_iter, vcov = (checked[k] for k in ("level", "tol", "max_iter", "vcov"))
     bootstrap_draws, bootstrap_weights, seed = (
         checked[k] for k in ("bootstrap_draws", "bootstrap_weights", "seed"))
@@ -193,8 +206,18 @@ def fixed_effects(data, y: str, treatment: str, controls=(), fe=(), *, cluster: 
     roles = [(y, "outcome"), (treatment, "treatment"), *[(c, "control") for c in controls]]
     for name, role in roles:
         rdata.numeric(table, name, role)
+    w_all = rdata.case_weights(table, weights)
+    if w_all is not None and vcov != "CR1":
+        raise NotImplementedError(
+            f"vcov = {vcov!r} with case weights is not available: the CR2 adjustment and the "
+            f"wild bootstrap here are for unweighted least squares; use vcov = 'CR1' (fixest's "
+            f"weighted CR1)")
     table, kept = rdata.drop_missing(table, [y, treatment, *controls, *fe, cluster], na_action)
     n_dropped = int((~kept).sum())
+    w = rdata.kept_weights(w_all, kept)
+    if w is not None:                    # rows of weight 0 leave, as in fixest
+        table = table.filter(pa.array(w > 0))
+        w = w[w > 0]
 
     yv = rdata.numeric(table, y, "outcome")
     d = rdata.numeric(table, treatment, "treatment")
@@ -219,7 +242,7 @@ def fixed_effects(data, y: str, treatment: str, controls=(), fe=(), *, cluster: 
     if len(yv) <= x.shape[1]:
         raise ValueError(f"only {len(yv)} complete row(s) for {x.shape[1]} regressors")
 
-    both, iterations, converged = demean(np.column_stack([yv, x]), fe_codes, tol, max_iter)
+    both, iterations, converged = demean(np.column_stack([yv, x]), fe_codes, tol, max_iter, w)
     if not converged:
         warnings.warn(
             f"rfp: demeaning by {fe} did not converge to tol={tol:g} in {max_iter} "
@@ -227,8 +250,9 @@ def fixed_effects(data, y: str, treatment: str, controls=(), fe=(), *, cluster: 
     y_tilde, x_tilde = both[:, 0], both[:, 1:]
     _check_collinear(x, x_tilde, terms, fe, has_intercept=not fe)
 
-    xtx = x_tilde.T @ x_tilde
-    beta = np.linalg.solve(xtx, x_tilde.T @ y_tilde)
+    root = np.ones(len(yv)) if w is None else np.sqrt(w)
+    xw = x_tilde * root[:, None]         # weighted least squares as OLS on √w-scaled rows
+    beta = np.linalg.solve(xw.T @ xw, xw.T @ (y_tilde * root))
     resid = y_tilde - x_tilde @ beta
     k = fixest_dof_k(x.shape[1], fe_codes, cl_codes) if fe else x.shape[1]
     n_clusters = len(cl_labels)
@@ -238,7 +262,7 @@ def fixed_effects(data, y: str, treatment: str, controls=(), fe=(), *, cluster: 
         v = cr2.vcov
         df = cr2.df_coefficients()
     else:
-        v = cr1_vcov(x_tilde, resid, cl_codes, k=k)
+        v = cr1_vcov(xw, resid * root, cl_codes, k=k)
     se = np.sqrt(np.diag(v))
     test = t_test(beta, se, df=df, level=level)
     p, lo, hi = test.p, test.ci_low, test.ci_high
@@ -261,9 +285,10 @@ def fixed_effects(data, y: str, treatment: str, controls=(), fe=(), *, cluster: 
     )
 
 
-def demean(m: np.ndarray, fe_codes, tol: float = 1e-14, max_iter: int = 100_000):
+def demean(m: np.ndarray, fe_codes, tol: float = 1e-14, max_iter: int = 100_000, w=None):
     """Within transformation of the columns of ``m`` (n, p) for the fixed
-    effects given as integer code arrays. Returns (m̃, sweeps, converged).
+    effects given as integer code arrays (group means weighted by ``w``, all
+    positive, when given). Returns (m̃, sweeps, converged).
 
     One fixed effect: subtract group means (exact, one sweep). Several:
     alternating projections, each sweep subtracting the group means of every
@@ -272,27 +297,28 @@ def demean(m: np.ndarray, fe_codes, tol: float = 1e-14, max_iter: int = 100_000)
     m = np.array(m, dtype=float, copy=True)
     if not fe_codes:
         return m, 0, True
-    projectors = [_group_mean_operator(c) for c in fe_codes]
+    w = np.ones(m.shape[0]) if w is None else np.asarray(w, dtype=float)
+    projectors = [_group_mean_operator(c, w) for c in fe_codes]
     if len(projectors) == 1:
         indicator, counts = projectors[0]
-        return m - indicator @ ((indicator.T @ m) / counts[:, None]), 1, True
+        return m - indicator @ ((indicator.T @ (w[:, None] * m)) / counts[:, None]), 1, True
     scale = np.maximum(1.0, np.abs(m).max(axis=0))
     for sweep in range(1, max_iter + 1):
         before = m.copy()
         for indicator, counts in projectors:
-            m -= indicator @ ((indicator.T @ m) / counts[:, None])
+            m -= indicator @ ((indicator.T @ (w[:, None] * m)) / counts[:, None])
         change = (np.abs(m - before).max(axis=0) / scale).max()
         if change <= tol:
             return m, sweep, True
     return m, max_iter, False
 
 
-def _group_mean_operator(codes: np.ndarray):
+def _group_mean_operator(codes: np.ndarray, w: np.ndarray):
     codes = np.asarray(codes)
     n = codes.shape[0]
     n_groups = int(codes.max()) + 1
     indicator = sp.csr_matrix((np.ones(n), (np.arange(n), codes)), shape=(n, n_groups))
-    counts = np.bincount(codes, minlength=n_groups).astype(float)
+    counts = np.bincount(codes, weights=w, minlength=n_groups).astype(float)
     return indicator, counts
 
 
