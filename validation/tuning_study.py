@@ -129,6 +129,7 @@ def summary(path: str) -> None:
         print(f"\n## {name} ({n} samples)\n")
         print("| method | mean MSE | method − it | SE | z | method lower in |")
         print("|---|---|---|---|---|---|")
+        verdict = {"wins": [], "ties": [], "loses": []}
         for other in METHODS:
             if other not in wide:
                 continue
@@ -136,12 +137,17 @@ def summary(path: str) -> None:
             se = diff.std(ddof=1) / np.sqrt(n) if other != "method" else np.nan
             z = diff.mean() / se if other != "method" and se > 0 else np.nan
             lower = f"{int((diff < 0).sum())}/{n}" if other != "method" else ""
+            if other != "method":
+                verdict["wins" if z < -2 else "loses" if z > 2 else "ties"].append(other)
             print(f"| {other} | {wide[other].mean():.4f} | "
                   f"{'' if other == 'method' else f'{diff.mean():+.4f}'} | "
                   f"{'' if other == 'method' else f'{se:.4f}'} | "
                   f"{'' if other == 'method' else f'{z:+.2f}'} | {lower} |")
         chosen = d[d.method == "method"].alpha.value_counts().sort_index()
-        print(f"\nalpha chosen by the method: {dict(chosen)}")
+        print(f"\nalpha chosen by the method: "
+              f"{ {float(k): int(v) for k, v in chosen.items()} }")
+        print("At 2 SE the tuned method " + "; ".join(
+            f"{k} against {', '.join(v)}" for k, v in verdict.items() if v) + ".")
 
 
 def main(argv=None):
