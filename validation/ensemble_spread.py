@@ -29,7 +29,8 @@ from rfp.api import _forward_members
 from rfp.simulate import held_out
 
 sys.path.insert(0, os.path.dirname(__file__))
-from tuning_study import design, seeds_arg  # noqa: E402
+from tuning_study import design  # noqa: E402
+import resume  # noqa: E402
 
 MEMBERS, GROUP = 20, 5
 
@@ -84,27 +85,11 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.summary:
         return summary(a.summary)
-    done = set()
-    if os.path.exists(a.out):
-        with open(a.out) as f:
-            done = {(r["design"], int(r["seed"])) for r in csv.DictReader(f)}
-    fields = ["design", "seed", "alpha", "step", "single_mean", "single_sd", "ensemble_mean",
-              "ensemble_sd", "all20"]
-    new = not os.path.exists(a.out)
-    with open(a.out, "a", newline="") as f:
-        out = csv.DictWriter(f, fields)
-        if new:
-            out.writeheader()
-        for seed in seeds_arg(a.seeds):
-            for name in a.design.split(","):
-                if (name, seed) in done:
-                    continue
-                row = one_sample(name, seed)
-                out.writerow(row)
-                f.flush()
-                print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()},
-                      flush=True)
-
+    resume.run(a.out, resume.seeds_arg(a.seeds), a.design.split(","),
+               lambda name, seed: [one_sample(name, seed)],
+               lambda name, seed, rows: print({k: (round(float(v), 4) if isinstance(v, float)
+                                                   else v) for k, v in rows[0].items()},
+                                              flush=True))
 
 if __name__ == "__main__":
     main()

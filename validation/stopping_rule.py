@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import os
 import sys
 
@@ -41,7 +40,8 @@ from rfp.simulate import held_out
 from rfp.train import chunk, optimizer, pooled_loss, split_clusters
 
 sys.path.insert(0, os.path.dirname(__file__))
-from tuning_study import design, seeds_arg  # noqa: E402
+from tuning_study import design  # noqa: E402
+import resume  # noqa: E402
 
 RULES = ("current", "min50", "min100", "min200", "smooth3", "smooth5", "min100_smooth3",
          "last", "oracle")
@@ -61,7 +61,7 @@ def curves(name: str, seed: int, max_steps: int):
     xs, y_fit, codes, _, scaler = api._design(x, y, cluster, "mlp", config, True)
     m = api._model_for(config, "mlp")
     objective = Objective(m.apply, "squared", config["inner_steps"], 0.0)
-    w = observation_weights(codes, "obs")
+    w = observation_weights(codes)
     train_codes, val_codes = split_clusters(codes, config["validation_share"], seed)
     rows_t = np.flatnonzero(np.isin(codes, train_codes))
     rows_v = np.flatnonzero(np.isin(codes, val_codes))
@@ -149,26 +149,14 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.summary:
         return summary(a.summary)
-    done = set()
-    if os.path.exists(a.out):
-        with open(a.out) as f:
-            done = {(r["design"], int(r["seed"])) for r in csv.DictReader(f)}
-    new = not os.path.exists(a.out)
-    with open(a.out, "a", newline="") as f:
-        out = csv.DictWriter(f, ["design", "seed", "rule", "mse", "step"])
-        if new:
-            out.writeheader()
-        for seed in seeds_arg(a.seeds):
-            for name in a.design.split(","):
-                if (name, seed) in done:
-                    continue
-                val, err, every, patience = curves(name, seed, a.max_steps)
-                for rule, (e, step) in rule_errors(val, err, every, patience).items():
-                    out.writerow(dict(design=name, seed=seed, rule=rule, mse=e, step=step))
-                f.flush()
-                print(name, seed, {r: round(v[0], 3) for r, v in
-                                   rule_errors(val, err, every, patience).items()}, flush=True)
+    def one_sample(name, seed):
+        val, err, every, patience = curves(name, seed, a.max_steps)
+        return [dict(design=name, seed=seed, rule=rule, mse=e, step=step)
+                for rule, (e, step) in rule_errors(val, err, every, patience).items()]
 
+    resume.run(a.out, resume.seeds_arg(a.seeds), a.design.split(","), one_sample,
+               lambda name, seed, rows: print(name, seed, {r["rule"]: round(r["mse"], 3)
+                                                           for r in rows}, flush=True))
 
 if __name__ == "__main__":
     main()

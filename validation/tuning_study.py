@@ -37,6 +37,10 @@ from rfp.baselines import kernel
 from rfp.crossval import DEFAULT_GRID
 from rfp.simulate import clustered_means, held_out, tragic_triad
 
+sys.path.insert(0, os.path.dirname(__file__))
+import resume  # noqa: E402
+from resume import seeds_arg  # noqa: E402,F401  (the runners' seed lists)
+
 BUDGET = {}   # the defaults of rfp.tune: 5 folds, max_steps 500, patience 100
 ERM_GRID = {"alpha": [1.0], "learning_rate": [3e-2, 1e-2, 3e-3],
             "hidden": [(16,), (32, 32), (64, 64)]}
@@ -49,14 +53,6 @@ def design(name: str, seed: int):
     if name.startswith("means-d"):
         return clustered_means(dim=int(name[7:]), seed=seed)
     raise ValueError(f"unknown design {name!r}: tt-low, tt-high, means-d2, means-d5, ...")
-
-
-def seeds_arg(text: str) -> list[int]:
-    out = []
-    for part in text.split(","):
-        a, _, b = part.partition("-")
-        out.extend(range(int(a), int(b) + 1) if b else [int(a)])
-    return out
 
 
 def maml_refit(model, sim, seed):
@@ -162,27 +158,15 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.summary:
         return summary(a.summary)
-    new = not os.path.exists(a.out)
-    done = set()
-    if not new:   # resume: skip (design, seed) pairs already written
-        with open(a.out) as f:
-            done = {(r["design"], int(r["seed"])) for r in csv.DictReader(f)}
-    with open(a.out, "a", newline="") as f:
-        w = None
-        for s, name in [(s, d) for s in seeds_arg(a.seeds) for d in a.design.split(",")]:
-            if (name, s) in done:
-                continue
-            t = time.time()
-            rows = one_sample(name, s, a.methods.split(","))
-            if w is None:
-                w = csv.DictWriter(f, fieldnames=list(rows[0]))
-                if new:
-                    w.writeheader()
-            w.writerows(rows)
-            f.flush()
-            print(f"{name} seed {s}: " + "  ".join(f"{r['method']}={r['mse']:.4f}" for r in rows)
-                  + f"  ({time.time() - t:.0f}s)", file=sys.stderr)
+    methods = a.methods.split(",")
+    started = [time.time()]
 
+    def report(name, seed, rows):
+        print(f"{name} seed {seed}: " + "  ".join(f"{r['method']}={r['mse']:.4f}" for r in rows)
+              + f"  ({time.time() - started[0]:.0f}s)", file=sys.stderr)
+        started[0] = time.time()
+    resume.run(a.out, seeds_arg(a.seeds), a.design.split(","),
+               lambda name, seed: one_sample(name, seed, methods), report)
 
 if __name__ == "__main__":
     main()
