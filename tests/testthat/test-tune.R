@@ -53,14 +53,21 @@ test_that("cv_dtype reaches tune and is refused without it", {
   expect_error(rfp(y ~ x1 | g, df, tune = TRUE, cv_dtype = "half"), "cv_dtype")
 })
 
-test_that("rfp_save / rfp_load keep a tuned fit's cross-validation table", {
-  skip_if_no_backend()
-  set.seed(2)
+# A linear fit tuned over alpha on 8 small clusters (y = x1 + noise); the
+# data ride along as an attribute.
+small_tuned_fit <- function(seed, alphas, max_steps) {
+  set.seed(seed)
   df <- data.frame(g = rep(1:8, each = 10), x1 = rnorm(80))
   df$y <- df$x1 + rnorm(80)
   fit <- suppressWarnings(rfp(y ~ x1 | g, data = df, model = "linear", tune = TRUE,
-                              tune_grid = list(alpha = c(1, 0.5)), folds = 2L,
-                              max_steps = 20, progress = FALSE))
+                              tune_grid = list(alpha = alphas), folds = 2L,
+                              max_steps = max_steps, progress = FALSE))
+  structure(fit, test_data = df)
+}
+
+test_that("rfp_save / rfp_load keep a tuned fit's cross-validation table", {
+  skip_if_no_backend()
+  fit <- small_tuned_fit(2, c(1, 0.5), 20)
   path <- tempfile(fileext = ".rfp")
   rfp_save(fit, path)
   back <- rfp_load(path)
@@ -70,12 +77,8 @@ test_that("rfp_save / rfp_load keep a tuned fit's cross-validation table", {
 
 test_that("autoplot(fit, which = 'cv') draws the cross-validated curves", {
   skip_if_no_backend()
-  set.seed(3)
-  df <- data.frame(g = rep(1:8, each = 10), x1 = rnorm(80))
-  df$y <- df$x1 + rnorm(80)
-  fit <- suppressWarnings(rfp(y ~ x1 | g, data = df, model = "linear", tune = TRUE,
-                              tune_grid = list(alpha = c(1, 0.5, 0)), folds = 2L,
-                              max_steps = 30, progress = FALSE))
+  fit <- small_tuned_fit(3, c(1, 0.5, 0), 30)
+  df <- attr(fit, "test_data")
   p <- autoplot(fit, which = "cv")
   expect_s3_class(p, "ggplot")
   expect_match(p$labels$title, "Cross-validation across clusters (3 configurations)", fixed = TRUE)
