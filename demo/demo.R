@@ -95,14 +95,15 @@ cat(sprintf("  error against the truth |x| on 50 new clusters: method %.4f, ERM 
 path <- png_file("fit_curve.png")
 curves <- rbind(data.frame(x = grid$x, y = predict(erm, grid), curve = "ERM (alpha = 1)"),
                 data.frame(x = grid$x, y = abs(grid$x), curve = "truth |x|"))
-print(autoplot(method, which = "covariate") +
+# (the demo replaces the plot's line legend with its own three lines)
+print(suppressMessages(autoplot(method, which = "covariate") +
         ggplot2::geom_line(data = curves, ggplot2::aes(x, y, linetype = curve),
                            inherit.aes = FALSE) +
         ggplot2::scale_linetype_manual(
           values = c("the fit" = "solid", "ERM (alpha = 1)" = "dashed", "truth |x|" = "dotted"),
           name = NULL) +
         ggplot2::labs(title = "rfp on the tragic triad (40 clusters, low overlap)",
-                      subtitle = "solid: the method (alpha = 0.5); points coloured by cluster"))
+                      subtitle = "solid: the method (alpha = 0.5); points coloured by cluster")))
 invisible(grDevices::dev.off())
 wrote(path, "the fitted function against x, with ERM and the truth")
 path <- png_file("loss_curves.png", width = 1100, height = 550)
