@@ -67,14 +67,13 @@ rfp_balance <- function(formula, data, treatment, method = c("entropy", "hierarc
                         lambda = 1, icc = NULL, na.action = stats::na.fail, subset = NULL,
                         weights = NULL, ...) {
   call <- match.call()
-  w <- case_weights_arg(substitute(weights), data, parent.frame())
+  wd <- weighted_data(substitute(weights), substitute(subset), !missing(subset), data,
+                      parent.frame())
+  data <- wd$data
+  w <- wd$w
   if (!is.null(w$equal_clusters)) {
     stop("rfp_balance() has no equal-cluster mode: weights takes case weights (a column name ",
          "or one number per row)", call. = FALSE)
-  }
-  if (!missing(subset)) {
-    data <- subset_data(data, substitute(subset), parent.frame())
-    if (!is.null(w$values)) w$values <- w$values[attr(data, "rows")]
   }
   method <- match.arg(method)
   if (!is.null(w$values) && method != "entropy") {

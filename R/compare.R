@@ -99,18 +99,14 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
                         bootstrap_draws = 9999L, bootstrap_weights = c("rademacher", "webb"),
                         subset = NULL, weights = NULL, ...) {
   call <- match.call()
-  w <- case_weights_arg(substitute(weights), data, parent.frame())
-  if (!missing(subset)) {
-    data <- subset_data(data, substitute(subset), parent.frame())
-    if (!is.null(w$values)) w$values <- w$values[attr(data, "rows")]
-  }
+  wd <- weighted_data(substitute(weights), substitute(subset), !missing(subset), data,
+                      parent.frame())
+  data <- wd$data
+  w <- wd$w
   dots <- list(...)
   progress <- progress_setting(progress, dots)
   dots$verbose <- NULL
-  if (!is.null(w$equal_clusters)) {
-    dots$equal_clusters <- equal_clusters_setting(dots$equal_clusters %||% w$equal_clusters,
-                                                  !is.null(dots$equal_clusters), w$equal_clusters)
-  }
+  dots <- dots_with_equal_clusters(dots, w)
   # the backend's validator checks every setting (R and Python say the same)
   v <- vcov_setting(vcov, se_type)
   checked <- check_settings(c(list(

@@ -119,11 +119,10 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
                        vcov = c("CR1", "CR2", "wild"), se_type = NULL, subset = NULL,
                        weights = NULL, ...) {
   call <- match.call()
-  w <- case_weights_arg(substitute(weights), data, parent.frame())
-  if (!missing(subset)) {
-    data <- subset_data(data, substitute(subset), parent.frame())
-    if (!is.null(w$values)) w$values <- w$values[attr(data, "rows")]
-  }
+  wd <- weighted_data(substitute(weights), substitute(subset), !missing(subset), data,
+                      parent.frame())
+  data <- wd$data
+  w <- wd$w
   method <- match.arg(method)
   v <- vcov_setting(vcov, se_type)
   if (method == "t_learner" && !identical(v$value, "CR1")) {
@@ -138,10 +137,7 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
   dots <- list(...)
   progress <- progress_setting(progress, dots)
   dots$verbose <- NULL
-  if (!is.null(w$equal_clusters)) {
-    dots$equal_clusters <- equal_clusters_setting(dots$equal_clusters %||% w$equal_clusters,
-                                                  !is.null(dots$equal_clusters), w$equal_clusters)
-  }
+  dots <- dots_with_equal_clusters(dots, w)
   # the backend's validator checks every setting (R and Python say the same)
   given <- c(list(folds = folds, seed = seed, repeats = repeats, design = design), dots)
   if (method == "aipw") given$estimand <- estimand

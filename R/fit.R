@@ -127,13 +127,12 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
   if (length(tune_only) && !tune) {
     stop(sprintf("%s applies only with tune = TRUE", names(tune_only)[1]), call. = FALSE)
   }
-  w <- case_weights_arg(substitute(weights), data, parent.frame())
+  wd <- weighted_data(substitute(weights), substitute(subset), !missing(subset), data,
+                      parent.frame())
+  data <- wd$data
+  w <- wd$w
   equal_clusters <- equal_clusters_setting(equal_clusters, !missing(equal_clusters),
                                            w$equal_clusters)
-  if (!missing(subset)) {
-    data <- subset_data(data, substitute(subset), parent.frame())
-    if (!is.null(w$values)) w$values <- w$values[attr(data, "rows")]
-  }
   # the backend's validator checks every setting (R and Python say the same)
   checked <- check_settings(c(list(
     model = if (missing(model)) "mlp" else model, alpha = alpha, inner_steps = inner_steps,
@@ -175,8 +174,7 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
   if (tune) settings <- chosen_settings(settings, model)
   fitted <- r_numeric(model$predict(py_columns(design_columns(design, design$x)),
                                     as_numpy = TRUE))
-  history <- model$history
-  fit <- structure(list(
+  fit <- new_rfp_fit(list(
     call = call,
     formula = formula,
     settings = settings,
@@ -186,6 +184,19 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
     residuals = design$y - fitted,
     weights = case_weights,
     cluster = design$cluster,
+    na.action = design$na_action
+  ), model, settings, design$x_names)
+  fit
+}
+
+# An `rfp` object: the caller's fields (call, formula, design, data) and what
+# the backend model holds (cluster labels, training history, the
+# cross-validation of a tuned fit, the model's bytes), with the model kept
+# as the live reference. rfp() and rfp_load() build fits through it.
+new_rfp_fit <- function(fields, model, settings, x_names) {
+  history <- model$history
+  cv <- cv_table(model)
+  fit <- structure(c(fields, list(
     clusters = r_labels(model$cluster_labels),
     train_clusters = r_labels(model$train_clusters),
     validation_clusters = r_labels(model$validation_clusters),
@@ -195,13 +206,12 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
     best_step = as.integer(r_plain(model$best_step)),
     stopped_early = isTRUE(r_plain(model$stopped_early)),
     n_obs = as.integer(r_plain(model$n_obs)),
-    na.action = design$na_action,
-    coefficients = linear_coefficients(model, settings, design$x_names),
+    coefficients = linear_coefficients(model, settings, x_names),
     model_bytes = model_bytes(model),
-    cv = cv_table(model),
-    cv_curves = cv_curves(model),
+    cv = cv,
+    cv_curves = cv_curves(model, cv),
     backend = new.env(parent = emptyenv())
-  ), class = "rfp")
+  )), class = "rfp")
   fit$backend$model <- model
   fit
 }
@@ -257,10 +267,9 @@ design_columns <- function(design, x) {
 # The cross-validated curves of a tuned fit (NULL for an untuned one): one
 # row per configuration and evaluation step, with the configuration's label
 # (the settings that vary across the grid) and whether it was chosen.
-cv_curves <- function(model) {
+cv_curves <- function(model, table = cv_table(model)) {
   cv <- model$cv
-  if (inherits(cv, "python.builtin.NoneType")) return(NULL)
-  table <- cv_table(model)
+  if (is.null(table)) return(NULL)
   keys <- setdiff(names(table), c("cv_loss", "se", "step", "chosen"))
   rows <- table[-nrow(table), , drop = FALSE]
   labels <- vapply(seq_len(nrow(rows)), function(g) {

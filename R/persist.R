@@ -255,30 +255,13 @@ restore_fit <- function(saved, model, path) {
     na_action = NULL, covariates = NULL,
     covariate_names = text_vector(saved$covariate_names)), class = "rfp_design")
   settings <- lapply(r_plain(model$config), function(v) if (is.list(v)) unlist(v) else v)
-  history <- model$history
   call <- tryCatch(str2lang(saved$call), error = function(e) NULL)
-  fit <- structure(list(
+  new_rfp_fit(list(
     call = call, formula = formula, settings = settings, design = design,
     y = NULL, fitted.values = NULL, residuals = NULL, cluster = NULL,
-    clusters = r_labels(model$cluster_labels),
-    train_clusters = r_labels(model$train_clusters),
-    validation_clusters = r_labels(model$validation_clusters),
-    history = data.frame(step = as.numeric(r_plain(history$step)),
-                         train = as.numeric(r_plain(history$train)),
-                         validation = as.numeric(r_plain(history$validation))),
-    best_step = as.integer(r_plain(model$best_step)),
-    stopped_early = isTRUE(r_plain(model$stopped_early)),
-    n_obs = as.integer(r_plain(model$n_obs)),
     na.action = NULL, n_dropped = as.integer(saved$n_dropped %||% 0L),
-    saved_summary = lapply(saved$summary, as.numeric),
-    coefficients = linear_coefficients(model, settings, x_names),
-    model_bytes = model_bytes(model),
-    cv = cv_table(model),
-    cv_curves = cv_curves(model),
-    backend = new.env(parent = emptyenv())
-  ), class = "rfp")
-  fit$backend$model <- model
-  fit
+    saved_summary = lapply(saved$summary, as.numeric)
+  ), model, settings, x_names)
 }
 
 # The fit's Python model: the live reference, or rebuilt from the stored bytes.

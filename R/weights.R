@@ -60,6 +60,27 @@ case_weights_arg <- function(expr, data, env) {
   list(values = value, equal_clusters = NULL)
 }
 
+# The data after `subset =` and their case weights (`case_weights_arg`), cut
+# to the same rows: what every front end starts with (`has_subset`: the
+# caller was given `subset`, whose unevaluated argument is `subset_expr`).
+weighted_data <- function(weights_expr, subset_expr, has_subset, data, env) {
+  w <- case_weights_arg(weights_expr, data, env)
+  if (has_subset) {
+    data <- subset_data(data, subset_expr, env)
+    if (!is.null(w$values)) w$values <- w$values[attr(data, "rows")]
+  }
+  list(data = data, w = w)
+}
+
+# `equal_clusters` among the settings in `dots` (rfp_effect, rfp_compare),
+# from a former `weights` mode when one was given (`equal_clusters_setting`).
+dots_with_equal_clusters <- function(dots, w) {
+  if (is.null(w$equal_clusters)) return(dots)
+  dots$equal_clusters <- equal_clusters_setting(dots$equal_clusters %||% w$equal_clusters,
+                                                !is.null(dots$equal_clusters), w$equal_clusters)
+  dots
+}
+
 # `equal_clusters` from the argument and a former `weights` mode: the mode
 # decides unless the argument was given and says otherwise (an error).
 equal_clusters_setting <- function(equal_clusters, given, old) {

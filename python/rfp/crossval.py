@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import alerts
+from . import alerts, minibatch
 from .bilevel import Objective, floats_as, gather, observation_weights
 from .layout import make_buckets
 from .progress import wants_bar
@@ -133,8 +133,8 @@ def training_picks(buckets_np, fold, folds):
     """Per bucket, the positions of each fold's training clusters (those
     outside the fold), padded to the longest fold with position 0 and a
     weight of 0: ``(picks, valid)``, each a list of (folds, m_b) arrays.  A
-    model gathers its own clusters once per chunk of steps, so that its
-    step costs (K-1)/K of a step on all clusters."""
+    model gathers its own clusters (``minibatch.select``) once per chunk of
+    steps, so that its step costs (K-1)/K of a step on all clusters."""
     picks, valid = [], []
     for b in buckets_np:
         own = [np.flatnonzero(fold[b.clusters] != f) for f in range(folds)]
@@ -142,16 +142,6 @@ def training_picks(buckets_np, fold, folds):
         picks.append(np.stack([np.pad(o, (0, m - len(o))) for o in own]))
         valid.append(np.stack([np.arange(m) < len(o) for o in own]).astype(float))
     return picks, valid
-
-
-def _own(buckets, pick, valid):
-    """One model's training clusters as buckets (``training_picks``)."""
-    out = []
-    for b, idx, ok in zip(buckets, pick, valid):
-        sub = jax.tree.map(lambda a: a[idx], b)
-        sub["w"] = sub["w"] * ok[:, None]
-        out.append(sub)
-    return out
 
 
 def _weighted(buckets, cluster_weight):
@@ -180,7 +170,8 @@ def batch_chunk(params, opt_state, hyper, picks, valid, active, buckets, objecti
     opt = optimizer(clip_norm)
 
     def one_model(p, s, h, pick, ok, on):
-        own = _own(buckets, pick, ok)
+        # its own training clusters: padded picks weigh 0 (``training_picks``)
+        own = minibatch.select(buckets, pick, [v[:, None] for v in ok])
 
         def step(carry, _):
             p, s, value = outer_step(objective, opt, *carry, h, own)

@@ -68,27 +68,32 @@ def bucket_widths(sizes: np.ndarray, max_padding: float = 1.5,
     classes = sorted(set(widths.tolist()))
     count = {w: int(np.sum(widths == w)) for w in classes}
     budget = max_padding * float(np.sum(sizes)) - sum(w * c for w, c in count.items())
-    while len(classes) > 1:
-        # merging class i into class i+1 pads its clusters to the wider width
+
+    def cheapest_merge():
+        """(i, extra padded rows) of merging class i into class i + 1, the
+        cheapest adjacent pair (its clusters padded to the wider width)."""
         costs = [count[a] * (b - a) for a, b in zip(classes[:-1], classes[1:])]
         i = int(np.argmin(costs))
-        if costs[i] > budget:
-            break
-        budget -= costs[i]
+        return i, costs[i]
+
+    def merge(i):
         a, b = classes[i], classes[i + 1]
         count[b] += count.pop(a)
         widths[widths == a] = b
         classes.pop(i)
+
+    while len(classes) > 1:
+        i, extra = cheapest_merge()
+        if extra > budget:
+            break
+        budget -= extra
+        merge(i)
     bound = max(2.0 * float(np.sum(sizes)), SMALL)
     while bucket_cost > 0 and len(classes) > 1:
-        costs = [count[a] * (b - a) for a, b in zip(classes[:-1], classes[1:])]
-        i = int(np.argmin(costs))
-        if costs[i] >= bucket_cost or np.sum(widths) + costs[i] > bound:
+        i, extra = cheapest_merge()
+        if extra >= bucket_cost or np.sum(widths) + extra > bound:
             break
-        a, b = classes[i], classes[i + 1]
-        count[b] += count.pop(a)
-        widths[widths == a] = b
-        classes.pop(i)
+        merge(i)
     return widths
 
 

@@ -62,7 +62,8 @@ class ClusterSampler:
 
 def select(buckets, picks, scales):
     """The minibatch as buckets: bucket b's clusters at positions picks[b],
-    their weights times scales[b] (traceable: used inside the compiled step)."""
+    their weights times scales[b] (a number, or one per picked cluster as a
+    column); traceable: used inside the compiled step."""
     out = []
     for b, idx, s in zip(buckets, picks, scales):
         sub = jax.tree.map(lambda a: a[idx], b)
