@@ -14,6 +14,7 @@ from . import data as data_mod
 from .bilevel import Objective, observation_weights
 from .layout import make_buckets
 from .models import as_model
+from . import quadratic
 from . import settings as settings_mod
 from .train import History, train
 
@@ -268,6 +269,28 @@ def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings
                        labels[result.train_clusters], labels[result.validation_clusters],
                        result.best_step, result.stopped_early,
                        user_model=None if isinstance(model, str) else model)
+
+
+def solve_arrays(x, y, cluster, progress=None, scale=True, **settings) -> FittedModel:
+    """A linear model under the squared loss (``quadratic.is_quadratic``)
+    fitted by solving for the minimiser of R_k over all clusters directly
+    (``quadratic.py``: R_k is a quadratic in theta) instead of by gradient
+    descent: no learning rate, step budget, seed or held-out clusters.
+    Arguments as in ``fit_arrays`` (a callable ``progress`` hears one step of
+    one); used for linear nuisances (``effects``)."""
+    config = _config({"model": "linear", **settings})
+    progress = settings_mod.check("progress", progress)
+    if not quadratic.is_quadratic(config):
+        raise ValueError("solve_arrays takes a linear model under the squared loss, second "
+                         "order and without a forward penalty: use fit_arrays")
+    x, y_fit, codes, labels, scaler = _design(x, y, cluster, "linear", config, scale)
+    w = observation_weights(codes, config["weights"], config["equal_clusters"])
+    params = quadratic.minimise(x, y_fit, codes, w, float(config["alpha"]),
+                                int(config["inner_steps"]), float(config["inner_lr"]))
+    if callable(progress):
+        progress(1, 1, float("nan"), float("nan"))
+    return FittedModel(config, params, None, scaler, History(), len(y), labels, labels,
+                       labels[:0], 0, False)
 
 
 def tune_arrays(x, y, cluster, model="mlp", grid=None, folds: int = 5, one_se: bool = False,

@@ -91,7 +91,8 @@ from . import alerts
 from . import data as data_mod
 from . import nuisance as nz_mod
 from . import results
-from .api import DEFAULTS, FittedModel, fit_arrays
+from . import quadratic
+from .api import DEFAULTS, FittedModel, fit_arrays, solve_arrays
 from .bilevel import observation_weights
 from .inference import cluster_if_se, cr1_vcov, t_test
 from .progress import over_fits
@@ -335,7 +336,12 @@ def cluster_folds(cluster, folds: int = 5, seed: int = 0, treatment=None) -> np.
     dealt to the folds in turn (fold labels randomly permuted): fold sizes
     differ by at most one cluster, and so do the folds' numbers of treated
     clusters when treatment is at the cluster level, so every fold's
-    complement holds treated and untreated clusters.
+    complement holds treated and untreated clusters.  When the mean
+    treatment takes more than two values (a continuous treatment, or one
+    that varies within clusters) the sorted order has no ties to break at
+    random, so the folds are dealt in a random order within each run of
+    ``folds`` consecutive clusters: otherwise every seed would give the same
+    partition and repeated cross-fitting (``repeats``) would repeat one split.
     """
     codes = np.unique(np.asarray(cluster), return_inverse=True)[1].reshape(-1)
     n_groups = int(codes.max()) + 1
@@ -348,8 +354,12 @@ def cluster_folds(cluster, folds: int = 5, seed: int = 0, treatment=None) -> np.
         t = np.asarray(treatment, dtype=float).reshape(-1)
         key = np.bincount(codes, weights=t, minlength=n_groups) / np.bincount(codes, minlength=n_groups)
     order = np.lexsort((rng.random(n_groups), key))
+    labels = rng.permutation(folds)[np.arange(n_groups) % folds]
+    if np.unique(key).size > 2:
+        for start in range(0, n_groups, folds):
+            labels[start:start + folds] = rng.permutation(labels[start:start + folds])
     fold_of_cluster = np.empty(n_groups, dtype=np.int64)
-    fold_of_cluster[order] = rng.permutation(folds)[np.arange(n_groups) % folds]
+    fold_of_cluster[order] = labels
     return fold_of_cluster[codes]
 
 
@@ -452,7 +462,8 @@ def crossfit(x, target, cluster, fold, loss="squared", rows=None, seed=0, what="
     outside fold k (restricted to ``rows`` if given, e.g. one treatment arm)
     and predict every row in fold k. ``rung``: "method" (``rfp.fit_arrays``
     with the settings; solved in closed form when they describe a plain
-    linear model, ``nuisance.is_closed_form``), "linear" or "constant"
+    linear model, ``nuisance.is_closed_form``, and directly when a linear
+    model's R_k is quadratic, ``quadratic.is_quadratic``), "linear" or "constant"
     (``nuisance.linear_fit`` / ``constant_fit``). Returns (predictions,
     fitted models)."""
     n = len(target)
@@ -461,6 +472,8 @@ def crossfit(x, target, cluster, fold, loss="squared", rows=None, seed=0, what="
     models = []
     settings = _settings(fit_settings)
     closed = rung != "method" or nz_mod.is_closed_form({**DEFAULTS, **settings})
+    # a linear model under the squared loss: R_k is quadratic, solved directly
+    direct = not closed and quadratic.is_quadratic({**DEFAULTS, **settings, "loss": loss})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", alerts.RFPWarning)
         for k in np.unique(fold):
@@ -476,6 +489,8 @@ def crossfit(x, target, cluster, fold, loss="squared", rows=None, seed=0, what="
                                         bool(train_settings.get("equal_clusters", False)))
                 model = (nz_mod.constant_fit(target[train], w, loss) if rung == "constant"
                          else nz_mod.linear_fit(x[train], target[train], w, loss))
+            elif direct:
+                model = solve_arrays(x[train], target[train], cluster[train], **train_settings)
             else:
                 model = fit_arrays(x[train], target[train], cluster[train], loss=loss,
                                    seed=int(seed) + int(k), **train_settings)

@@ -8,7 +8,9 @@ Closed-form linear nuisances
     on all training rows: no step budget, learning rate or held-out clusters.
     ``is_closed_form(settings)`` says when the method's settings describe such
     a fit; ``tests/python/test_nuisance.py`` checks the solution equals the
-    gradient-descent fit at convergence.
+    gradient-descent fit at convergence.  With alpha < 1 and inner steps, a
+    linear model under the squared loss is still solved directly: its R_k
+    is a quadratic (``quadratic.py``).
 
 The ladder
     constant → linear/logistic → the method's model (settings as given).

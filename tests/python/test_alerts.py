@@ -97,7 +97,7 @@ def test_nuisance_warnings_reach_effect():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         e = rfp.effect(sim.data, y="y", d="d", x=["x1", "x2", "z"], cluster="cluster",
-                       method="dml", model="linear", learning_rate=1e-4, max_steps=20,
+                       method="dml", model="mlp", hidden=(4,), learning_rate=1e-4, max_steps=20,
                        folds=2, progress=False, repeats=1, nuisance="method")  # one split, the method's fits
     msgs = [str(w.message) for w in caught if issubclass(w.category, alerts.NotConvergedWarning)]
     assert len(msgs) == 2                           # E[y|X] and E[d|X]

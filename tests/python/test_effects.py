@@ -78,6 +78,25 @@ def test_cluster_folds_put_each_cluster_in_exactly_one_fold():
         effects.cluster_folds(cl, folds=22)
 
 
+def _partition(fold, cl):
+    return {frozenset(np.unique(cl[fold == f])) for f in np.unique(fold)}
+
+
+@pytest.mark.parametrize("folds", [2, 5])
+def test_cluster_folds_differ_by_seed_for_a_continuous_treatment(folds):
+    """Distinct cluster means of the treatment leave no ties to break: the
+    seed must still change the partition (not only the fold labels), or
+    repeated cross-fitting would repeat one split."""
+    t = continuous_frame(seed=4)
+    cl, d = np.asarray(t["g"]), np.asarray(t["d"])
+    parts = [_partition(effects.cluster_folds(cl, folds, effects.split_seed(3, s), d), cl)
+             for s in range(4)]
+    assert len({frozenset(p) for p in parts}) == 4
+    for s in range(4):
+        sizes = np.bincount(effects.cluster_folds(cl, folds, s, d)[::10], minlength=folds)
+        assert sizes.max() - sizes.min() <= 1          # 20 clusters of 10 rows
+
+
 def test_crossfit_never_trains_on_the_cluster_it_predicts():
     t = continuous_frame(n_clusters=9, per=4)
     cl = codes_of(t["g"].to_numpy())
@@ -528,8 +547,8 @@ def test_one_progress_bar_counts_every_fit_of_an_estimator(capsys):
         assert counter.bar.n == 2               # the third is counted when it is over
     assert counter.bar.n == 3
     table = continuous_frame(seed=4)
-    kw = dict(folds=2, model="linear", alpha=0.5, inner_steps=1, max_steps=40, patience=None,
-              validation_share=0.0, eval_every=10)
+    kw = dict(folds=2, model="mlp", hidden=(4,), alpha=0.5, inner_steps=1, max_steps=40,
+              patience=None, validation_share=0.0, eval_every=10)   # fitted by gradient descent
     effects.dml_plm(table, "y", "d", ["x1", "z"], "g", repeats=2, progress=True, **kw)
     err = capsys.readouterr().err
     assert "rfp fits" in err and "0/8" in err    # one bar, 8 fits (tqdm redraws sparingly)

@@ -75,6 +75,7 @@ def test_dml_estimate_with_direct_nuisances_equals_gradient_descent(monkeypatch)
     direct = fx.dml_plm(sim, x=x, nuisance="method", fold=fold, **gd_settings)
     assert descents == []                       # solved directly: no gradient descent
     monkeypatch.setattr(fx.nz_mod, "is_closed_form", lambda settings: False)
+    monkeypatch.setattr(fx.quadratic, "is_quadratic", lambda settings: False)
     gd = fx.dml_plm(sim, x=x, nuisance="method", fold=fold, **gd_settings)
     assert sorted(descents) == ["logistic"] * 5 + ["squared"] * 5
     assert gd.diagnostics["converged"]
