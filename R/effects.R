@@ -7,7 +7,10 @@
 #' The nuisance functions (E\[Y | X\], E\[D | X\], or the outcome in each
 #' arm) are fitted by regularized bi-level gradient descent ([rfp()]), with
 #' cross-fitting whose folds are whole clusters: every row is predicted by
-#' fits that saw none of its cluster.
+#' fits that saw none of its cluster. With `model = "linear"` a nuisance
+#' under the squared loss (and, at `alpha = 1`, the logistic one) has a
+#' direct solution, which is used instead of gradient descent: the same
+#' objective, solved exactly, with no step budget or seed.
 #'
 #' * `method = "dml"`: the partially linear model \eqn{Y = \tau D + g(X) +
 #'   \varepsilon} by double ML, \eqn{\hat\tau = \sum V U / \sum V^2} with
