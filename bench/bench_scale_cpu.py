@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import resource
+import sys
 import time
 
 import numpy as np
@@ -35,20 +36,10 @@ DESIGN = dict(n_clusters=10_000, seed=0)
 NEW = dict(n_clusters=1_000, seed=1)
 
 
-def design(n_clusters, seed):
-    """Lognormal cluster sizes (capped at 2,000), three controls, a cluster
-    effect and noise: ~1M rows at 10,000 clusters (the GPU suite's design)."""
-    rng = np.random.default_rng(seed)
-    sizes = np.clip(rng.lognormal(4.0, 1.2, n_clusters).astype(int), 1, 2000)
-    cluster = np.repeat(np.arange(n_clusters), sizes)
-    x = rng.normal(size=(cluster.size, 3))
-    y = (np.sin(x[:, 0]) + x[:, 1] * x[:, 2] + rng.normal(size=n_clusters)[cluster]
-         + rng.normal(size=cluster.size))
-    return x, y, cluster
-
-
 def run(part, batch, steps, dtype, eval_every):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import rfp
+    from gpu_suite import design    # lognormal sizes capped at 2,000: ~1M rows at 10,000
     x, y, cluster = design(**DESIGN)
     xn, yn, _ = design(**NEW)
     settings = dict(model="mlp", hidden=(32, 32), inner_steps=3, alpha=0.5, inner_lr=0.1,

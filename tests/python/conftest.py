@@ -27,3 +27,18 @@ def r_lib(tmp_path_factory) -> str:
     assert done.returncode == 0, done.stdout + done.stderr
     return lib
 
+
+
+@pytest.fixture
+def descents(monkeypatch) -> list:
+    """The loss of every gradient-descent fit that rfp.effects makes from
+    here on (its ``fit_arrays``, counted): nuisances solved directly add
+    nothing to the list."""
+    from rfp import effects
+    seen, gradient_descent = [], effects.fit_arrays
+
+    def counted(*args, **kwargs):
+        seen.append(kwargs["loss"])
+        return gradient_descent(*args, **kwargs)
+    monkeypatch.setattr(effects, "fit_arrays", counted)
+    return seen

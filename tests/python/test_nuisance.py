@@ -55,7 +55,7 @@ def test_closed_form_equals_gradient_descent_at_convergence():
         assert np.max(np.abs(gd.predict_arrays(x) - exact.predict_arrays(x))) < 1e-6, loss
 
 
-def test_dml_estimate_with_direct_nuisances_equals_gradient_descent(monkeypatch):
+def test_dml_estimate_with_direct_nuisances_equals_gradient_descent(monkeypatch, descents):
     """Issue 11: DML with linear nuisances on 40 clusters, solved directly
     (the default for alpha = 1), equals the same DML with every nuisance fitted
     by gradient descent to convergence (the direct path switched off): to 1e-9
@@ -65,13 +65,6 @@ def test_dml_estimate_with_direct_nuisances_equals_gradient_descent(monkeypatch)
     fold = fx.cluster_folds(sim.data["cluster"].to_numpy(), 5, 0, sim.data["d"].to_numpy())
     gd_settings = dict(model="linear", alpha=1.0, inner_steps=0, validation_share=0.0,
                        max_steps=1500, learning_rate=0.05, schedule="cosine", patience=None)
-    descents = []
-    gradient_descent = fx.fit_arrays
-
-    def counted(*args, **kwargs):
-        descents.append(kwargs["loss"])
-        return gradient_descent(*args, **kwargs)
-    monkeypatch.setattr(fx, "fit_arrays", counted)
     direct = fx.dml_plm(sim, x=x, nuisance="method", fold=fold, **gd_settings)
     assert descents == []                       # solved directly: no gradient descent
     monkeypatch.setattr(fx.nz_mod, "is_closed_form", lambda settings: False)
