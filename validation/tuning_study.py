@@ -34,7 +34,7 @@ import numpy as np
 
 import rfp
 from rfp.baselines import kernel
-from rfp.crossval import DEFAULT_GRID
+from rfp.crossval import DEFAULT_GRID, candidate_name
 from rfp.simulate import clustered_means, held_out, tragic_triad
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -44,7 +44,10 @@ from resume import seeds_arg  # noqa: E402,F401  (the runners' seed lists)
 BUDGET = {}   # the defaults of rfp.tune: 5 folds, max_steps 500, patience 100
 ERM_GRID = {"alpha": [1.0], "learning_rate": [3e-2, 1e-2, 3e-3],
             "hidden": [(16,), (32, 32), (64, 64)]}
-METHODS = ("method", "erm", "maml", "kernel_lco", "hgb", "mean")
+METHODS = ("method", "method_m0", "method_m2", "linear", "erm", "maml", "kernel_lco", "hgb",
+           "mean")
+# the method's own table re-chosen with another margin (paired SEs, selection.py)
+MARGINS = {"method_m0": 0.0, "method_m2": 2.0}
 
 
 def design(name: str, seed: int):
@@ -56,13 +59,29 @@ def design(name: str, seed: int):
 
 
 def maml_refit(model, sim, seed):
-    """The method's best alpha = 0 row, refitted on all clusters."""
+    """The method's best alpha = 0 network row, refitted on all clusters."""
     cv = model.cv
-    rows = [g for g, c in enumerate(cv.configs) if float(c["alpha"]) == 0.0]
+    rows = [g for g, c in enumerate(cv.configs) if float(c["alpha"]) == 0.0
+            and c["model"] != "linear"]
     g = min(rows, key=lambda r: cv.loss[r])
-    c = {k: v for k, v in cv.configs[g].items() if k not in ("max_steps", "patience")}
-    c.update(max_steps=int(cv.best_step[g]), patience=None, progress=False)
-    return rfp.fit(sim.data, y="y", x=sim.x_names, cluster="cluster", **c)
+    return refit_row(cv, g, sim)
+
+
+def refit_row(cv, g, sim):
+    """Row g of a tune table refitted on all clusters: a predictor of x."""
+    x = np.column_stack([sim.data[n].to_numpy() for n in sim.x_names])
+    y, cl = sim.data["y"].to_numpy(), sim.data["cluster"].to_numpy()
+    if g == len(cv.configs):   # the mean
+        return lambda data: np.full(data.num_rows, np.mean(y))
+    c = {k: v for k, v in cv.configs[g].items() if k not in ("max_steps", "patience", "model")}
+    if cv.configs[g]["model"] == "linear":
+        m = rfp.api.solve_arrays(x, y, cl, **{k: c[k] for k in ("alpha", "inner_steps",
+                                                                 "inner_lr")})
+    else:
+        c.update(max_steps=int(cv.best_step[g]), patience=None, progress=False)
+        m = rfp.fit_arrays(x, y, cl, model=cv.configs[g]["model"], **c)
+    return lambda data: m.predict_arrays(np.column_stack([data[n].to_numpy()
+                                                          for n in sim.x_names]))
 
 
 def hgb_predict(sim, test):
@@ -88,11 +107,21 @@ def one_sample(name: str, seed: int, methods=METHODS) -> list[dict]:
         warnings.simplefilter("always")
         t = time.time()
         m = rfp.tune(sim.data, **cols)
-        info["method"] = (time.time() - t, m.cv.configs[m.cv.chosen], m.cv.chosen_step)
+        info["method"] = (time.time() - t, m.cv.chosen_config, m.cv.chosen_step)
         preds["method"] = m.predict(test.data, as_numpy=True)
-        preds["maml"] = maml_refit(m, sim, seed).predict(test.data, as_numpy=True)
+        preds["maml"] = maml_refit(m, sim, seed)(test.data)
+        preds["linear"] = refit_row(m.cv, [g for g, c in enumerate(m.cv.configs) if
+                                           c["model"] == "linear" and c["alpha"] == 1.0][0],
+                                    sim)(test.data)
+        for rule, margin in MARGINS.items():
+            g = m.cv.choice(margin)
+            info[rule] = (np.nan, m.cv.configs[g] if g < len(m.cv.configs) else
+                          {"model": "constant"}, np.nan)
+            preds[rule] = (preds["method"] if g == m.cv.chosen else
+                           refit_row(m.cv, g, sim)(test.data))
         t = time.time()
-        e = rfp.tune(sim.data, grid=ERM_GRID, **cols)
+        # tuned ERM network, chosen by the lowest CV loss as before (no linear rows)
+        e = rfp.tune(sim.data, grid=ERM_GRID, simple=False, margin=0.0, **cols)
         info["erm"] = (time.time() - t, e.cv.configs[e.cv.chosen], e.cv.chosen_step)
         preds["erm"] = e.predict(test.data, as_numpy=True)
     warned = sorted({w.category.__name__ for w in caught
@@ -109,6 +138,7 @@ def one_sample(name: str, seed: int, methods=METHODS) -> list[dict]:
         t, cfg, step = info.get(meth, (np.nan, {}, np.nan))
         rows.append(dict(design=name, seed=seed, method=meth,
                          mse=float(np.mean((preds[meth] - mu) ** 2)), seconds=round(t, 1),
+                         chosen=candidate_name(cfg) if cfg else "",
                          alpha=cfg.get("alpha", ""), inner_lr=cfg.get("inner_lr", ""),
                          learning_rate=cfg.get("learning_rate", ""),
                          hidden=str(cfg.get("hidden", "")).replace(",", ";"), step=step,
@@ -139,9 +169,13 @@ def summary(path: str) -> None:
                   f"{'' if other == 'method' else f'{diff.mean():+.4f}'} | "
                   f"{'' if other == 'method' else f'{se:.4f}'} | "
                   f"{'' if other == 'method' else f'{z:+.2f}'} | {lower} |")
-        chosen = d[d.method == "method"].alpha.value_counts().sort_index()
-        print(f"\nalpha chosen by the method: "
-              f"{ {float(k): int(v) for k, v in chosen.items()} }")
+        if "chosen" in d:
+            chosen = d[d.method == "method"].chosen.value_counts().sort_index()
+            print(f"\nchosen by the method: { {k: int(v) for k, v in chosen.items()} }")
+        else:
+            chosen = d[d.method == "method"].alpha.value_counts().sort_index()
+            print(f"\nalpha chosen by the method: "
+                  f"{ {float(k): int(v) for k, v in chosen.items()} }")
         print("At 2 SE the tuned method " + "; ".join(
             f"{k} against {', '.join(v)}" for k, v in verdict.items() if v) + ".")
 
