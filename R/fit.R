@@ -122,7 +122,7 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
   progress <- progress_setting(progress, dots)
   dots$verbose <- NULL
   # settings of tune alone (see ?rfp, tune): its precision and the ensemble size
-  tune_only <- dots[intersect(names(dots), c("cv_dtype", "ensemble"))]
+  tune_only <- dots[intersect(names(dots), c("cv_dtype", "ensemble", "margin", "simple"))]
   dots[names(tune_only)] <- NULL
   if (length(tune_only) && !tune) {
     stop(sprintf("%s applies only with tune = TRUE", names(tune_only)[1]), call. = FALSE)
@@ -161,6 +161,7 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
     # tune's own budget per configuration unless the user set one
     if (missing(max_steps)) py_args$max_steps <- NULL
     if (missing(patience)) py_args$patience <- NULL
+    if (missing(eval_every)) py_args$eval_every <- NULL
     entry <- b$rfp$tune
     py_args <- c(py_args, check_settings(c(list(folds = folds, one_se = one_se), tune_only),
                                          "tune")$py,

@@ -14,8 +14,9 @@ from . import data as data_mod
 from .bilevel import Objective, observation_weights
 from .layout import make_buckets
 from .models import as_model
-from . import quadratic
+from . import quadratic, simple_candidates
 from . import settings as settings_mod
+from .selection import MARGIN
 from .train import History, train
 
 DEFAULTS = settings_mod.DEFAULTS  # the settings and their checks live in settings.py
@@ -23,7 +24,7 @@ DEFAULTS = settings_mod.DEFAULTS  # the settings and their checks live in settin
 
 # tune: a shorter run per model (each configuration x fold trains at once) and
 # patience on the cross-validated curve.
-TUNE_DEFAULTS = dict(max_steps=1000, patience=100, min_steps=0)
+TUNE_DEFAULTS = dict(max_steps=1000, patience=50, min_steps=0, eval_every=5)
 
 
 def _model_options(config):
@@ -295,13 +296,14 @@ def solve_arrays(x, y, cluster, progress=None, scale=True, **settings) -> Fitted
 
 def tune_arrays(x, y, cluster, model="mlp", grid=None, folds: int = 5, one_se: bool = False,
                 progress=None, scale=True, cv_dtype: str = "float32", ensemble: int = 1,
-                **settings) -> FittedModel:
+                margin: float = MARGIN, simple: bool = True, **settings) -> FittedModel:
     """``tune`` on arrays (see ``fit_arrays`` for x, y and cluster)."""
-    from .crossval import check_choice, cross_validate, expand_grid, train_members
+    from .crossval import check_choice, cluster_folds, cross_validate, expand_grid, train_members
     checked = settings_mod.validate({"folds": folds, "one_se": one_se, "cv_dtype": cv_dtype,
-                                     "ensemble": ensemble}, "tune")
+                                     "ensemble": ensemble, "margin": margin, "simple": simple},
+                                    "tune")
     folds, one_se, cv_dtype = checked["folds"], checked["one_se"], checked["cv_dtype"]
-    ensemble = checked["ensemble"]
+    ensemble, margin, simple = checked["ensemble"], checked["margin"], checked["simple"]
     progress = settings_mod.check("progress", progress)
     settings = {**TUNE_DEFAULTS, **settings}
     base = _config({"model": model, **settings})
@@ -310,32 +312,80 @@ def tune_arrays(x, y, cluster, model="mlp", grid=None, folds: int = 5, one_se: b
     configs = [_config(c) for c in expand_grid(grid, base)]
     xs, y_fit, codes, labels, scaler = _design(x, y, cluster, model, base, scale)
     w = observation_weights(codes, base["weights"], base["equal_clusters"])
+    fold = cluster_folds(codes, int(folds), int(base["seed"]))
+
+    # the linear candidates, solved directly on each fold (a matrix x only)
+    direct = []
+    if simple and isinstance(xs, np.ndarray):
+        linear = simple_candidates.linear_configs(configs, {**base, "model": "linear"})
+        if base["model"] == "linear":   # the grid itself is linear: solve what can be solved
+            linear += [c for c in configs if quadratic.is_quadratic(c)]
+        linear = list({_grid_key(c): c for c in linear}.values())
+        sums = simple_candidates.linear_rows(xs, y_fit, codes, w, fold, int(folds), linear)
+        direct = list(zip(linear, sums))
+        solved = {_grid_key(c) for c in linear}
+        configs = [c for c in configs if c["model"] != "linear" or (
+            _grid_key(c) not in solved and float(c["alpha"]) < 1.0)]
 
     def objective_for(c):
         return Objective(_model_for(c, model).apply, c["loss"], c["inner_steps"], 0.0,
                          bool(c["first_order"]), float(c["penalty"]))
 
     cv = cross_validate(objective_for, lambda c: _model_for(c, model).init, xs, y_fit, codes, w,
-                        configs, folds=int(folds), seed=int(base["seed"]),
-                        max_steps=int(base["max_steps"]), eval_every=int(base["eval_every"]),
+                        configs, folds=int(folds), seed=int(base["seed"]), fold=fold,
+                        direct=direct, max_steps=int(base["max_steps"]),
+                        eval_every=int(base["eval_every"]),
                         patience=base["patience"], min_steps=int(base["min_steps"]),
-                        clip_norm=base["clip_norm"],
-                        loss=base["loss"], one_se=bool(one_se), progress=progress,
-                        dtype=cv_dtype)
+                        clip_norm=base["clip_norm"], loss=base["loss"], one_se=bool(one_se),
+                        margin=float(margin), simple=bool(simple) and isinstance(xs, np.ndarray),
+                        progress=progress, dtype=cv_dtype)
     check_choice(cv)
-    chosen = {k: v for k, v in configs[cv.chosen].items() if k != "model"}
-    chosen.update(max_steps=cv.chosen_step, patience=None)
-    fitted = fit_arrays(x, y, cluster, model=model, progress=progress, scale=scale, **chosen)
+    chosen = cv.chosen_config
+    if chosen["model"] in ("constant", "linear") and (cv.chose_mean or cv.chosen_step == 0):
+        # solved directly on all clusters: the constant, or a linear model
+        fitted = _direct_refit(xs, y_fit, codes, w, chosen, base, len(y), labels, scaler)
+    else:
+        chosen = {k: v for k, v in chosen.items() if k != "model"}
+        chosen.update(max_steps=cv.chosen_step, patience=None)
+        fitted = fit_arrays(x, y, cluster, model=model, progress=progress, scale=scale, **chosen)
+        if ensemble > 1:
+            c = fitted.config
+            fitted.members = train_members(
+                objective_for(c), _model_for(c, model).init, xs, y_fit, codes, w,
+                {"alpha": c["alpha"], "inner_lr": 0.0 if float(c["alpha"]) == 1.0 else c["inner_lr"],
+                 "learning_rate": c["learning_rate"]}, cv.chosen_step,
+                [int(c["seed"]) + i for i in range(ensemble)], clip_norm=c["clip_norm"],
+                eval_every=int(c["eval_every"]), dtype=c["dtype"])
     fitted.cv = cv
-    if ensemble > 1:
-        c = fitted.config
-        fitted.members = train_members(
-            objective_for(c), _model_for(c, model).init, xs, y_fit, codes, w,
-            {"alpha": c["alpha"], "inner_lr": 0.0 if float(c["alpha"]) == 1.0 else c["inner_lr"],
-             "learning_rate": c["learning_rate"]}, cv.chosen_step,
-            [int(c["seed"]) + i for i in range(ensemble)], clip_norm=c["clip_norm"],
-            eval_every=int(c["eval_every"]), dtype=c["dtype"])
     return fitted
+
+
+def _grid_key(c: dict):
+    """What identifies a linear candidate: its alpha, k and eta (eta and k
+    do not matter at alpha = 1)."""
+    if float(c["alpha"]) == 1.0:
+        return (1.0,)
+    return (float(c["alpha"]), int(c["inner_steps"]), float(c["inner_lr"]))
+
+
+def _direct_refit(xs, y_fit, codes, w, chosen: dict, base: dict, n_obs, labels, scaler):
+    """The chosen constant or linear candidate solved on all clusters, as a
+    linear model (the constant: zero slopes), predicting like any fit."""
+    p = xs.shape[1]
+    if chosen["model"] == "constant":
+        params = simple_candidates.constant_params(y_fit, w, base["loss"], p)
+        config = _config({**_settings_of(base), "model": "linear", "alpha": 1.0})
+    else:
+        params = simple_candidates.solve(xs, y_fit, codes, w, chosen)
+        config = _config({**_settings_of(base), **_settings_of(chosen), "model": "linear"})
+    params = {"b": np.asarray(params["b"], dtype=float), "w": np.asarray(params["w"], dtype=float)}
+    return FittedModel(config, params, None, scaler, History(), n_obs, labels, labels,
+                       labels[:0], 0, False)
+
+
+def _settings_of(config: dict) -> dict:
+    """A configuration's settings that ``_config`` takes (not the model's own)."""
+    return {k: v for k, v in config.items() if k in DEFAULTS and k not in ("hidden",)}
 
 
 def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",

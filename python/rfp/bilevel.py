@@ -86,6 +86,8 @@ class Objective:
         def one_cluster(x, y, mask, w):
             wm = w * mask
             pooled = self.observation_losses(params, x, y)
+            if self.inner_steps == 0:   # theta_c^0 = theta: R_0 is the pooled loss
+                return jnp.sum(wm * pooled), jnp.sum(wm)
             adapted = self.observation_losses(self.adapt(params, x, y, wm, inner_lr), x, y)
             return jnp.sum(wm * (alpha * pooled + (1 - alpha) * adapted)), jnp.sum(wm)
 

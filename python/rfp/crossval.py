@@ -8,12 +8,28 @@ L(theta) on the clusters of f is recorded.  The cross-validated curve of g is
 
     CV_g(t) = sum_f sum_{i in f} w_i L_i(theta_{g,f,t}) / sum_i w_i,
 
-and the chosen configuration and number of outer steps are the (g, t) that
-minimise it, as boosting libraries choose their number of rounds.  With
-``one_se=True`` the choice is the fewest steps (then the lowest CV) among the
-(g, t) whose CV is within one standard error of the minimum (the SE of the
-fold losses at the minimum, across folds).  The final model is refitted on all
-clusters with configuration g for t steps.
+and each configuration's number of outer steps is the t that minimises it,
+as boosting libraries choose their number of rounds.
+
+Candidates from simple to flexible.  Beside the network's configurations the
+table holds the constant predictor (the training folds' mean outcome, or its
+log-odds for the logistic loss) and the linear model at alpha = 1 and at the
+grid's (alpha, k, eta), solved directly on each fold (``simple_candidates``):
+every candidate is scored on the same held-out clusters, as per-cluster sums
+of its held-out loss.  The choice is the simplest candidate (constant, linear,
+linear with inner steps, network at alpha = 1, network with inner steps)
+whose loss is within ``margin`` SEs of the best's, the SE being that of the
+*paired* difference across clusters (``selection.simplest_within``): a
+flexible model is preferred only when it beats the simpler ones by more than
+the noise of the comparison.  With ``one_se=True`` a chosen network then
+takes the fewest steps whose CV is within one SE (across folds) of its best.
+The final model is refitted on all clusters with the chosen candidate.
+
+Racing.  From step ``RACE_FROM`` on, a network configuration whose best
+loss so far trails the leading configuration's by more than ``RACE_MARGIN``
+paired SEs stops training (Maron & Moore 1994), as one whose curve has not
+improved for ``patience`` steps does: the time goes to the configurations
+still in contention.
 
 Configurations that differ only in alpha, inner_lr (eta) and learning_rate
 share array shapes: they and the K folds form one batch of models whose
@@ -33,10 +49,8 @@ uses the fit's own ``dtype``.  Settings that change shapes or
 the program (inner_steps, hidden, model, activation, first_order, penalty,
 width) start another batch: one compilation per batch, not per model.
 
-A row "mean" in the table is the constant predictor (the training folds'
-mean outcome, or its log-odds for the logistic loss) scored the same way: a
-configuration that does not beat it has learnt nothing that generalises to
-new clusters.
+The last row, "mean", is the constant predictor: a configuration that does
+not beat it has learnt nothing that generalises to new clusters.
 """
 from __future__ import annotations
 
@@ -51,10 +65,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import alerts, minibatch
-from .bilevel import Objective, floats_as, gather, observation_weights
+from .bilevel import floats_as, gather
 from .layout import make_buckets
 from .progress import wants_bar
-from .train import constant_loss, optimizer, outer_step
+from .selection import MARGIN, cluster_sums, paired_difference, simplest_within
+from .train import optimizer, outer_step
 
 # alpha, eta and the learning rate are traced: one program serves every value.
 TRACED = ("alpha", "inner_lr", "learning_rate")
@@ -62,11 +77,19 @@ TRACED = ("alpha", "inner_lr", "learning_rate")
 STATIC = ("model", "hidden", "activation", "inner_steps", "first_order", "penalty",
           "width", "steps")
 
-# ERM (alpha = 1) and MAML (alpha = 0) are in it, so the table itself says
-# whether the regularisation helps on the user's data.  9 configurations.
+# racing: from this step on, a configuration more than RACE_MARGIN paired SEs
+# behind the leader stops training (``race``)
+RACE_FROM = 100
+RACE_MARGIN = 2.0
+
+# ERM (alpha = 1), MAML (alpha = 0) and their midpoint, so the table itself
+# says whether the regularisation helps on the user's data; with the linear
+# candidates solved at the same (alpha, eta) and the constant: 7 candidates.
+# Three network configurations (not the nine of earlier versions) because each
+# costs a network per fold: bench/RESULTS.md ("default tune") measures the time.
 DEFAULT_GRID = {
-    "alpha": [1.0, 0.75, 0.5, 0.25, 0.0],
-    "inner_lr": [0.1, 0.3],
+    "alpha": [1.0, 0.5, 0.0],
+    "inner_lr": [0.1],
 }
 
 
@@ -104,8 +127,8 @@ def expand_grid(grid, base: dict) -> list[dict]:
             c = {**base, **dict(zip(keys, combo))}
             if "hidden" in c and c["hidden"] is not None:
                 c["hidden"] = tuple(int(h) for h in c["hidden"])
-            if float(c["alpha"]) == 1.0:
-                c["inner_lr"], c["inner_steps"] = base["inner_lr"], base["inner_steps"]
+            if float(c["alpha"]) == 1.0:   # no inner loop: k = 0 is the same R_1, cheaper
+                c["inner_lr"], c["inner_steps"] = base["inner_lr"], 0
             key = tuple(sorted((k, _hashable(v)) for k, v in c.items()))
             if key not in seen:
                 seen.add(key)
@@ -142,11 +165,6 @@ def training_picks(buckets_np, fold, folds):
         picks.append(np.stack([np.pad(o, (0, m - len(o))) for o in own]))
         valid.append(np.stack([np.arange(m) < len(o) for o in own]).astype(float))
     return picks, valid
-
-
-def _weighted(buckets, cluster_weight):
-    """The buckets with each cluster's weights multiplied by its fold weight."""
-    return [dict(b, w=b["w"] * cw[:, None]) for b, cw in zip(buckets, cluster_weight)]
 
 
 def _over_models(f, sequential, *args):
@@ -191,10 +209,17 @@ def batch_chunk(params, opt_state, hyper, picks, valid, active, buckets, objecti
 
 
 @partial(jax.jit, static_argnames=("objective", "sequential"))
-def batch_heldout(params, heldout_weight, buckets, objective, sequential=False):
-    """Prediction loss L(theta) of every model on its held-out fold."""
-    return _over_models(lambda p, vw: objective.pooled(p, _weighted(buckets, vw)), sequential,
-                        params, heldout_weight)
+def batch_cluster_losses(params, buckets, objective, sequential=False):
+    """Per model and bucket, sum_i w_i L_i(theta) over each cluster's rows
+    (the prediction model alone): held-out losses by cluster."""
+    def one(p):
+        out = []
+        for b in buckets:
+            x = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), b["x"])
+            li = objective.observation_losses(p, x, b["y"].reshape(-1)).reshape(b["y"].shape)
+            out.append(jnp.sum(b["w"] * li, axis=1))
+        return out
+    return _over_models(one, sequential, params)
 
 
 def train_members(objective, init, x, y, cluster, w, hyper: dict, steps: int, seeds,
@@ -226,14 +251,41 @@ def train_members(objective, init, x, y, cluster, w, hyper: dict, steps: int, se
     return floats_as(jax.tree.map(np.asarray, params), np.float64)
 
 
+def complexity(config: dict) -> int:
+    """Rank from simple to flexible (``selection``): 0 the constant, 1 the
+    linear model at alpha = 1, 2 the linear model with inner steps, 3 the
+    network at alpha = 1 (ERM), 4 the network with inner steps."""
+    if config.get("model") == "constant":
+        return 0
+    erm = float(config["alpha"]) == 1.0
+    if config.get("model") == "linear":
+        return 1 if erm else 2
+    return 3 if erm else 4
+
+
+def candidate_name(config: dict) -> str:
+    """A short label: "mean", "linear", "linear alpha=0.5 eta=0.1", "mlp alpha=1"."""
+    model = config.get("model")
+    if model == "constant":
+        return "mean"
+    name = model if isinstance(model, str) else "user"
+    if float(config["alpha"]) == 1.0:
+        return name if name == "linear" else f"{name} alpha=1"
+    return f"{name} alpha={float(config['alpha']):g} eta={float(config['inner_lr']):g}"
+
+
 @dataclass
 class CVResult:
-    """The cross-validation: one row per configuration (and one for the
-    constant predictor), the chosen row, and the curves CV_g(t)."""
+    """The cross-validation: one row per candidate (the linear models and the
+    network's configurations, then the constant predictor), the chosen row,
+    and the network's curves CV_g(t).  ``diff`` and ``se_diff``: each row's
+    held-out loss minus the best row's, and the SE of that paired difference
+    across clusters (``selection``); ``chosen == len(configs)`` means the
+    constant (the training mean) was chosen."""
     configs: list
     loss: np.ndarray           # (G,) min_t CV_g(t)
     se: np.ndarray             # (G,) SE across folds at that t
-    best_step: np.ndarray      # (G,)
+    best_step: np.ndarray      # (G,) 0 for a candidate solved directly
     steps: list                # evaluation steps of the curves, per config
     curves: list               # CV_g(t), per config
     chosen: int
@@ -244,26 +296,62 @@ class CVResult:
     one_se: bool
     max_steps: int
     fold_of_cluster: np.ndarray = field(repr=False, default=None)
+    diff: np.ndarray = field(repr=False, default=None)      # (G + 1,) loss - best loss
+    se_diff: np.ndarray = field(repr=False, default=None)   # (G + 1,) its paired SE
+    margin: float = MARGIN
+    # per-cluster held-out loss sums of every row (the mean's last) and the
+    # clusters' weights: what the choice compared (not saved with a model)
+    sums: list = field(repr=False, default=None)
+    size: np.ndarray = field(repr=False, default=None)
+
+    def choice(self, margin: float) -> int:
+        """The row the rule would choose with another ``margin`` (the
+        returned index is ``len(configs)`` for the mean)."""
+        kinds = [complexity(c) for c in self.configs] + [0]
+        loss = np.r_[self.loss, self.mean_loss]
+        order = sorted(range(len(kinds)), key=lambda g: (kinds[g], float(loss[g])))
+        pick, _ = simplest_within([self.sums[g] for g in order], self.size, margin)
+        return order[pick]
+
+    @property
+    def chose_mean(self) -> bool:
+        return self.chosen == len(self.configs)
+
+    @property
+    def chosen_config(self) -> dict:
+        """The chosen row's settings (``{"model": "constant"}`` for the mean)."""
+        return {"model": "constant"} if self.chose_mean else self.configs[self.chosen]
 
     def table(self) -> list[dict]:
-        """Rows: the tuned settings, mean held-out loss, its SE across folds,
-        the chosen step, and whether the row was chosen."""
-        keys = [k for k in TRACED + STATIC if any(k in c for c in self.configs)
-                and len({_hashable(c.get(k)) for c in self.configs}) > 1]
-        keys = keys or ["alpha"]
+        """Rows: the candidate, the tuned settings, mean held-out loss, its SE
+        across folds, the difference to the best row and its paired SE, the
+        chosen step (0: solved directly), and whether the row was chosen."""
+        inner = [c for c in self.configs if float(c["alpha"]) < 1.0]
+        keys = [k for k in TRACED + STATIC if k != "model" and any(k in c for c in self.configs)
+                and len({_hashable(c.get(k)) for c in (inner if k in ("inner_lr", "inner_steps")
+                                                         else self.configs)}) > 1]
+        keys = ["model"] + (keys or ["alpha"])
         rows = []
         for g, c in enumerate(self.configs):
             row = {k: c.get(k) for k in keys}
+            if not isinstance(row["model"], str):
+                row["model"] = "user"
             if float(c["alpha"]) == 1.0:
                 for k in ("inner_lr", "inner_steps"):
                     if k in row:
                         row[k] = None   # no inner loop at alpha = 1
-            row.update(cv_loss=float(self.loss[g]), se=float(self.se[g]),
+            row.update(cv_loss=float(self.loss[g]), se=float(self.se[g]), **self._paired(g),
                        step=int(self.best_step[g]), chosen=g == self.chosen)
             rows.append(row)
-        rows.append({**{k: None for k in keys}, "cv_loss": self.mean_loss, "se": self.mean_se,
-                     "step": 0, "chosen": False})
+        rows.append({**{k: None for k in keys}, "model": "mean", "cv_loss": self.mean_loss,
+                     "se": self.mean_se, **self._paired(len(self.configs)), "step": 0,
+                     "chosen": self.chose_mean})
         return rows
+
+    def _paired(self, g):
+        if self.diff is None:   # a table saved before the paired columns
+            return {"diff": float("nan"), "se_diff": float("nan")}
+        return {"diff": float(self.diff[g]), "se_diff": float(self.se_diff[g])}
 
     def to_arrow(self):
         """The table as a pyarrow Table (settings such as hidden as text)."""
@@ -283,20 +371,22 @@ class CVResult:
         return df
 
     def __repr__(self):
-        lines = [f"cross-validation over {len(self.configs)} configuration(s) x {self.folds} "
-                 f"cluster folds{' (one-SE rule)' if self.one_se else ''}:"]
+        lines = [f"cross-validation over {len(self.configs) + 1} candidate(s) x {self.folds} "
+                 f"cluster folds{' (one-SE rule on steps)' if self.one_se else ''}; chosen: the "
+                 f"simplest within {self.margin:g} paired SE of the best:"]
         rows = self.table()
-        keys = [k for k in rows[0] if k not in ("cv_loss", "se", "step", "chosen")]
-        head = "  ".join(f"{k:>13s}" for k in keys) + "      cv_loss         se   step"
+        keys = [k for k in rows[0] if k not in ("cv_loss", "se", "diff", "se_diff", "step",
+                                                 "chosen")]
+        head = ("  ".join(f"{k:>10s}" for k in keys) +
+                "     cv_loss    se  vs_best  se_diff   step")
         lines.append(head)
-        order = np.argsort(self.loss)
-        for g in list(order) + [len(rows) - 1]:
+        order = sorted(range(len(rows)), key=lambda g: rows[g]["cv_loss"])
+        for g in order:
             r = rows[g]
-            label = "  ".join(f"{_fmt(r[k]):>13s}" for k in keys)
-            if g == len(rows) - 1:
-                label = f"{'mean (no model)':>{len(label)}s}"
+            label = "  ".join(f"{_fmt(r[k]):>10s}" for k in keys)
             mark = "  <- chosen" if r["chosen"] else ""
-            lines.append(f"{label}  {r['cv_loss']:11.5g}  {r['se']:9.3g}  {r['step']:5d}{mark}")
+            lines.append(f"{label}  {r['cv_loss']:10.4g} {r['se']:5.2g}  {r['diff']:+7.4f}  "
+                         f"{r['se_diff']:7.4f}  {r['step']:5d}{mark}")
         return "\n".join(lines)
 
     def plot(self, path=None):
@@ -318,46 +408,80 @@ def _static_key(c):
     return tuple((k, _hashable(c.get(k))) for k in STATIC)
 
 
-def _constant_cv(y, w, cluster, fold, folds, loss):
-    """Held-out loss of the constant predictor (``train.constant_loss``: the
-    training folds' weighted mean), per fold."""
+def constant_sums(y, w, cluster, fold, folds, loss) -> np.ndarray:
+    """Per-cluster sums of w_i L_i of the constant predictor (the training
+    folds' weighted mean, its log-odds for the logistic loss) on held-out rows."""
+    g = int(cluster.max()) + 1
     f_of_row = fold[cluster]
-    return np.array([constant_loss(y, w, np.flatnonzero(f_of_row != f),
-                                   np.flatnonzero(f_of_row == f), loss) for f in range(folds)])
+    sums = np.zeros(g)
+    for f in range(folds):
+        train, test = f_of_row != f, f_of_row == f
+        m = np.sum(w[train] * y[train]) / np.sum(w[train])
+        if loss == "logistic":
+            m = np.clip(m, 1e-12, 1 - 1e-12)
+            c = np.log(m / (1 - m))
+            li = np.logaddexp(0.0, c) - y[test] * c
+        else:
+            li = (y[test] - m) ** 2
+        sums += cluster_sums(li, cluster[test], g, w[test])
+    return sums
+
+
+def race(best, best_sums, size, active, step, race_from=RACE_FROM, margin=RACE_MARGIN):
+    """Racing (Maron & Moore 1994): from step ``race_from`` on, a network
+    configuration whose best held-out loss so far trails the leader's by more
+    than ``margin`` paired SEs stops training.  ``best``: (G,) best loss so
+    far of every configuration (inf: none yet); ``best_sums``: (G, clusters)
+    its per-cluster sums there; ``active``: (G,) which still train."""
+    if step < race_from or not np.isfinite(best).any():
+        return active
+    leader = int(np.argmin(best))
+    keep = active.copy()
+    for g in np.flatnonzero(active):
+        if not np.isfinite(best[g]):
+            continue
+        d, se = paired_difference(best_sums[g], best_sums[leader], size)
+        if d > margin * se:
+            keep[g] = False
+    return keep
 
 
 def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=5, seed=0,
-                   max_steps=1000, eval_every=10, patience=200, min_steps=0, clip_norm=1.0,
-                   loss="squared", one_se=False, progress=None, sequential=None,
+                   fold=None, direct=(), max_steps=1000, eval_every=10, patience=200,
+                   min_steps=0, clip_norm=1.0, loss="squared", one_se=False, margin=MARGIN,
+                   racing=True, simple=True, progress=None, sequential=None,
                    dtype="float64") -> CVResult:
-    """Train every configuration on every split of the clusters into K folds
-    (batched by shape group) and choose (g, t) by the mean held-out curve.
+    """Train every network configuration on every split of the clusters into
+    K folds (batched by shape group), score them and the candidates solved
+    directly (``direct``: a list of (config, per-cluster held-out sums) on
+    the same ``fold``) and the constant on the same held-out clusters, and
+    choose the simplest within ``margin`` paired SEs of the best
+    (``selection.simplest_within``; ``margin = 0``: the lowest loss).
+    ``simple = False``: the constant is shown but cannot be chosen.
 
     ``objective_for(config)`` and ``init_for(config)`` give the Objective and
     the parameter initialiser of a configuration; x, y are already scaled;
     ``cluster`` holds codes 0..G-1; ``w`` the observation weights.
     """
-    fold = cluster_folds(cluster, folds, seed)
-    buckets_np = make_buckets(cluster)
-    dt = jnp.dtype(dtype)   # training precision (the curves are kept in float64)
-    buckets = gather(buckets_np, x, y, w, dt)
-    # per bucket, per fold: which clusters train (1) and which are held out (1)
-    # per bucket, per fold: which clusters are held out (1), and each fold's
-    # own training clusters (``training_picks``)
-    in_fold = [np.stack([(fold[b.clusters] == f).astype(float) for f in range(folds)])
-               for b in buckets_np]
-    picks_np, valid_np = training_picks(buckets_np, fold, folds)
-    dens = np.array([np.sum(w[fold[cluster] == f]) for f in range(folds)])
-    mean_losses = _constant_cv(y, w, cluster, fold, folds, loss)
-    mean_loss = float(np.sum(mean_losses * dens) / np.sum(dens))
-    mean_se = float(np.std(mean_losses, ddof=1) / np.sqrt(folds))
+    if fold is None:
+        fold = cluster_folds(cluster, folds, seed)
+    n_clusters = int(cluster.max()) + 1
+    size = np.bincount(cluster, weights=w, minlength=n_clusters)          # s_c
+    fold_onehot = (fold[:, None] == np.arange(folds)[None, :]).astype(float)
+    dens = size @ fold_onehot                                              # weight per fold
+    mean_sums = constant_sums(y, w, cluster, fold, folds, loss)
+    mean_loss = float(mean_sums.sum() / size.sum())
+    mean_se = float(np.std(mean_sums @ fold_onehot / dens, ddof=1) / np.sqrt(folds))
 
-    groups = {}
-    for g, c in enumerate(configs):
-        groups.setdefault(_static_key(c), []).append(g)
     n_evals = -(-max_steps // eval_every)
     fold_curves = np.full((len(configs), n_evals, folds), np.inf)   # per-fold held-out loss
     last_eval = np.zeros(len(configs), dtype=int)
+    best = np.full(len(configs), np.inf)              # best held-out loss so far
+    best_at = np.zeros(len(configs), dtype=int)
+    best_sums = np.full((len(configs), n_clusters), np.inf)
+    groups = {}
+    for g, c in enumerate(configs):
+        groups.setdefault(_static_key(c), []).append(g)
 
     if sequential is None:   # models in turn on a CPU, batched on an accelerator
         sequential = jax.default_backend() == "cpu"
@@ -365,8 +489,15 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
     first_kept = min(int(min_steps), int(max_steps))   # no step before it is chosen
     bar = _bar(progress, total)
     first = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)[:1]), x)
+    if configs:
+        buckets_np = make_buckets(cluster)
+        dt = jnp.dtype(dtype)   # training precision (the curves are kept in float64)
+        buckets = gather(buckets_np, x, y, w, dt)
+        bucket_codes = np.concatenate([b.clusters for b in buckets_np])
+        picks_np, valid_np = training_picks(buckets_np, fold, folds)
     try:
         for members in groups.values():
+            members = np.asarray(members)
             c0 = configs[members[0]]
             objective = objective_for(c0)
             # models: config-major, fold-minor
@@ -376,32 +507,40 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
                 for g in members], folds), dtype=dt) for k in TRACED}
             picks = [jnp.asarray(np.tile(pk, (len(members), 1))) for pk in picks_np]
             valid = [jnp.asarray(np.tile(v, (len(members), 1)), dtype=dt) for v in valid_np]
-            held_w = [jnp.asarray(np.tile(f, (len(members), 1)), dtype=dt) for f in in_fold]
             p0 = floats_as(init_for(c0)(jax.random.PRNGKey(seed), floats_as(first, dt)), dt)
             params = jax.tree.map(lambda a: jnp.broadcast_to(a, (n_models,) + a.shape), p0)
             opt_state = jax.vmap(optimizer(clip_norm).init)(params)
-            best = np.full(len(members), np.inf)
-            best_at = np.zeros(len(members), dtype=int)
+            active = np.ones(len(members), dtype=bool)
             step, e = 0, 0
-            while step < max_steps:
+            while step < max_steps and active.any():
                 length = min(eval_every, max_steps - step)
-                # a configuration stops once its curve has not improved for
-                # ``patience`` steps; the others go on
-                active = np.ones(len(members), dtype=bool) if patience is None else \
-                    step - np.maximum(best_at, first_kept) < patience
                 params, opt_state = batch_chunk(
                     params, opt_state, hyper, picks, valid, jnp.asarray(np.repeat(active, folds)),
                     buckets, objective, clip_norm, length, sequential)
                 step += length
-                held = np.asarray(batch_heldout(params, held_w, buckets, objective, sequential))
-                held = np.where(np.isfinite(held), held, np.inf).reshape(len(members), folds)
-                on = np.asarray(members)[active]
-                fold_curves[on, e] = held[active]
+                by_bucket = batch_cluster_losses(params, buckets, objective, sequential)
+                held = np.empty((n_models, n_clusters))
+                held[:, bucket_codes] = np.concatenate([np.asarray(v) for v in by_bucket], axis=1)
+                # each cluster scored by the model of its own fold: (configs, clusters)
+                sums = held.reshape(len(members), folds, n_clusters)[:, fold,
+                                                                     np.arange(n_clusters)]
+                sums = np.where(np.isfinite(sums), sums, np.inf)
+                on = members[active]
+                fold_curves[on, e] = (sums @ fold_onehot / dens)[active]
                 last_eval[on] = e
-                cv = np.where(active & (step >= first_kept), held @ dens / dens.sum(), np.inf)
-                improved = cv < best
-                best = np.where(improved, cv, best)
-                best_at = np.where(improved, step, best_at)
+                cv = np.where(active & (step >= first_kept), sums.sum(axis=1) / size.sum(), np.inf)
+                improved = cv < best[members]
+                best[members[improved]] = cv[improved]
+                best_at[members[improved]] = step
+                best_sums[members[improved]] = sums[improved]
+                # a configuration stops once its curve has not improved for
+                # ``patience`` steps, or once it trails the leader (``race``)
+                if patience is not None:
+                    active &= step - np.maximum(best_at[members], first_kept) < patience
+                if racing:
+                    raced = race(best, best_sums, size, np.isin(np.arange(len(configs)),
+                                                                members[active]), step)
+                    active &= raced[members]
                 e += 1
                 done += length
                 if bar is not None:
@@ -409,11 +548,10 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
                     bar.set_postfix(best=f"{np.min(best):.4g}", mean=f"{mean_loss:.4g}")
                 elif callable(progress):
                     progress(done, total, float(np.min(best)), mean_loss)
-                if patience is not None and np.all(step - np.maximum(best_at, first_kept) >= patience):
-                    done += max_steps - step
-                    if bar is not None:
-                        bar.update(max_steps - step)
-                    break
+            if step < max_steps:   # the group stopped early: the bar moves to its end
+                done += max_steps - step
+                if bar is not None:
+                    bar.update(max_steps - step)
     finally:
         if bar is not None:
             bar.close()
@@ -424,22 +562,48 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
         fold_se = np.std(fold_curves, axis=2, ddof=1) / np.sqrt(folds)
     fold_se = np.where(np.isfinite(fold_se), fold_se, np.inf)
     eligible = np.where(eval_steps >= first_kept, cv_curves, np.inf)   # steps that may be chosen
-    best_e = np.argmin(eligible, axis=1)
-    loss_g = cv_curves[np.arange(len(configs)), best_e]
-    se_g = fold_se[np.arange(len(configs)), best_e]
-    chosen = int(np.argmin(loss_g))
-    chosen_e = int(best_e[chosen])
-    if one_se and np.isfinite(loss_g[chosen]):
-        bound = loss_g[chosen] + se_g[chosen]
-        ok = np.argwhere(eligible <= bound)                          # (g, e) pairs
-        ok = sorted(ok.tolist(), key=lambda ge: (eval_steps[ge[1]], cv_curves[ge[0], ge[1]]))
-        chosen, chosen_e = ok[0]
+    best_e = np.argmin(eligible, axis=1) if configs else np.zeros(0, dtype=int)
+    rows = np.arange(len(configs))
+    net_loss, net_se = cv_curves[rows, best_e], fold_se[rows, best_e]
+    net_steps = eval_steps[best_e]
+
+    # the direct candidates first (simple to flexible), then the network, then the mean
+    all_configs = [c for c, _ in direct] + list(configs)
+    all_sums = [s for _, s in direct] + [best_sums[g] for g in rows] + [mean_sums]
+    d_loss = [float(s.sum() / size.sum()) for _, s in direct]
+    d_se = [float(np.std((s @ fold_onehot) / dens, ddof=1) / np.sqrt(folds)) for _, s in direct]
+    loss_all = np.r_[d_loss, net_loss]
+    kinds = [complexity(c) for c in all_configs] + [0]
+    candidates = [g for g in range(len(all_sums)) if simple or g < len(all_configs)]
+    order = sorted(candidates, key=lambda g: (kinds[g], float(np.r_[loss_all, mean_loss][g])))
+    pick, rows_sel = simplest_within([all_sums[g] for g in order], size, margin)
+    chosen = order[pick]
+    best_g = order[int(np.argmin([r["loss"] if np.isfinite(r["loss"]) else np.inf
+                                  for r in rows_sel]))]
+    diff, se_diff = np.empty(len(all_sums)), np.empty(len(all_sums))
+    for g in range(len(all_sums)):
+        diff[g], se_diff[g] = paired_difference(all_sums[g], all_sums[best_g], size)
+    n_direct = len(direct)
+    chosen_step = 0
+    if n_direct <= chosen < len(all_configs):
+        g = chosen - n_direct
+        chosen_e = int(best_e[g])
+        if one_se and np.isfinite(net_loss[g]):   # fewest steps within one SE across folds
+            bound = net_loss[g] + net_se[g]
+            ok = np.argwhere(eligible <= bound)                          # (g, e) pairs
+            ok = sorted(ok.tolist(), key=lambda ge: (eval_steps[ge[1]], cv_curves[ge[0], ge[1]]))
+            g, chosen_e = ok[0]
+            chosen = n_direct + g
+        chosen_step = int(eval_steps[chosen_e])
     return CVResult(
-        configs=configs, loss=loss_g, se=se_g, best_step=eval_steps[best_e],
-        steps=[eval_steps[:last_eval[g] + 1] for g in range(len(configs))],
-        curves=[cv_curves[g, :last_eval[g] + 1] for g in range(len(configs))],
-        chosen=int(chosen), chosen_step=int(eval_steps[chosen_e]), mean_loss=mean_loss,
-        mean_se=mean_se, folds=folds, one_se=one_se, max_steps=max_steps, fold_of_cluster=fold)
+        configs=all_configs, loss=loss_all, se=np.r_[d_se, net_se],
+        best_step=np.r_[np.zeros(n_direct, dtype=int), net_steps].astype(int),
+        steps=[np.zeros(1, dtype=int)] * n_direct +
+        [eval_steps[:last_eval[g] + 1] for g in rows],
+        curves=[np.array([v]) for v in d_loss] + [cv_curves[g, :last_eval[g] + 1] for g in rows],
+        chosen=int(chosen), chosen_step=chosen_step, mean_loss=mean_loss,
+        mean_se=mean_se, folds=folds, one_se=one_se, max_steps=max_steps, fold_of_cluster=fold,
+        diff=diff, se_diff=se_diff, margin=float(margin), sums=all_sums, size=size)
 
 
 def _bar(progress, total):
@@ -452,26 +616,41 @@ def _bar(progress, total):
 
 
 def check_choice(cv: CVResult) -> None:
-    """Warnings about the chosen row: every configuration diverged, no better
-    than the constant predictor, chosen at the first evaluation, or at the
-    last (not converged)."""
-    loss = cv.loss[cv.chosen]
-    if not np.isfinite(loss):
+    """Warnings about the chosen row: every candidate diverged, the constant
+    chosen (no candidate beats the training mean by more than the margin),
+    a network chosen at its first evaluation, or at the last (not converged)."""
+    finite = np.isfinite(cv.loss)
+    if cv.configs and not finite.any():
         warnings.warn("every configuration diverged in cross-validation: lower learning_rate "
                       "or inner_lr in the grid", alerts.DivergenceWarning, stacklevel=3)
-        return
-    if loss >= cv.mean_loss:
+    if cv.chose_mean:
+        g = int(np.argmin(np.where(finite, cv.loss, np.inf))) if finite.any() else None
+        if g is None:
+            why = ""
+        elif cv.diff[-1] <= 0:   # the mean is the best row
+            why = (f" (the best other candidate, {candidate_name(cv.configs[g])}, has "
+                   f"{cv.loss[g]:.4g} against the mean's {cv.mean_loss:.4g})")
+        else:
+            why = (f" (the best, {candidate_name(cv.configs[g])}, beats it by "
+                   f"{cv.diff[-1]:.3g}, within {cv.margin:g} x its paired SE {cv.se_diff[-1]:.3g})")
         warnings.warn(
-            f"no configuration predicts held-out clusters better than their training mean "
-            f"(cross-validated loss {loss:.4g} vs {cv.mean_loss:.4g}): the controls may not "
-            f"predict the outcome across clusters; check the cv table (model.cv)",
+            f"no candidate predicts held-out clusters better than their training mean by more "
+            f"than {cv.margin:g} paired SE{why}: the fit is the training mean; the controls "
+            f"may not predict the outcome across clusters (check model.cv)",
             alerts.NoBetterThanMeanWarning, stacklevel=3)
-    if cv.chosen_step == cv.steps[cv.chosen][0]:
+        return
+    config = cv.configs[cv.chosen]
+    if cv.best_step[cv.chosen] == 0 and len(cv.steps[cv.chosen]) == 1 \
+            and cv.steps[cv.chosen][0] == 0:
+        return   # solved directly: nothing to stop
+    steps = cv.steps[cv.chosen]
+    if len(steps) > 1 and cv.chosen_step == steps[0]:
         warnings.warn(
-            f"the chosen configuration is best at the first evaluation (step "
-            f"{cv.chosen_step}): the model kept is close to its random start; the controls "
-            f"may not predict the outcome across clusters, or learning_rate is too high for "
-            f"them (check model.cv)", alerts.StoppedAtOnceWarning, stacklevel=3)
+            f"the chosen configuration ({candidate_name(config)}) is best at the first "
+            f"evaluation (step {cv.chosen_step}) and worse after it: the network fits what "
+            f"generalises across clusters within {cv.chosen_step} steps and then overfits the "
+            f"training clusters; a lower learning_rate or a smaller network may do better "
+            f"(check model.cv)", alerts.StoppedAtOnceWarning, stacklevel=3)
     elif cv.chosen_step >= cv.max_steps:
         warnings.warn(
             f"the held-out loss was still falling at the last step ({cv.chosen_step}): "

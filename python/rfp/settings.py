@@ -100,6 +100,8 @@ RULES = {
     # effects, comparisons and tuning (folds of whole clusters)
     "folds": whole(2),
     "one_se": FLAG,
+    "margin": number(0),      # tune: paired SEs a more flexible candidate must win by (selection.py)
+    "simple": FLAG,           # tune: the constant and linear candidates join the table
     "repeats": whole(1, none=True),          # None: 5 below 100 clusters, else 1
     "level": number(0, 1, low_open=True, high_open=True),
     "clip": number(0, 0.5, high_open=True),
@@ -134,7 +136,7 @@ FIT = (*DEFAULTS, "width", "steps", "progress")
 NUISANCE = tuple(n for n in FIT if n != "loss")
 CONTEXTS = {
     "fit": FIT,
-    "tune": (*FIT, "folds", "one_se", "cv_dtype", "ensemble"),
+    "tune": (*FIT, "folds", "one_se", "cv_dtype", "ensemble", "margin", "simple"),
     "dml": (*NUISANCE, "folds", "seed", "repeats", "level", "warn_share", "design",
             "na_action", "vcov", "nuisance", "fold"),
     "aipw": (*NUISANCE, "estimand", "folds", "seed", "repeats", "clip", "design", "level",

@@ -1,0 +1,82 @@
+"""The linear candidates of ``tune``'s table, solved directly on each fold.
+
+A linear model f(theta, x) = a + x'b under the squared loss has a quadratic
+R_k (eq. 18-20) for any alpha, k and eta (``quadratic.py``), so each fold's
+minimiser is one linear solve: no learning rate, steps or compilation.  Under
+the logistic loss the linear model at alpha = 1 is the weighted logit
+(``nuisance.linear_fit``, Newton's method); at alpha < 1 it has no direct
+solution and is trained by gradient descent with the network's rows.
+
+``linear_rows`` scores these candidates on the same cluster folds as the
+network (every cluster held out once), as per-cluster sums of
+w_i L_i on held-out rows: what ``selection.simplest_within`` compares.
+``refit`` solves the chosen one on all clusters.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import quadratic
+from .nuisance import linear_fit
+from .selection import cluster_sums
+
+
+def linear_configs(configs: list, base: dict) -> list[dict]:
+    """The linear candidates: alpha = 1, and for the squared loss every
+    (alpha, inner_steps, inner_lr) of the grid with alpha < 1."""
+    rows = [{**base, "model": "linear", "alpha": 1.0}]
+    if base["loss"] != "squared" or base.get("first_order") or float(base.get("penalty", 0)):
+        return rows
+    seen = {(1.0,)}
+    for c in configs:
+        key = (float(c["alpha"]), int(c["inner_steps"]), float(c["inner_lr"]))
+        if key[0] < 1.0 and key not in seen:
+            seen.add(key)
+            rows.append({**base, "model": "linear", "alpha": key[0], "inner_steps": key[1],
+                         "inner_lr": key[2]})
+    return rows
+
+
+def solve(x, y, codes, w, config) -> dict:
+    """The linear model's parameters ({"w": (p, 1), "b": (1,)}) minimising
+    R_k of ``config`` on the rows given (x, y already scaled)."""
+    if config["loss"] == "logistic":
+        fitted = linear_fit(x, y, w, "logistic")
+        return {"b": np.array([fitted.intercept]), "w": np.asarray(fitted.coef)[:, None]}
+    return quadratic.minimise(x, y, codes, w, float(config["alpha"]),
+                              int(config["inner_steps"]), float(config["inner_lr"]))
+
+
+def row_losses(params, x, y, loss: str) -> np.ndarray:
+    """L_i of a linear model on rows (squared error, or the logistic loss)."""
+    eta = params["b"][0] + x @ params["w"][:, 0]
+    if loss == "logistic":
+        return np.logaddexp(0.0, eta) - y * eta
+    return (y - eta) ** 2
+
+
+def linear_rows(x, y, codes, w, fold, folds: int, configs: list) -> list[np.ndarray]:
+    """Per linear candidate, the per-cluster sums of w_i L_i on held-out
+    rows, each cluster scored by the model fitted on the other folds."""
+    g = int(codes.max()) + 1
+    fold_of_row = fold[codes]
+    out = []
+    for c in configs:
+        sums = np.zeros(g)
+        for f in range(folds):
+            train, test = fold_of_row != f, fold_of_row == f
+            params = solve(x[train], y[train], codes[train], w[train], c)
+            sums += cluster_sums(row_losses(params, x[test], y[test], c["loss"]), codes[test], g,
+                                 w[test])
+        out.append(sums)
+    return out
+
+
+def constant_params(y, w, loss: str, p: int) -> dict:
+    """The constant predictor as a linear model with zero slopes: the
+    weighted mean (its log-odds for the logistic loss)."""
+    m = float(np.sum(w * y) / np.sum(w))
+    if loss == "logistic":
+        m = min(max(m, 1e-12), 1 - 1e-12)
+        m = float(np.log(m / (1 - m)))
+    return {"b": np.array([m]), "w": np.zeros((p, 1))}
