@@ -40,15 +40,26 @@ def test_batched_cv_equals_separate_fits(sizes):
                             cv_dtype="float64", **SMALL)
     cv = model.cv
     fold_of_row = cv.fold_of_cluster[cluster]   # labels 0..G-1 are their own codes
+    assert sum(c["model"] == "mlp" for c in cv.configs) == 4
     for g, c in enumerate(cv.configs):
         num = den = 0.0
         for f in range(3):
             tr, te = fold_of_row != f, fold_of_row == f
             settings = {k: c[k] for k in ("alpha", "inner_lr", "learning_rate", "inner_steps")}
-            m = rfp.fit_arrays(x[tr], y[tr], cluster[tr], scale=False, progress=False,
-                               hidden=(8,), max_steps=40, eval_every=10, patience=None, seed=3,
-                               **settings)
-            pred = m.predict_arrays(x[te])
+            if c["model"] == "linear" and c["alpha"] == 1.0:   # least squares (numpy)
+                z = np.column_stack([np.ones(tr.sum()), x[tr]])
+                beta = np.linalg.lstsq(z, y[tr], rcond=None)[0]
+                pred = beta[0] + x[te] @ beta[1:]
+            elif c["model"] == "linear":   # R_k solved directly (test_quadratic checks it)
+                pred = rfp.api.solve_arrays(x[tr], y[tr], cluster[tr], scale=False,
+                                            **{k: c[k] for k in ("alpha", "inner_lr",
+                                                                 "inner_steps")}
+                                            ).predict_arrays(x[te])
+            else:
+                m = rfp.fit_arrays(x[tr], y[tr], cluster[tr], scale=False, progress=False,
+                                   hidden=(8,), max_steps=40, eval_every=10, patience=None,
+                                   seed=3, **settings)
+                pred = m.predict_arrays(x[te])
             num += np.sum((y[te] - pred) ** 2)
             den += te.sum()
         assert cv.curves[g][-1] == pytest.approx(num / den, rel=1e-8, abs=1e-10)
@@ -105,18 +116,18 @@ def test_each_configuration_stops_on_its_own_patience():
 
 def test_compiles_once_per_shape_group():
     """Configurations differing in alpha, eta and learning rate share one
-    program; a second width is one more.  (13 clusters: a shape no other
-    test compiles.)"""
+    program, the ERM rows (no inner loop) another; a second width doubles
+    them.  (13 clusters: a shape no other test compiles.)"""
     x, y, cluster = _data(n_clusters=13, seed=1)
     before = crossval.batch_chunk._cache_size()
     rfp.tune_arrays(x, y, cluster, grid={"alpha": [1.0, 0.7, 0.3, 0.0], "inner_lr": [0.1, 0.3],
                                         "learning_rate": [0.01, 0.03]},
                     folds=3, progress=False, **SMALL)
-    assert crossval.batch_chunk._cache_size() - before == 1
+    assert crossval.batch_chunk._cache_size() - before == 2
     before = crossval.batch_chunk._cache_size()
     rfp.tune_arrays(x, y, cluster, grid={"alpha": [1.0, 0.5, 0.0], "hidden": [(8,), (4,)]},
                     folds=3, progress=False, **SMALL)
-    assert crossval.batch_chunk._cache_size() - before == 2   # one program per width
+    assert crossval.batch_chunk._cache_size() - before == 4   # two programs per width
 
 
 def test_grid_expansion_and_table():
@@ -125,7 +136,8 @@ def test_grid_expansion_and_table():
     alphas = {c["alpha"] for c in configs}
     assert 1.0 in alphas and 0.0 in alphas          # ERM and MAML in the default grid
     assert sum(c["alpha"] == 1.0 for c in configs) == 1   # eta is moot at alpha = 1
-    assert len(configs) == 9
+    assert [c["inner_steps"] for c in configs if c["alpha"] == 1.0] == [0]   # no inner loop
+    assert len(configs) == 3
     with pytest.raises(TypeError, match="list of candidates"):
         crossval.expand_grid({"alpha": 0.5}, base)
     with pytest.raises(ValueError, match="cannot be tuned"):
@@ -136,22 +148,25 @@ def test_choice_one_se_and_refit():
     x, y, cluster = _data(seed=2)
     settings = dict(SMALL, max_steps=60)
     grid = {"alpha": [1.0, 0.5], "inner_lr": [0.1]}
-    best = rfp.tune_arrays(x, y, cluster, grid=grid, folds=4, progress=False, **settings)
+    # margin 0 and no simple rows: the lowest CV loss among the network's rows
+    best = rfp.tune_arrays(x, y, cluster, grid=grid, folds=4, progress=False, margin=0.0,
+                           simple=False, **settings)
     cv = best.cv
+    assert [c["model"] for c in cv.configs] == ["mlp", "mlp"]
     g = int(np.argmin(cv.loss))
     assert cv.chosen == g and cv.loss[g] == pytest.approx(np.min([np.min(c) for c in cv.curves]))
     assert best.best_step == cv.chosen_step == cv.best_step[g]
     assert best.config["alpha"] == cv.configs[g]["alpha"]
     assert len(best.validation_clusters) == 0        # refitted on every cluster
     lenient = rfp.tune_arrays(x, y, cluster, grid=grid, folds=4, one_se=True, progress=False,
-                              **settings).cv
+                              margin=0.0, simple=False, **settings).cv
     assert lenient.chosen_step <= cv.chosen_step
     assert lenient.curves[lenient.chosen][list(lenient.steps[lenient.chosen]).index(
         lenient.chosen_step)] <= cv.loss[g] + cv.se[g] + 1e-12
     rows = cv.table()
     assert rows[-1]["cv_loss"] == pytest.approx(cv.mean_loss)   # the constant predictor
     assert sum(r["chosen"] for r in rows) == 1
-    assert "chosen" in repr(cv) and "mean (no model)" in repr(cv)
+    assert "<- chosen" in repr(cv) and "  mean  " in repr(cv)
 
 
 def test_constant_predictor_row_is_its_cv_loss():
@@ -237,4 +252,6 @@ def test_min_steps_bounds_the_chosen_step():
     x, y, cluster = _data(seed=10)
     m = rfp.tune_arrays(x, y, cluster, grid={"alpha": [1.0, 0.5], "learning_rate": [0.3]},
                         folds=3, progress=False, **dict(SMALL, max_steps=80, min_steps=40))
-    assert np.all(m.cv.best_step >= 40) and m.cv.chosen_step >= 40
+    network = [c["model"] == "mlp" for c in m.cv.configs]
+    assert np.all(m.cv.best_step[network] >= 40)
+    assert m.cv.chosen_step >= 40 or m.cv.chosen_config["model"] in ("linear", "constant")
