@@ -192,6 +192,9 @@ def _design(x, y, cluster, model, config, scale):
     codes, labels = data_mod.encode_clusters(pa.chunked_array([pa.array(np.asarray(cluster))]))
     if len(labels) < 2:
         raise ValueError("the method needs at least two clusters")
+    if config["weights"] is not None:
+        data_mod.check_weighted_clusters(codes, labels, settings_mod.case_weight_values(
+            config["weights"]), "the method")
     if config["loss"] == "logistic" and not np.all((y == 0) | (y == 1)):
         raise ValueError("the logistic loss needs an outcome coded 0/1")
 
