@@ -260,20 +260,22 @@ def kept_weights(weights, kept) -> np.ndarray | None:
 
 
 def normalise_weights(weights) -> np.ndarray | None:
-    """Case weights rescaled to mean 1 over the rows of positive weight,
-    before any arithmetic, so that every estimator is scale-free in them as
-    lm, fixest and estimatr are (1e-200 * w and 1e200 * w give the results of
-    w, with no underflow or overflow). Dividing by the largest weight first
-    keeps the mean finite. None stays None."""
+    """Case weights rescaled, before any arithmetic, to a mean in [0.5, 1)
+    over the rows of positive weight, so that every estimator is scale-free
+    in them as lm, fixest and estimatr are (1e-200 * w and 1e200 * w give the
+    results of w, with no underflow or overflow). The factor is a power of
+    two, so the rescaling is exact: whole-number weights still give the
+    duplicated rows' arithmetic. The largest weight is brought to [0.5, 1)
+    first so that the mean cannot overflow. None stays None."""
     if weights is None:
         return None
     w = np.asarray(weights, dtype=float)
     top = float(np.max(w)) if w.size else 0.0
-    if not top > 0:
+    if not (top > 0 and np.isfinite(top)):
         return w
-    w = w / top
+    w = np.ldexp(w, -np.frexp(top)[1])
     positive = w[w > 0]
-    return w / float(np.mean(positive)) if positive.size else w
+    return np.ldexp(w, -np.frexp(float(np.mean(positive)))[1]) if positive.size else w
 
 
 def check_weighted_clusters(codes, labels, weights, what: str = "the method") -> None:

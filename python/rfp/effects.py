@@ -197,7 +197,7 @@ class EffectData:
     cluster_name: str
     kept: np.ndarray
     n_dropped: int = 0
-    w: np.ndarray | None = None    # case weights of the rows used (None: all 1), mean 1
+    w: np.ndarray | None = None    # case weights of the rows used (None: all 1), mean in [0.5, 1)
     # with case weights: which complete rows (after na_action) have a positive
     # weight and are used; rows of weight 0 are dropped, as fixest does
     positive: np.ndarray | None = None
@@ -301,7 +301,7 @@ def positive_weight_rows(table, kept, w, d, cluster, method):
     than two clusters of positive weight, then drop the rows of weight 0
     (fixest's rule, as ``fixed_effects`` does, so that n, the clusters and
     the degrees of freedom count the same everywhere) and rescale the rest
-    to mean 1 (``data.normalise_weights``). Returns (table, kept rows of the
+    by a power of two to a mean near 1 (``data.normalise_weights``). Returns (table, kept rows of the
     data given, weights, the mask of positive rows among the complete ones
     or None)."""
     if w is None:

@@ -125,7 +125,8 @@ def test_item3_every_estimator_is_invariant_to_the_weights_scale():
     w = df["w"].to_numpy()
     ref = _results(df, w)
     for name, values in ref.items():
-        assert np.all(np.isfinite(values)) and np.all(np.asarray(values[1:2]) > 0), name
+        assert np.all(np.isfinite(values)), name
+        assert name == "fit" or values[1] > 0, name
     for c in SCALES:
         got = _results(df, c * w)
         for name in ref:

@@ -844,9 +844,9 @@ def entropy_balance_from_table(data, treatment: str, x, base_weights: str | None
     # underflow at 1e-300); the unit weights returned are on the user's scale
     scale = 1.0
     if cw is not None:
-        positive = cw[cw > 0]
-        scale = float(np.max(positive)) * float(np.mean(positive / np.max(positive)))
+        raw_top = float(np.max(cw))
         cw = normalise_weights(cw)
+        scale = raw_top / float(np.max(cw))      # a power of two: exact
     cw = np.ones(t.size) if cw is None else cw
     q = cw[~t] * (bw[~t] if bw is not None else 1.0)
     target = cw[t] @ xs[t] / cw[t].sum()
