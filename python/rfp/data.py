@@ -260,8 +260,8 @@ def kept_weights(weights, kept) -> np.ndarray | None:
 
 
 def normalise_weights(weights) -> np.ndarray | None:
-    """Case weights rescaled, before any arithmetic, to a mean in [0.5, 1)
-    over the rows of positive weight, so that every estimator is scale-free
+    """Case weights rescaled, before any arithmetic, to a mean in [1, 2)
+    over the rows of positive weight (weights of mean 1 are left as they are), so that every estimator is scale-free
     in them as lm, fixest and estimatr are (1e-200 * w and 1e200 * w give the
     results of w, with no underflow or overflow). The factor is a power of
     two, so the rescaling is exact: whole-number weights still give the
@@ -275,7 +275,7 @@ def normalise_weights(weights) -> np.ndarray | None:
         return w
     w = np.ldexp(w, -np.frexp(top)[1])
     positive = w[w > 0]
-    return np.ldexp(w, -np.frexp(float(np.mean(positive)))[1]) if positive.size else w
+    return np.ldexp(w, 1 - np.frexp(float(np.mean(positive)))[1]) if positive.size else w
 
 
 def check_weighted_clusters(codes, labels, weights, what: str = "the method") -> None:

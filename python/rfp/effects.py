@@ -197,7 +197,7 @@ class EffectData:
     cluster_name: str
     kept: np.ndarray
     n_dropped: int = 0
-    w: np.ndarray | None = None    # case weights of the rows used (None: all 1), mean in [0.5, 1)
+    w: np.ndarray | None = None    # case weights of the rows used (None: all 1), mean in [1, 2)
     # with case weights: which complete rows (after na_action) have a positive
     # weight and are used; rows of weight 0 are dropped, as fixest does
     positive: np.ndarray | None = None
