@@ -346,7 +346,9 @@ def prepare(data, y: str, x, cluster: str, na_action: str = "fail",
             f"cluster column '{cluster}' has only {len(labels)} cluster(s); the method "
             f"needs at least two clusters (it adapts to each and holds some out)"
         )
-    return Prepared(xs, ys, codes, labels, x, n_dropped, kept_weights(w_all, kept))
+    w = kept_weights(w_all, kept)
+    check_weighted_clusters(codes, labels, w, "the method")   # by label (fit_arrays sees codes)
+    return Prepared(xs, ys, codes, labels, x, n_dropped, w)
 
 
 def prepare_x(data, x_names, na_action: str = "fail") -> tuple[np.ndarray, np.ndarray]:

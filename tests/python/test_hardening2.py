@@ -87,6 +87,13 @@ def test_item2_positive_weight_in_one_cluster_is_refused(entry):
             call()
 
 
+def test_item2_names_the_cluster_by_its_label():
+    df = frame().assign(g=lambda f: "school" + f["g"].astype(str))
+    w = np.where(df["g"] == "school5", df["w"], 0.0)
+    with pytest.raises(ValueError, match=r"only 1 of the 8 clusters \(cluster 'school5'\)"):
+        rfp.fit(df, y="y", x=["x1"], cluster="g", weights=w, **QUICK)
+
+
 # ---- item 3: the weights' scale does not matter ----------------------------------------
 
 SCALES = [1e-200, 1e-3, 7.0, 1e200]
