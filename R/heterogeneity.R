@@ -34,8 +34,8 @@ rfp_heterogeneity <- function(formula, data, treatment, covariates = NULL, group
                               nuisance = c("select", "method", "linear", "constant"),
                               na.action = stats::na.fail, progress = NULL, subset = NULL, ...) {
   if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
-  groups <- check_whole(groups, "groups", 0)
-  if (groups == 1) stop("groups must be 0 (no GATES) or at least 2", call. = FALSE)
+  # groups: the backend's validator (rule "groups"), so R and Python say the same
+  groups <- check_settings(list(groups = groups), "heterogeneity")$r$groups %||% 0L
   dots <- list(...)
   progress <- progress_setting(progress, dots)
   dots$verbose <- NULL

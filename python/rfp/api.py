@@ -93,7 +93,7 @@ class FittedModel:
         """Predictions from inputs already in model form (a matrix, or the
         pytree a user model takes)."""
         if self.scaler is not None:
-            x = self.scaler.x(np.asarray(x, dtype=float))
+            x = self.scaler.x(check_columns(x, len(self.scaler.x_mean)))
         x = jax.tree.map(jnp.asarray, x)
         if self.members is not None:   # an ensemble: the mean of its members' predictions
             yhat = np.asarray(_forward_members(self._apply(), self.members, x), dtype=float)
@@ -193,10 +193,15 @@ def _design(x, y, cluster, model, config, scale):
     codes, labels = data_mod.encode_clusters(pa.chunked_array([pa.array(np.asarray(cluster))]))
     if len(labels) < 2:
         raise ValueError("the method needs at least two clusters")
+    if config["weights"] is not None:
+        data_mod.check_weighted_clusters(codes, labels, settings_mod.case_weight_values(
+            config["weights"]), "the method")
     if config["loss"] == "logistic" and not np.all((y == 0) | (y == 1)):
         raise ValueError("the logistic loss needs an outcome coded 0/1")
 
     is_matrix = isinstance(x, np.ndarray) or not isinstance(model, (tuple, list))
+    if is_matrix:
+        x = finite_inputs(x)
     scaler = None
     if is_matrix and scale:
         x = np.asarray(x, dtype=float)
@@ -210,6 +215,43 @@ def _design(x, y, cluster, model, config, scale):
     else:
         y_fit = y
     return x, y_fit, codes, labels, scaler
+
+
+def finite_inputs(x) -> np.ndarray:
+    """A matrix x as floats, with an error naming the column (counting from
+    0, as x[:, j]) and the first row (from 1) of a missing or infinite value,
+    as ``fit`` names its column; never a NaN objective later."""
+    try:
+        x = np.asarray(x, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError("x must be numbers (a numeric matrix, one row per observation); "
+                         "convert non-numeric columns (e.g. to dummies) first") from None
+    cols = x[:, None] if x.ndim == 1 else x.reshape(len(x), -1)
+    bad = ~np.isfinite(cols)
+    if bad.any():
+        j = int(np.flatnonzero(bad.any(axis=0))[0])
+        rows = bad[:, j]
+        raise ValueError(f"x[:, {j}] has {int(rows.sum())} missing value(s) (NaN or inf), first "
+                         f"at row {int(np.argmax(rows)) + 1} ({int(bad.any(axis=1).sum())} row(s) "
+                         f"with a missing value in all); fix them or drop those rows before "
+                         f"fitting")
+    return x
+
+
+def check_columns(x, p: int) -> np.ndarray:
+    """Inputs for a model fitted on ``p`` columns: a matrix with p columns
+    (a vector when p = 1), or an error saying how many it has."""
+    try:
+        x = np.asarray(x, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError("x must be numbers (a numeric matrix, one row per observation)") from None
+    if x.ndim == 1 and p == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[1] != p:
+        have = x.shape[1] if x.ndim == 2 else (1 if x.ndim == 1 else x.shape[1:])
+        raise ValueError(f"X has {have} column(s); the model was fitted on {p}: pass the same "
+                         f"columns, in the same order, as in the fit")
+    return x
 
 
 def _model_for(config, model):

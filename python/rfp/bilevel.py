@@ -124,6 +124,8 @@ def observation_weights(cluster: np.ndarray, weights=None,
         if w.shape != (len(cluster),) or not np.all(np.isfinite(w)) or np.any(w < 0):
             raise ValueError(f"weights must be one finite number >= 0 per observation "
                              f"({len(cluster)}), got {w.size}")
+        from .data import normalise_weights
+        w = normalise_weights(w)   # R_k is scale-free in w; this keeps float32 from underflowing
     if equal_clusters:
         _, inv = np.unique(cluster, return_inverse=True)
         inv = inv.reshape(-1)

@@ -259,6 +259,58 @@ def kept_weights(weights, kept) -> np.ndarray | None:
     return w
 
 
+def normalise_weights(weights) -> np.ndarray | None:
+    """Case weights rescaled, before any arithmetic, to a mean in [1, 2)
+    over the rows of positive weight (weights of mean 1 are left as they are), so that every estimator is scale-free
+    in them as lm, fixest and estimatr are (1e-200 * w and 1e200 * w give the
+    results of w, with no underflow or overflow). The factor is a power of
+    two, so the rescaling is exact: whole-number weights still give the
+    duplicated rows' arithmetic. The largest weight is brought to [0.5, 1)
+    first so that the mean cannot overflow. None stays None."""
+    if weights is None:
+        return None
+    w = np.asarray(weights, dtype=float)
+    top = float(np.max(w)) if w.size else 0.0
+    if not (top > 0 and np.isfinite(top)):
+        return w
+    w = np.ldexp(w, -np.frexp(top)[1])
+    positive = w[w > 0]
+    return np.ldexp(w, 1 - np.frexp(float(np.mean(positive)))[1]) if positive.size else w
+
+
+def check_weighted_clusters(codes, labels, weights, what: str = "the method") -> None:
+    """At least two clusters hold a positive case weight: an error counting
+    them (and naming the one) otherwise, one check for fit, tune, the
+    effects and fixed effects."""
+    if weights is None:
+        return
+    totals = np.bincount(np.asarray(codes), weights=np.asarray(weights, dtype=float) > 0,
+                         minlength=len(labels))
+    positive = np.flatnonzero(totals > 0)
+    if positive.size < 2 <= len(labels):
+        which = (f" (cluster '{labels[positive[0]]}')" if positive.size else "")
+        raise ValueError(f"weights are positive in only {positive.size} of the {len(labels)} "
+                         f"clusters{which}: {what} needs at least two clusters with a positive "
+                         f"case weight; give observations in more clusters a positive weight")
+
+
+def check_weighted_arms(d, weights) -> None:
+    """A binary treatment's treated rows, and its control rows, each hold a
+    positive case weight: one message for every estimator (an effect with
+    one group of weight 0 is not defined)."""
+    if weights is None:
+        return
+    d = np.asarray(d, dtype=float)
+    if not np.all((d == 0) | (d == 1)) or np.unique(d).size < 2:
+        return
+    w = np.asarray(weights, dtype=float)
+    for group, rows in (("treated", d == 1), ("control", d == 0)):
+        if not np.any(w[rows] > 0):
+            raise ValueError(f"weights: the {group} rows all have case weight 0; an effect "
+                             f"needs treated and control rows of positive weight: give some "
+                             f"{group} rows a positive weight")
+
+
 def prepare(data, y: str, x, cluster: str, na_action: str = "fail",
             min_clusters: int = 2, weights=None) -> Prepared:
     """Check and extract y, x, cluster and the case weights (``weights``:
@@ -294,7 +346,9 @@ def prepare(data, y: str, x, cluster: str, na_action: str = "fail",
             f"cluster column '{cluster}' has only {len(labels)} cluster(s); the method "
             f"needs at least two clusters (it adapts to each and holds some out)"
         )
-    return Prepared(xs, ys, codes, labels, x, n_dropped, kept_weights(w_all, kept))
+    w = kept_weights(w_all, kept)
+    check_weighted_clusters(codes, labels, w, "the method")   # by label (fit_arrays sees codes)
+    return Prepared(xs, ys, codes, labels, x, n_dropped, w)
 
 
 def prepare_x(data, x_names, na_action: str = "fail") -> tuple[np.ndarray, np.ndarray]:
@@ -327,7 +381,8 @@ class Scaler:
             if scale_y and y is not None:
                 ym, ysd = float(y.mean()), float(y.std())
         else:
-            w = np.asarray(w, dtype=float) / np.sum(w)
+            w = normalise_weights(w)
+            w = w / np.sum(w)
             mean = w @ x
             sd = np.sqrt(w @ (x - mean) ** 2)
             if scale_y and y is not None:

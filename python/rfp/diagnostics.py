@@ -31,6 +31,10 @@ def effective_sample_size(weights) -> float:
         return 0.0
     if not np.all(np.isfinite(w)) or np.any(w < 0):
         raise ValueError("weights must be finite and nonnegative to compute an effective sample size")
+    top = float(np.max(w))
+    if not top > 0:
+        return 0.0
+    w = w / top                 # scale-free: no underflow at 1e-300, no overflow at 1e300
     ss = float(np.sum(w * w))
     return float(np.sum(w)) ** 2 / ss if ss > 0 else 0.0
 

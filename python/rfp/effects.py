@@ -197,7 +197,10 @@ class EffectData:
     cluster_name: str
     kept: np.ndarray
     n_dropped: int = 0
-    w: np.ndarray | None = None    # case weights of the rows used (None: all 1)
+    w: np.ndarray | None = None    # case weights of the rows used (None: all 1), mean in [1, 2)
+    # with case weights: which complete rows (after na_action) have a positive
+    # weight and are used; rows of weight 0 are dropped, as fixest does
+    positive: np.ndarray | None = None
 
     @property
     def n_clusters(self) -> int:
@@ -254,6 +257,9 @@ def read(data, y, d, x=None, cluster=None, *, na_action="fail", binary=False,
     for name, role in [(y, "outcome"), (d, "treatment"), *[(c, "control") for c in x]]:
         data_mod.numeric(table, name, role)
     table, kept = data_mod.drop_missing(table, [y, d, *x, cluster], na_action)
+    n_dropped = int((~kept).sum())
+    table, kept, w, positive = positive_weight_rows(table, kept, data_mod.kept_weights(w_all, kept),
+                                                    d, cluster, method)
     yv = data_mod.numeric(table, y, "outcome")
     dv = data_mod.numeric(table, d, "treatment")
     xv = (np.column_stack([data_mod.numeric(table, c, "control") for c in x]) if x
@@ -287,8 +293,28 @@ def read(data, y, d, x=None, cluster=None, *, na_action="fail", binary=False,
                 f"treatment column '{d}' varies within cluster '{labels[varies[0]]}' (column "
                 f"'{cluster}'; {varies.size} such cluster(s)), but design='cluster' says treatment "
                 f"is assigned to whole clusters; fix the data or pass design='individual'")
-    return EffectData(yv, dv, xv, codes, labels, x, y, d, cluster, kept, int((~kept).sum()),
-                      data_mod.kept_weights(w_all, kept))
+    return EffectData(yv, dv, xv, codes, labels, x, y, d, cluster, kept, n_dropped, w, positive)
+
+
+def positive_weight_rows(table, kept, w, d, cluster, method):
+    """Case weights: refuse a treated or control group of weight 0 and fewer
+    than two clusters of positive weight, then drop the rows of weight 0
+    (fixest's rule, as ``fixed_effects`` does, so that n, the clusters and
+    the degrees of freedom count the same everywhere) and rescale the rest
+    by a power of two to a mean near 1 (``data.normalise_weights``). Returns (table, kept rows of the
+    data given, weights, the mask of positive rows among the complete ones
+    or None)."""
+    if w is None:
+        return table, kept, None, None
+    data_mod.check_weighted_arms(data_mod.numeric(table, d, "treatment"), w)
+    codes, labels = data_mod.encode_clusters(table.column(cluster))
+    data_mod.check_weighted_clusters(codes, labels, w, method)
+    positive = w > 0
+    if not positive.all():
+        table = table.filter(pa.array(positive))
+        kept = kept.copy()
+        kept[np.flatnonzero(kept)[~positive]] = False
+    return table, kept, data_mod.normalise_weights(w[positive]), positive
 
 
 def with_case_weights(ed: EffectData, fit_settings: dict) -> dict:
@@ -796,6 +822,9 @@ def aipw_propensity(ed: EffectData, fold, propensity: str = "auto",
 
 def kish_ess(w) -> float:
     w = np.abs(np.asarray(w, dtype=float))
+    top = float(np.max(w)) if w.size else 0.0
+    if top > 0 and np.isfinite(top):
+        w = w / top             # scale-free: no underflow or overflow of the squares
     s2 = float(np.sum(w * w))
     return float(np.sum(w)) ** 2 / s2 if s2 > 0 else 0.0
 
@@ -995,6 +1024,8 @@ def dml_plm(data, y=None, d=None, x=None, cluster=None, *, folds: int = 5, seed:
     fit_settings = with_case_weights(ed, fit_settings)
     if fold is not None:
         folds_given = np.asarray(fold).reshape(-1)
+        if ed.positive is not None and folds_given.shape == ed.positive.shape:
+            folds_given = folds_given[ed.positive]   # labels for the rows of weight 0 too
         if folds_given.shape != (len(ed.y),):
             raise ValueError(f"fold must give one fold label per row used ({len(ed.y)}), "
                              f"got {folds_given.size}")

@@ -85,17 +85,33 @@ def best_linear_projection(effect, covariates, cluster, names=None, level: float
     phi = _scores(effect)
     a = np.asarray(covariates, dtype=float).reshape(len(phi), -1)
     names = [f"a{j + 1}" for j in range(a.shape[1])] if names is None else list(names)
+    check_covariates(a, names)
     z = np.column_stack([np.ones(len(phi)), a - a.mean(axis=0)])
     return _ols_table(["(Intercept)", *names], z, phi, cluster, level)[2]
+
+
+def check_covariates(a, names) -> None:
+    """The projection's covariates vary and are not collinear: an error
+    naming the constant one (or the collinear set), never a singular matrix."""
+    for j, name in enumerate(names):
+        if np.ptp(a[:, j]) == 0:
+            raise ValueError(f"covariate '{name}' is constant (every row is {a[0, j]:g}): the "
+                             f"projection's slope on it is not identified; drop it from "
+                             f"covariates")
+    centred = a - a.mean(axis=0)
+    if a.shape[1] > 1 and np.linalg.matrix_rank(centred) < a.shape[1]:
+        raise ValueError(f"covariates {list(names)} are collinear (one is a linear combination "
+                         f"of the others): their slopes are not identified; drop one of them")
 
 
 def gates(effect, cluster, groups: int = 5, level: float = 0.95):
     """Average AIPW score within ``groups`` quantile groups of the
     cross-fitted τ̂(X) = μ̂1 − μ̂0, CR1 SEs, and the top − bottom difference."""
+    from .settings import check
     phi = _scores(effect)
-    groups = int(groups)
-    if groups < 2:
-        raise ValueError(f"groups must be at least 2, got {groups}")
+    groups = check("groups", groups)
+    if not groups:
+        raise ValueError("groups must be at least 2 for GATES, got 0")
     tau_hat = np.asarray(effect.nuisance["mu1"]) - np.asarray(effect.nuisance["mu0"])
     fold = np.asarray(effect.nuisance.get("fold", np.zeros(len(phi))))
     # quantile groups within each fold: every fold's model has its own level, and
@@ -142,8 +158,10 @@ def heterogeneity(data, y=None, d=None, x=None, cluster=None, *, covariates=None
     from . import effects as fx
     from .settings import validate
 
-    aipw_kwargs = validate({**aipw_kwargs, "level": level}, "aipw")   # R and Python say the same
+    aipw_kwargs = validate({**aipw_kwargs, "level": level, "groups": groups},
+                           "heterogeneity")   # R and Python say the same
     level = aipw_kwargs.pop("level")
+    groups = aipw_kwargs.pop("groups")
     if aipw_kwargs.get("weights") is not None:
         raise NotImplementedError(
             "weights (case weights) are not supported by heterogeneity: its projection and "
@@ -160,6 +178,7 @@ def heterogeneity(data, y=None, d=None, x=None, cluster=None, *, covariates=None
             raise ValueError(f"covariates {missing} are not among the controls x "
                              f"{list(ed.x_names)}; the projection uses the controls' values")
         cols = [list(ed.x_names).index(c) for c in covariates]
+        check_covariates(ed.x[:, cols], covariates)   # before the fits: fail fast
         blp = best_linear_projection(effect, ed.x[:, cols], ed.cluster, covariates, level)
     table = gates(effect, ed.cluster, groups, level) if groups else None
     return Heterogeneity(blp, table, effect)

@@ -28,6 +28,8 @@ from .train import History
 FORMAT = "rfp-model-2"        # labels as arrays (format 1: labels in the JSON)
 READABLE = ("rfp-model-1", FORMAT)
 LABELS = ("cluster_labels", "train_clusters", "validation_clusters")
+# settings a named model cannot predict without (the others have defaults)
+REQUIRED = {"mlp": ("hidden", "activation"), "neural_ode": ("activation",)}
 
 
 class NotAModelFile(ValueError):
@@ -121,9 +123,16 @@ def save(model, path, extra: dict | None = None) -> None:
     atomically: a temporary file in the same folder, renamed over the target
     only once it is complete."""
     payload = archive(model, extra)
-    path = os.fspath(path)
+    path = os.path.expanduser(os.fspath(path))   # "~/m.rfp", as R's path.expand
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".rfp-save-", suffix=".tmp", dir=folder)
+    _check_target(path, folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".rfp-save-", suffix=".tmp", dir=folder)
+    except PermissionError:
+        raise PermissionError(f"cannot save the model to {path}: no permission to write in "
+                              f"the folder {folder}; choose another folder") from None
+    except OSError as err:
+        raise OSError(f"cannot save the model to {path}: {err.strerror or err}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
@@ -137,6 +146,18 @@ def save(model, path, extra: dict | None = None) -> None:
         except OSError:
             pass
         raise
+
+
+def _check_target(path, folder) -> None:
+    """A file name in an existing folder: an error naming the user's path and
+    what is wrong (never the temporary file's name)."""
+    if not os.path.basename(path) or os.path.isdir(path):
+        raise IsADirectoryError(f"cannot save the model to {path}: it is a folder; give a file "
+                                f"name, e.g. {os.path.join(path, 'model.rfp')}")
+    if not os.path.isdir(folder):
+        what = "is a file, not a folder" if os.path.exists(folder) else "does not exist"
+        raise FileNotFoundError(f"cannot save the model to {path}: the folder {folder} {what}; "
+                                f"create the folder first or choose another path")
 
 
 def _file_mode(path) -> int:
@@ -183,6 +204,7 @@ def load(path, model=None):
 
 def load_with_extra(path, model=None):
     """(the model, the ``extra`` data saved with it or None)."""
+    path = os.path.expanduser(os.fspath(path))   # "~/m.rfp", as R's path.expand
     arrays = _read_archive(path)
     bad = lambda why: NotAModelFile(f"{path} is not an rfp model file ({why})")  # noqa: E731
     extra = arrays.pop("extra", None)
@@ -316,6 +338,11 @@ def _read_config(config, bad) -> dict:
     if not isinstance(config, dict) or "model" not in config:
         raise bad("its settings are not a dict with a model")
     config = dict(config)
+    named = config["model"] if isinstance(config["model"], str) else None
+    lacking = [k for k in REQUIRED.get(named, ()) if config.get(k) is None]
+    if lacking:
+        raise bad(f"its settings lack {', '.join(lacking)}, which a {config['model']} model "
+                  f"needs")
     if config["model"] == "user" or config.get("hidden") is None:
         hidden = config.pop("hidden", None)
     else:

@@ -84,7 +84,7 @@ RULES = {
     "clip_norm": number(0, low_open=True, none=True),
     "schedule": choice("constant", "cosine"),
     "max_steps": whole(1),
-    "patience": whole(0, none=True),
+    "patience": whole(1, none=True),     # None: no early stopping; 0 would stop at once
     "min_steps": whole(0),   # early stopping keeps no step before this (validation/TUNING.md)
     "eval_every": whole(1),
     "validation_share": number(0, 1, high_open=True),
@@ -115,6 +115,7 @@ RULES = {
     "nuisance": choice("select", "method", "linear", "constant"),   # nuisance.py's ladder
     "trim": Rule("trim", 0, 0.5, low_open=True, high_open=True, none=True),   # None, "crump", α
     "fold": Rule("column", none=True),       # given fold labels (dml_plm; checked there)
+    "groups": Rule("groups", 2, 10_000, none=True),   # GATES groups: 0 or None skips them
     # small-cluster inference (inference.py, wild_bootstrap.py)
     "vcov": choice("CR1", "CR2", "wild"),
     "bootstrap_draws": whole(99),
@@ -141,6 +142,9 @@ CONTEXTS = {
             "na_action", "vcov", "nuisance", "fold"),
     "aipw": (*NUISANCE, "estimand", "folds", "seed", "repeats", "clip", "design", "level",
              "na_action", "propensity", "propensity_penalty", "vcov", "nuisance", "trim"),
+    "heterogeneity": (*NUISANCE, "folds", "seed", "repeats", "clip", "design", "level",
+                      "na_action", "propensity", "propensity_penalty", "vcov", "nuisance",
+                      "trim", "groups"),
     "t_learner": (*NUISANCE, "seed", "design", "na_action"),
     "compare": (*NUISANCE, "folds", "seed", "level", "repeats", "clip", "icc", "warn_share",
                 "na_action", "propensity", "propensity_penalty", "vcov", "bootstrap_draws",
@@ -245,6 +249,16 @@ def check(name: str, value, saved: bool = False):
             err = TypeError if not isinstance(value, str) else ValueError
             raise err(_must(name, rule) + f", got {_show(value)}")
         return value
+    if kind == "groups":
+        try:
+            n = _whole(name, value, Rule("whole", 0, rule.high))
+        except (TypeError, ValueError) as e:
+            raise type(e)(_must(name, rule) + f", got {_show(value)}"
+                          + (" (a string: pass the number itself)" if isinstance(value, str)
+                             else "")) from None
+        if n == 1:
+            raise ValueError(_must(name, rule) + ", got 1")
+        return n
     if kind == "devices":
         return "all" if isinstance(value, str) and value == "all" else _whole(name, value, rule)
     if kind == "penalty_or_cv":
@@ -408,6 +422,9 @@ def _must(name, rule) -> str:
         what = "'cv' or a number >= 0"
     elif k == "devices":
         what = "a whole number >= 1 or 'all'"
+    elif k == "groups":
+        what = (f"0 (no GATES) or a whole number in [{_bound(rule.low)}, {_bound(rule.high)}] "
+                f"(quantile groups)")
     elif k == "trim":
         what = "'crump' or a number in (0, 0.5)"
     elif k == "progress":

@@ -88,6 +88,13 @@ class _RFPBase(BaseEstimator):
 
     def _response(self, X):
         check_is_fitted(self, "model_")
+        have = np.asarray(X)
+        have = 1 if have.ndim == 1 else (have.shape[1] if have.ndim == 2 else None)
+        if have != self.n_features_in_:
+            raise ValueError(f"X has {have} column(s); the model was fitted on "
+                             f"{self.n_features_in_}"
+                             + (" (the cluster column included)" if self.cluster_column is not None
+                                else "") + ": pass the same columns as in fit")
         x, _ = self._split(X)
         return self.model_.predict_arrays(x)
 
@@ -140,31 +147,50 @@ class RFPRegressor(RegressorMixin, _RFPBase):
 
 
 class RFPClassifier(ClassifierMixin, _RFPBase):
-    """The method as a scikit-learn binary classifier (logistic loss; the
-    target must be coded 0/1). Parameters as ``RFPRegressor``.
+    """The method as a scikit-learn binary classifier (logistic loss). The
+    target takes any two labels (numbers, strings, booleans), as in
+    scikit-learn: ``classes_`` holds them sorted, the second is the
+    "positive" class of ``predict_proba[:, 1]``, and ``predict`` returns the
+    original labels. Parameters as ``RFPRegressor``.
 
     Attributes
     ----------
     model_ : FittedModel
-    classes_ : ndarray, [0, 1]
+    classes_ : ndarray, the two labels of the target, sorted
     """
 
     _loss = "logistic"
 
     def fit(self, X, y, groups=None, sample_weight=None):
-        """Fit P(y = 1 | x); y must be 0/1 (see ``RFPRegressor.fit``)."""
-        y = np.asarray(y, dtype=float).reshape(-1)
-        if not np.all((y == 0) | (y == 1)):
-            raise ValueError("RFPClassifier needs a target coded 0/1; values seen: "
-                             f"{np.unique(y)[:10].tolist()}")
-        self.classes_ = np.array([0, 1])
-        return self._fit(X, y, groups, sample_weight)
+        """Fit P(y = classes_[1] | x) (see ``RFPRegressor.fit``); y holds
+        exactly two distinct labels."""
+        y = np.asarray(y).reshape(-1)
+        if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
+            raise ValueError(f"y has {int((~np.isfinite(y)).sum())} missing value(s) (NaN or "
+                             f"inf); drop those rows before fitting")
+        if y.dtype.kind == "O" and any(v is None for v in y):
+            raise ValueError("y has missing labels (None); drop those rows before fitting")
+        try:
+            classes, codes = np.unique(y, return_inverse=True)
+        except TypeError:
+            raise ValueError("y mixes labels of different types (e.g. numbers and strings); "
+                             "give one type of label") from None
+        shown = classes[:10].tolist()
+        if classes.size < 2:
+            raise ValueError(f"y has only one class ({shown[0]!r}): a classifier needs a target "
+                             f"with two classes")
+        if classes.size > 2:
+            raise ValueError(f"RFPClassifier is a binary classifier and needs a target with two "
+                             f"classes (e.g. coded 0/1); y has {classes.size}: {shown}"
+                             f"{' ...' if classes.size > 10 else ''}")
+        self.classes_ = classes
+        return self._fit(X, codes.reshape(-1).astype(float), groups, sample_weight)
 
     def predict_proba(self, X):
-        """(n, 2) array: P(y = 0 | x) and P(y = 1 | x)."""
+        """(n, 2) array: P(y = classes_[0] | x) and P(y = classes_[1] | x)."""
         p1 = self._response(X)
         return np.column_stack([1.0 - p1, p1])
 
     def predict(self, X):
-        """The class with the larger probability (0 or 1)."""
-        return (self._response(X) > 0.5).astype(int)
+        """The label (from ``classes_``) with the larger probability."""
+        return self.classes_[(self._response(X) > 0.5).astype(int)]

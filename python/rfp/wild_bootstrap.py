@@ -68,6 +68,33 @@ def draw_weights(n_clusters: int, draws: int, weights: str, seed: int):
     return rng.choice(WEBB, size=(int(draws), n_clusters)), False
 
 
+def warn_coarse(n_clusters: int, weights: str, level: float) -> None:
+    """``SmallClusterWarning`` when the distinct weight vectors (2^G for
+    Rademacher, 6^G for Webb) are too few for the level: the p-value moves in
+    steps of 2 / 2^G at best (v and −v give the same |t*|), so when that
+    step exceeds 1 − level a p-value of 0 only says p < step, and the
+    interval's endpoints rest on a handful of draws."""
+    base = 2 if weights == "rademacher" else 6
+    if n_clusters > 40:
+        return
+    distinct = base ** n_clusters
+    smallest = 2.0 / distinct
+    alpha = 1.0 - float(level)
+    if smallest <= alpha:
+        return
+    import warnings
+
+    from .inference import SmallClusterWarning
+    advice = ("bootstrap_weights = 'webb' (6^G draws) helps from 3 clusters on; "
+              if weights == "rademacher" else "")
+    warnings.warn(
+        f"only {distinct} distinct wild bootstrap draws ({n_clusters} clusters) with {weights} "
+        f"weights: the smallest attainable p-value is {smallest:g} (above 0; a p-value of 0 "
+        f"only says p < {smallest:g}), so the test at level {alpha:g} and the {level:.0%} "
+        f"interval rest on too few draws to be read as such; {advice}with so few clusters "
+        f"no cluster-robust inference is reliable", SmallClusterWarning, stacklevel=3)
+
+
 def wild_cluster_bootstrap(x, y, cluster, coef: int, fe_codes=(), *, draws: int = 9999,
                            weights: str = "rademacher", seed: int = 0, level: float = 0.95,
                            null: float = 0.0, k: int | None = None) -> WildBootstrap:
@@ -85,6 +112,7 @@ def wild_cluster_bootstrap(x, y, cluster, coef: int, fe_codes=(), *, draws: int 
     if n_clusters < 2:
         raise ValueError("the wild cluster bootstrap needs at least two clusters")
     v, full = draw_weights(n_clusters, draws, weights, seed)
+    warn_coarse(n_clusters, check("bootstrap_weights", weights), level)
     bread = np.linalg.inv(x.T @ x)
     beta = bread @ (x.T @ y)
     m_j = bread[coef]

@@ -46,8 +46,8 @@ def test_classifier_equals_fit_arrays_logistic():
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     np.testing.assert_array_equal(est.predict(x), (ref > 0.5).astype(int))
     assert list(est.classes_) == [0, 1]
-    with pytest.raises(ValueError, match="target coded 0/1"):
-        RFPClassifier(**FAST).fit(x, d + 1, groups=cl)
+    with pytest.raises(ValueError, match="needs a target with two classes"):
+        RFPClassifier(**FAST).fit(x, d + (x[:, 0] > 0), groups=cl)   # three classes
 
 
 def test_parameter_protocol_and_clear_errors():

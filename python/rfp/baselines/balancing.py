@@ -37,8 +37,8 @@ import pyarrow as pa
 from scipy import sparse
 
 from .. import results
-from ..data import (as_table, case_weights, check_magnitudes, drop_missing, encode_clusters,
-                    kept_weights, numeric, require_columns)
+from ..data import (as_table, case_weights, check_magnitudes, check_weighted_arms, drop_missing,
+                    encode_clusters, kept_weights, normalise_weights, numeric, require_columns)
 from ..diagnostics import balance_table, effective_sample_size
 
 __all__ = [
@@ -839,10 +839,15 @@ def entropy_balance_from_table(data, treatment: str, x, base_weights: str | None
     xs, _, bw, t, _, _, kept, names, _ = _read(table, treatment, x, weight_col=base_weights,
                                                na_action=na_action)
     cw = kept_weights(w_all, kept)
+    check_weighted_arms(t, cw)      # the message every estimator gives
+    # computed on weights of mean 1 (scale-free: no overflow at 1e300, no
+    # underflow at 1e-300); the unit weights returned are on the user's scale
+    scale = 1.0
+    if cw is not None:
+        raw_top = float(np.max(cw))
+        cw = normalise_weights(cw)
+        scale = raw_top / float(np.max(cw))      # a power of two: exact
     cw = np.ones(t.size) if cw is None else cw
-    if not cw[t].sum() > 0 or not cw[~t].sum() > 0:
-        raise ValueError(f"weights: the {'treated' if not cw[t].sum() > 0 else 'control'} rows "
-                         f"all have case weight 0; entropy balancing needs both groups")
     q = cw[~t] * (bw[~t] if bw is not None else 1.0)
     target = cw[t] @ xs[t] / cw[t].sum()
     res = entropy_balance(xs[~t], target, base_weights=q, names=names, **kwargs)
@@ -852,6 +857,7 @@ def entropy_balance_from_table(data, treatment: str, x, base_weights: str | None
     if weights is not None:
         unit[t] = cw[t]
         unit[~t] = unit[~t] * cw[t].sum() / t.sum()
+        unit = unit * scale
     return _fit(res, unit, xs, t, kept, names, sd)
 
 

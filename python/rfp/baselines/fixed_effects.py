@@ -216,8 +216,11 @@ def fixed_effects(data, y: str, treatment: str, controls=(), fe=(), *, cluster: 
     n_dropped = int((~kept).sum())
     w = rdata.kept_weights(w_all, kept)
     if w is not None:                    # rows of weight 0 leave, as in fixest
+        rdata.check_weighted_arms(rdata.numeric(table, treatment, "treatment"), w)
+        rdata.check_weighted_clusters(*rdata.encode_clusters(table.column(cluster)), w,
+                                      "cluster-robust inference")
         table = table.filter(pa.array(w > 0))
-        w = w[w > 0]
+        w = rdata.normalise_weights(w[w > 0])   # scale-free: 1e-200 * w gives w's fit
 
     yv = rdata.numeric(table, y, "outcome")
     d = rdata.numeric(table, treatment, "treatment")

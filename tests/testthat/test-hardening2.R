@@ -1,0 +1,78 @@
+# Issue 19 (hardening, second round), the R side: the backend's messages for
+# case weights of weight 0 in a whole group or in all clusters but one, for
+# patience = 0 and GATES groups, a constant covariate and saving to a folder.
+
+hardening2_data <- function() {
+  df <- clustered_data(n_clusters = 8, n_per = 10)
+  set.seed(7)
+  df$d <- as.numeric(runif(nrow(df)) < 0.5)
+  df$cw <- runif(nrow(df), 0.3, 3)   # not "w": a column would shadow the vectors below
+  df
+}
+
+fast2 <- list(model = "linear", alpha = 1, progress = FALSE)
+
+test_that("a treated or control group of weight 0 is refused by every estimator (item 1)", {
+  skip_if_no_backend()
+  df <- hardening2_data()
+  for (group in c("treated", "control")) {
+    w <- ifelse(df$d == (group == "treated"), 0, df$cw)
+    message <- sprintf("weights: the %s rows all have case weight 0; an effect needs treated",
+                       group)
+    for (method in c("dml", "aipw")) {
+      expect_error(do.call(rfp_effect, c(list(y ~ x1 + x2 | g, df, "d", method = method,
+                                             folds = 2, weights = w), fast2)),
+                   message, fixed = TRUE)
+    }
+    expect_error(rfp_balance(y ~ x1 + x2 | g, df, "d", weights = w), message, fixed = TRUE)
+    expect_error(suppressWarnings(rfp_compare(y ~ x1 + x2 | g, df, "d", weights = w,
+                                              methods = "fixed_effects")),
+                 message, fixed = TRUE)
+  }
+})
+
+test_that("positive weight in one cluster only is refused, counting the clusters (item 2)", {
+  skip_if_no_backend()
+  df <- hardening2_data()
+  w <- ifelse(df$g == "c03", df$cw, 0)
+  message <- "weights are positive in only 1 of the 8 clusters (cluster 'c03')"
+  expect_error(rfp(y ~ x1 | g, df, weights = w, model = "linear", max_steps = 5,
+                   progress = FALSE), message, fixed = TRUE)
+  expect_error(do.call(rfp_effect, c(list(y ~ x1 | g, df, "d", folds = 2, weights = w), fast2)),
+               message, fixed = TRUE)
+})
+
+test_that("patience = 0 is refused by the validator (item 8)", {
+  skip_if_no_backend()
+  df <- hardening2_data()
+  expect_error(rfp(y ~ x1 | g, df, patience = 0, max_steps = 5, progress = FALSE),
+               "patience must be a whole number >= 1 or None (NULL in R) (default 200), got 0",
+               fixed = TRUE)
+})
+
+test_that("GATES groups are checked by the validator and a constant covariate is named (item 10)", {
+  skip_if_no_backend()
+  df <- hardening2_data()
+  expect_error(rfp_heterogeneity(y ~ x1 | g, df, "d", groups = 2.5),
+               "groups must be 0 (no GATES) or a whole number in [2, 10000] (quantile groups) or None (NULL in R), got 2.5",
+               fixed = TRUE)
+  expect_error(rfp_heterogeneity(y ~ x1 | g, df, "d", groups = 1), "got 1", fixed = TRUE)
+  df$k <- 3
+  expect_error(rfp_heterogeneity(y ~ x1 + k | g, df, "d", covariates = "k", groups = 0,
+                                 folds = 2, nuisance = "linear"),
+               "covariate 'k' is constant (every row is 3)", fixed = TRUE)
+})
+
+test_that("rfp_save to a folder or a missing folder names the path (item 14)", {
+  skip_if_no_backend()
+  df <- hardening2_data()
+  fit <- suppressWarnings(rfp(y ~ x1 | g, df, model = "linear", max_steps = 5, progress = FALSE))
+  folder <- tempfile("rfp-folder-")
+  dir.create(folder)
+  expect_error(rfp_save(fit, folder),
+               sprintf("cannot save the model to %s: it is a folder; give a file name", folder),
+               fixed = TRUE)
+  expect_error(rfp_save(fit, file.path(folder, "nope", "m.rfp")),
+               "does not exist; create the folder first", fixed = TRUE)
+  expect_length(list.files(folder, all.files = TRUE, no.. = TRUE), 0L)
+})
