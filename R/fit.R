@@ -266,25 +266,33 @@ design_columns <- function(design, x) {
 }
 
 # The cross-validated curves of a tuned fit (NULL for an untuned one): one
-# row per configuration and evaluation step, with the configuration's label
-# (the settings that vary across the grid) and whether it was chosen.
+# row per network configuration and evaluation step, with the configuration's
+# label (the settings that vary across the grid) and whether it was chosen.
+# The linear candidates and the mean are solved directly (no curve): they are
+# rows of the table alone.
 cv_curves <- function(model, table = cv_table(model)) {
   cv <- model$cv
   if (is.null(table)) return(NULL)
-  keys <- setdiff(names(table), c("cv_loss", "se", "step", "chosen"))
+  keys <- setdiff(names(table), c("model", "cv_loss", "se", "diff", "se_diff", "step",
+                                  "chosen"))
   rows <- table[-nrow(table), , drop = FALSE]
-  labels <- vapply(seq_len(nrow(rows)), function(g) {
+  network <- which(!rows$model %in% c("linear", "mean"))
+  empty <- data.frame(config = character(0), step = numeric(0), cv_loss = numeric(0),
+                      chosen = logical(0))
+  if (!length(network)) return(empty)
+  labels <- vapply(network, function(g) {
     paste(vapply(keys, function(k) {
       v <- rows[[k]][g]
       sprintf("%s = %s", k, if (is.na(v)) "-" else format(v))
     }, character(1)), collapse = ", ")
   }, character(1))
-  do.call(rbind, lapply(seq_along(labels), function(g) {
+  do.call(rbind, c(list(empty), lapply(seq_along(network), function(j) {
+    g <- network[j]
     s <- as.numeric(unlist(r_plain(reticulate::py_get_item(cv$steps, g - 1L)$tolist())))
     l <- as.numeric(unlist(r_plain(reticulate::py_get_item(cv$curves, g - 1L)$tolist())))
-    data.frame(config = rep(labels[g], length(s)), step = s, cv_loss = l,
+    data.frame(config = rep(labels[j], length(s)), step = s, cv_loss = l,
                chosen = rep(isTRUE(rows$chosen[g]), length(s)))
-  }))
+  })))
 }
 
 # Intercept and slopes of a linear model on the original scale of x and y

@@ -117,8 +117,9 @@ print.summary.rfp <- function(x, digits = max(3L, getOption("digits") - 3L), ...
           right = TRUE)
   }
   if (!is.null(x$cv)) {
-    cat(sprintf(paste0("\nCross-validation across clusters (%d configurations; cv_loss: mean ",
-                       "held-out loss, standardised):\n"), nrow(x$cv) - 1L))
+    cat(sprintf(paste0("\nCross-validation across clusters (%d candidates; cv_loss: mean ",
+                       "held-out loss, standardised; diff: minus the best row's, se_diff: ",
+                       "its paired SE across clusters):\n"), nrow(x$cv)))
     print(x$cv, digits = digits)
   }
   invisible(x)

@@ -182,27 +182,42 @@ cv_plot <- function(fit) {
     stop("this fit was not tuned: the cross-validation plot needs rfp(..., tune = TRUE)",
          call. = FALSE)
   }
-  mean_loss <- fit$cv$cv_loss[nrow(fit$cv)]
-  chosen <- curves[curves$chosen, , drop = FALSE]
-  chosen_label <- paste0(chosen$config[1], " (chosen)")
-  curves$config[curves$chosen] <- chosen_label
-  best <- fit$cv$step[fit$cv$chosen][1]
-  ggplot2::ggplot(curves, ggplot2::aes(x = .data$step, y = .data$cv_loss,
-                                       colour = .data$config, linewidth = .data$chosen)) +
-    ggplot2::geom_line() +
-    ggplot2::geom_hline(ggplot2::aes(yintercept = mean_loss, linetype = "training mean"),
-                        colour = "black") +
-    ggplot2::geom_vline(ggplot2::aes(xintercept = best, linetype = "chosen step"),
-                        colour = "grey40") +
+  cv <- fit$cv
+  # the candidates solved directly: the mean and the best linear model, as lines
+  lines <- data.frame(what = "training mean", loss = cv$cv_loss[nrow(cv)])
+  linear <- which(cv$model == "linear")
+  if (length(linear)) {
+    lines <- rbind(lines, data.frame(what = "best linear model",
+                                     loss = min(cv$cv_loss[linear])))
+  }
+  chosen_row <- cv[cv$chosen, , drop = FALSE]
+  if (any(curves$chosen)) {
+    curves$config[curves$chosen] <- paste0(curves$config[curves$chosen][1], " (chosen)")
+  } else {
+    lines$what[lines$what == "best linear model" & chosen_row$model == "linear"] <-
+      "best linear model (chosen)"
+    lines$what[lines$what == "training mean" & chosen_row$model == "mean"] <-
+      "training mean (chosen)"
+  }
+  n_net <- length(unique(curves$config))
+  p <- ggplot2::ggplot(curves, ggplot2::aes(x = .data$step, y = .data$cv_loss)) +
+    ggplot2::geom_line(ggplot2::aes(colour = .data$config, linewidth = .data$chosen)) +
+    ggplot2::geom_hline(data = lines, ggplot2::aes(yintercept = .data$loss,
+                                                   linetype = .data$what), colour = "black") +
     ggplot2::scale_linewidth_manual(values = c(`FALSE` = 0.4, `TRUE` = 1.2), guide = "none") +
-    ggplot2::scale_linetype_manual(values = c(`training mean` = "dashed",
-                                              `chosen step` = "dotted"), name = NULL) +
     ggplot2::labs(title = sprintf("Cross-validation across clusters (%d configurations)",
-                                  length(unique(curves$config))),
-                  subtitle = "Held-out loss averaged over folds of whole clusters",
+                                  n_net),
+                  subtitle = paste("Held-out loss averaged over folds of whole clusters;",
+                                   "the mean and the linear models are solved directly"),
                   x = "outer step", y = "held-out loss (standardised scale)",
-                  colour = "configuration") +
+                  colour = "configuration", linetype = NULL) +
     ggplot2::theme_minimal() + ggplot2::theme(legend.position = "right")
+  if (any(curves$chosen)) {
+    p <- p + ggplot2::geom_vline(xintercept = chosen_row$step[1], colour = "grey40",
+                                 linetype = "dotted")
+  }
+  if (!nrow(curves)) p <- p + ggplot2::xlim(0, 1)
+  p
 }
 
 covariate_plot <- function(fit, covariate, n) {

@@ -513,8 +513,12 @@ def crossfit(x, target, cluster, fold, loss="squared", rows=None, seed=0, what="
             if closed:
                 w = observation_weights(cluster[train], train_settings.get("weights"),
                                         bool(train_settings.get("equal_clusters", False)))
-                model = (nz_mod.constant_fit(target[train], w, loss) if rung == "constant"
-                         else nz_mod.linear_fit(x[train], target[train], w, loss))
+                if rung == "constant":
+                    model = nz_mod.constant_fit(target[train], w, loss)
+                elif rung == "ridge":
+                    model = nz_mod.ridge_fit(x[train], target[train])
+                else:
+                    model = nz_mod.linear_fit(x[train], target[train], w, loss)
             elif direct:
                 model = solve_arrays(x[train], target[train], cluster[train], **train_settings)
             else:
@@ -548,8 +552,9 @@ def _one_nuisance(x, target, cluster, fold, loss, rows, seed, what, nuisance, fi
         pred, models = crossfit(x, target, cluster, fold, loss, rows, seed, what, nuisance,
                                 **fit_settings)
         return pred, models, nuisance, {}
-    rungs = ["constant"] + (["linear"] if x.shape[1] else [])
     settings = {**DEFAULTS, **_settings(fit_settings)}
+    ridge = loss == "logistic" and x.shape[1] and settings.get("weights") is None
+    rungs = ["constant"] + (["ridge"] if ridge else []) + (["linear"] if x.shape[1] else [])
     if x.shape[1] and not (settings.get("model") == "linear" and nz_mod.is_closed_form(settings)):
         rungs.append("method")
     fits, losses = {}, {}
@@ -563,7 +568,10 @@ def _one_nuisance(x, target, cluster, fold, loss, rows, seed, what, nuisance, fi
         w = settings.get("weights")
         losses[rung] = nz_mod.fold_losses(target[use], fits[rung][0][use], cluster[use], loss,
                                           None if w is None else np.asarray(w)[use])
-    chosen, table = nz_mod.one_se_choice(losses)
+    w = settings.get("weights")   # each cluster's weight: the rows the losses summed
+    size = np.bincount(np.unique(cluster[use], return_inverse=True)[1].reshape(-1),
+                       weights=None if w is None else np.asarray(w, dtype=float)[use])
+    chosen, table = nz_mod.ladder_choice(losses, size)
     for w in caught[chosen]:   # the rungs left behind do not enter the estimate: no warning
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return fits[chosen][0], fits[chosen][1], chosen, table

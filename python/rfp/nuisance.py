@@ -13,12 +13,18 @@ Closed-form linear nuisances
     is a quadratic (``quadratic.py``).
 
 The ladder
-    constant → linear/logistic → the method's model (settings as given).
+    constant → (for a binary target: a ridge-penalised logit) →
+    linear/logistic → the method's model (settings as given).
     Every rung is cross-fitted on the same cluster folds; the out-of-fold
     loss (squared error, or deviance for a binary target) is summed per
-    cluster, and the simplest rung whose mean loss per cluster is within one
-    standard error (of the paired per-cluster difference) of the best rung's
-    is chosen (the one-SE rule, Hastie, Tibshirani & Friedman, ESL 7.10). So
+    cluster, and the simplest rung whose loss is within ``LADDER_MARGIN``
+    (one) standard error of the paired per-cluster difference of the best
+    rung's is chosen (``selection.simplest_within``, the rule ``tune`` uses;
+    the one-SE rule of Hastie, Tibshirani & Friedman, ESL 7.10). The ridge
+    rung (``ridge_fit``: penalty ``RIDGE_SHARE`` times the rows, on
+    standardised controls, about halving the logit's slopes) sits between
+    a constant propensity and the plain logit, so that weak overlap that
+    the logit estimates noisily is not flattened to a constant. So
     a randomized treatment, whose propensity is a constant, gets a constant
     or nearly constant ê unless a richer model predicts held-out clusters
     clearly better. The rungs share folds, and the selection uses their
@@ -32,7 +38,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import expit
 
-LADDER = ("constant", "linear", "method")
+from .selection import simplest_within
+
+LADDER = ("constant", "ridge", "linear", "method")
+LADDER_MARGIN = 1.0   # the effects' ladder: the one-SE rule (validation/RESULTS.md)
+RIDGE_SHARE = 0.25    # ridge rung's penalty per row: about half the logit's curvature
 NUISANCE_CHOICES = ("select", "method", "linear", "constant")
 
 
@@ -120,10 +130,25 @@ def linear_fit(x, y, w=None, loss="squared", tol=1e-10, max_iter=100) -> ClosedF
     return ClosedFormFit("linear", loss, float(beta[0]), beta[1:], converged, it)
 
 
+def ridge_fit(x, d, w=None, share: float = RIDGE_SHARE) -> ClosedFormFit:
+    """The ridge-penalised logit (``effects.ridge_logit``, penalty ``share``
+    times the number of rows on standardised controls, intercept free) as a
+    closed-form fit on the original scale of x. Case weights: not taken
+    (the ladder skips this rung when they are given)."""
+    from .effects import ridge_logit
+    x = np.asarray(x, dtype=float).reshape(len(d), -1)
+    _, info = ridge_logit(x, d, penalty=share * len(d))
+    coef = info["coef"]
+    slopes = coef[1:] / info["scale"]
+    intercept = float(coef[0] - np.sum(slopes * info["center"]))
+    return ClosedFormFit("ridge", "logistic", intercept, slopes, bool(info["converged"]),
+                         int(info["iterations"]))
+
+
 def fold_losses(target, pred, cluster, loss, w=None) -> np.ndarray:
     """Out-of-fold loss summed per cluster (squared error, or deviance with
     predictions bounded away from 0 and 1 by 1e-6), each row's loss times its
-    case weight ``w`` when given."""
+    case weight ``w`` when given (clusters in sorted order of their labels)."""
     if loss == "logistic":
         p = np.clip(pred, 1e-6, 1 - 1e-6)
         row = -2 * (target * np.log(p) + (1 - target) * np.log(1 - p))
@@ -135,19 +160,10 @@ def fold_losses(target, pred, cluster, loss, w=None) -> np.ndarray:
     return np.bincount(codes, weights=row)
 
 
-def one_se_choice(per_cluster: dict) -> tuple[str, dict]:
-    """The simplest rung (order of ``per_cluster``) whose mean per-cluster
-    loss is within one paired SE of the best. Returns (rung, table of mean
-    loss, SE of the difference to the best)."""
+def ladder_choice(per_cluster: dict, size, margin: float = LADDER_MARGIN) -> tuple[str, dict]:
+    """The simplest rung (order of ``per_cluster``: name -> per-cluster loss
+    sums) within ``margin`` paired SEs of the best (``selection``), and a
+    table rung -> loss, difference to the best and its paired SE."""
     names = list(per_cluster)
-    mean = {k: float(np.mean(v)) for k, v in per_cluster.items()}
-    best = min(names, key=lambda k: mean[k])
-    table = {}
-    for k in names:
-        diff = per_cluster[k] - per_cluster[best]
-        se = float(np.std(diff, ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
-        table[k] = {"loss": mean[k], "se_diff": se}
-    for k in names:
-        if mean[k] - mean[best] <= table[k]["se_diff"]:
-            return k, table
-    return best, table
+    pick, rows = simplest_within([per_cluster[k] for k in names], size, margin)
+    return names[pick], dict(zip(names, rows))

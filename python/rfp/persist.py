@@ -85,6 +85,9 @@ def _cv_json(cv):
         "one_se": bool(cv.one_se), "max_steps": int(cv.max_steps),
         "fold_of_cluster": None if cv.fold_of_cluster is None else
         [int(v) for v in cv.fold_of_cluster],
+        "diff": None if cv.diff is None else [float(v) for v in cv.diff],
+        "se_diff": None if cv.se_diff is None else [float(v) for v in cv.se_diff],
+        "margin": float(cv.margin),
     }
 
 
@@ -286,12 +289,16 @@ def _read_cv(c, bad):
             mean_loss=float(c["mean_loss"]), mean_se=float(c["mean_se"]), folds=int(c["folds"]),
             one_se=bool(c["one_se"]), max_steps=int(c["max_steps"]),
             fold_of_cluster=None if c["fold_of_cluster"] is None else
-            np.asarray(c["fold_of_cluster"], dtype=int))
+            np.asarray(c["fold_of_cluster"], dtype=int),
+            # files before the paired columns (format of issue 18) have none
+            diff=None if c.get("diff") is None else np.asarray(c["diff"], dtype=float),
+            se_diff=None if c.get("se_diff") is None else np.asarray(c["se_diff"], dtype=float),
+            margin=float(c.get("margin", 0.0)))
     except (KeyError, TypeError, ValueError, AttributeError):
         raise bad("its cross-validation table is damaged") from None
     g = len(cv.configs)
     if not (len(cv.loss) == len(cv.se) == len(cv.best_step) == len(cv.steps) == len(cv.curves)
-            == g and 0 <= cv.chosen < g):
+            == g and 0 <= cv.chosen <= g):
         raise bad("its cross-validation table is damaged")
     return cv
 

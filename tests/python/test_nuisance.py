@@ -16,7 +16,7 @@ import pytest
 
 from rfp import effects as fx
 from rfp.api import fit_arrays
-from rfp.nuisance import constant_fit, linear_fit, one_se_choice
+from rfp.nuisance import constant_fit, ladder_choice, linear_fit, ridge_fit
 from rfp.simulate import cluster_trial
 
 
@@ -212,11 +212,34 @@ def test_one_se_rule_prefers_the_simplest_rung_within_one_se():
     base = rng.uniform(1, 2, size=40)
     noise = rng.normal(0, 0.05, size=40)
     # constant worse by 0.002 on average, the paired SE is about 0.05/sqrt(40) = 0.008
-    pick, table = one_se_choice({"constant": base + 0.002 + noise - noise.mean(), "linear": base,
-                                 "method": base + 0.5})
+    size = np.ones(40)
+    pick, table = ladder_choice({"constant": base + 0.002 + noise - noise.mean(), "linear": base,
+                                 "method": base + 0.5}, size)
     assert pick == "constant" and table["method"]["loss"] > table["linear"]["loss"]
-    pick, _ = one_se_choice({"constant": base + 1.0, "linear": base, "method": base + 0.5})
+    pick, _ = ladder_choice({"constant": base + 1.0, "linear": base, "method": base + 0.5}, size)
     assert pick == "linear"
+
+
+def test_ridge_rung_is_the_penalised_logit_on_the_original_scale():
+    """ridge_fit's intercept and slopes on the original scale minimise the
+    penalised deviance written directly (scipy.optimize on the standardised
+    controls), and its slopes are shrunk towards 0 against the logit's."""
+    from scipy.optimize import minimize
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 2)) * [1.0, 5.0] + [0.0, 3.0]
+    d = (rng.uniform(size=300) < 1 / (1 + np.exp(-(0.3 + x[:, 0] - 0.2 * x[:, 1])))).astype(float)
+    fit = ridge_fit(x, d)
+    z = (x - x.mean(0)) / x.std(0)
+    lam = 0.25 * len(d)
+
+    def objective(c):
+        eta = c[0] + z @ c[1:]
+        return np.sum(np.logaddexp(0, eta) - d * eta) + 0.5 * lam * np.sum(c[1:] ** 2)
+    ref = minimize(objective, np.zeros(3), method="BFGS", options={"gtol": 1e-10}).x
+    eta_ref = ref[0] + z @ ref[1:]
+    np.testing.assert_allclose(fit.intercept + x @ fit.coef, eta_ref, atol=1e-6)
+    plain = linear_fit(x, d, loss="logistic")
+    assert np.all(np.abs(fit.coef) < np.abs(plain.coef))
 
 
 def test_crump_threshold_solves_its_equation():

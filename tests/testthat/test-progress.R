@@ -68,9 +68,9 @@ test_that("rfp(tune = TRUE) shows the cross-validation's bar, then restarts it f
   df <- clustered_data(n_clusters = 8, n_per = 12)
   standard <- NULL
   err <- capture.output(type = "message", standard <- capture.output(
-    fit <- suppressWarnings(rfp(y ~ x1 + x2 | g, data = df, model = "linear", tune = TRUE,
-                                tune_grid = list(alpha = c(1, 0.5)), folds = 2L,
-                                max_steps = 40L, progress = TRUE))))
+    fit <- suppressWarnings(rfp(y ~ x1 + x2 | g, data = df, hidden = 4L, tune = TRUE,
+                                tune_grid = list(alpha = c(0.5, 0.25)), folds = 2L,
+                                simple = FALSE, max_steps = 40L, progress = TRUE))))
   expect_identical(standard, character(0))
   text <- paste(err, collapse = "")
   # one shape group of 40 steps: the cross-validation's total
