@@ -68,28 +68,37 @@
 #'   it. With `tune = TRUE` the bar runs over the cross-validation's steps,
 #'   then restarts for the refit on all clusters. (`verbose =`, its old
 #'   name, still works with a warning.)
-#' @param tune Choose the settings by cross-validation across whole clusters
-#'   (`folds` folds) over `tune_grid`, and the number of outer steps from
-#'   the fold-averaged held-out loss, then refit on all clusters. Every
-#'   configuration x fold trains at once in one compiled program. The table
-#'   is `fit$cv` (printed by `summary()`); its last row is the training mean,
-#'   so it says whether anything beats predicting the mean on new clusters.
-#'   With `tune = TRUE`, `max_steps` and `patience` default to 1000 and 100
-#'   per configuration (each configuration stops on its own patience). The
+#' @param tune Choose among candidates from simple to flexible by
+#'   cross-validation across whole clusters (`folds` folds), then refit the
+#'   chosen one on all clusters. The candidates: the training mean, the
+#'   linear model at `alpha = 1` and at the grid's `alpha`/`inner_lr` (solved
+#'   directly on each fold), and the network at each configuration of
+#'   `tune_grid` (every configuration x fold trains at once in one compiled
+#'   program; its number of outer steps is chosen on the fold-averaged
+#'   held-out curve). All are scored on the same held-out clusters; the
+#'   choice is the simplest candidate within `margin` standard errors of the
+#'   paired per-cluster difference of the best (`margin = 0`, the default:
+#'   the lowest held-out loss; `margin = 1`: the one-SE rule; `simple =
+#'   FALSE` leaves the mean and linear models out). The table is `fit$cv`
+#'   (printed by `summary()`): `diff` and `se_diff` are each row's loss
+#'   minus the best's and its paired SE; its last row is the training mean.
+#'   With `tune = TRUE`, `max_steps`, `patience` and `eval_every` default to
+#'   1000, 50 and 5 per configuration, and from step 100 a configuration
+#'   more than 2 paired SEs behind the leading one stops (racing). The
 #'   cross-validation runs in float32 (`cv_dtype = "float64"` in `...` to
 #'   change it); the refit on all clusters in `dtype` (float64).
-#'   `ensemble = S` in `...` refits S models from different random starts at
-#'   the chosen settings (in one compiled program) and predicts with their
+#'   `ensemble = S` in `...` refits S networks from different random starts
+#'   at the chosen settings (in one compiled program) and predicts with their
 #'   mean.
 #' @param tune_grid A named list of candidate values for `alpha`, `inner_lr`,
 #'   `learning_rate`, `inner_steps`, `hidden` (a list of width vectors),
 #'   `activation`, `model`, `first_order`, `penalty`; `NULL` is the default
-#'   grid: `alpha` in 1 (ERM), 0.75, 0.5, 0.25, 0 (MAML) times `inner_lr` in
-#'   0.1, 0.3.
+#'   grid: `alpha` in 1 (ERM), 0.5, 0 (MAML) with `inner_lr` 0.1.
 #' @param folds Number of folds of whole clusters for `tune = TRUE`.
 #' @param one_se With `tune = TRUE`, choose the fewest steps within one
 #'   standard error (across folds) of the best cross-validated loss.
-#' @param ... Further backend settings: `min_steps` (early stopping keeps no
+#' @param ... Further backend settings: with `tune = TRUE`, `margin`,
+#'   `simple`, `cv_dtype` and `ensemble` (see `tune`); `min_steps` (early stopping keeps no
 #'   step before it; default 50, because the held-out loss of a few clusters
 #'   is noisy in the first steps), `width`, `steps` for
 #'   `model = "neural_ode"`.

@@ -493,12 +493,19 @@ def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",
 
 def tune(data, y: str, x=None, cluster: str = None, *, grid=None, folds: int = 5,
          one_se: bool = False, na_action: str = "fail", progress=None, **settings) -> FittedModel:
-    """Choose the settings and the number of outer steps by K-fold
-    cross-validation across whole clusters, then refit on all clusters.
+    """Choose among candidates from simple to flexible by K-fold
+    cross-validation across whole clusters, then refit the chosen one on all
+    clusters.
 
-    Every configuration x fold of a shape group trains at once, in one
-    compiled program (``crossval.py``); the chosen configuration and step
-    minimise the held-out loss averaged over the folds.
+    The candidates (``crossval.py``): the training mean; the linear model at
+    alpha = 1 and at the grid's (alpha, k, eta), solved directly on each
+    fold (its R_k is a quadratic, eq. 18-20); the network at each grid
+    configuration, every configuration x fold trained at once in one
+    compiled program, its number of outer steps chosen on the fold-averaged
+    held-out curve.  All are scored on the same held-out clusters, and the
+    choice is the simplest candidate whose loss is within ``margin`` SEs of
+    the best, the SE being that of the paired per-cluster difference
+    (``selection.py``).
 
     Parameters
     ----------
@@ -508,41 +515,54 @@ def tune(data, y: str, x=None, cluster: str = None, *, grid=None, folds: int = 5
         Candidate values: alpha, inner_lr, learning_rate (traced: one program
         serves all their values) and inner_steps, hidden, model, activation,
         first_order, penalty, width (a program per combination). Default
-        ``rfp.crossval.DEFAULT_GRID``: alpha in {1 (ERM), 0.75, 0.5, 0.25,
-        0 (MAML)} x inner_lr in {0.1, 0.3}.
+        ``rfp.crossval.DEFAULT_GRID``: alpha in {1 (ERM), 0.5, 0 (MAML)} x
+        inner_lr 0.1.
     folds : int
         K, the number of folds of whole clusters (default 5).
     one_se : bool
-        Choose the fewest steps whose cross-validated loss is within one
-        standard error (across folds) of the best, rather than the best.
+        When a network is chosen, take the fewest steps whose cross-validated
+        loss is within one standard error (across folds) of its best.
+    margin : float
+        Paired SEs by which a more flexible candidate must beat a simpler one
+        to be chosen (default 0: the lowest held-out loss; chosen on
+        development seeds, ``validation/TUNING.md``, version 3). 1 is the
+        one-standard-error rule.
+    simple : bool
+        Include the mean and the linear candidates (default True).  False:
+        the grid's network configurations alone (the mean is still shown).
     cv_dtype : {"float32", "float64"}
         Precision of the cross-validation runs (default float32: 2-3x
         faster on a CPU; its rounding is far below the SE across folds).
         The refit on all clusters uses ``dtype`` (float64 by default).
     ensemble : int
-        Refit this many models at the chosen configuration and step, from
-        random starts ``seed, seed + 1, ...`` (in one compiled program), and
-        predict with the mean of their predictions (default 1: one model).
+        When a network is chosen, refit this many at the chosen configuration
+        and step, from random starts ``seed, seed + 1, ...`` (in one compiled
+        program), and predict with the mean of their predictions (default 1).
         ``validation/ENSEMBLE.md`` measures what it does to the spread
         across seeds.
     **settings
-        Other settings, as in ``fit``, held fixed; max_steps (default 1000)
-        and patience (default 100, on each configuration's fold-averaged
-        curve) bound every configuration's run.
+        Other settings, as in ``fit``, held fixed; max_steps (default 1000),
+        patience (default 50, on each configuration's fold-averaged curve)
+        and eval_every (default 5) bound every configuration's run; from
+        step 100 a configuration more than 2 paired SEs behind the leading
+        one stops (racing).
 
     Returns
     -------
     FittedModel
-        Refitted on all clusters at the chosen configuration and step;
-        ``model.cv`` holds the table (print it, ``to_pandas()``, ``plot()``).
+        Refitted on all clusters with the chosen candidate (a linear model
+        with zero slopes when it is the mean); ``model.cv`` holds the table
+        (print it, ``to_pandas()``, ``plot()``).
 
     Warns
     -----
     rfp.alerts.NoBetterThanMeanWarning
-        The chosen configuration predicts held-out clusters no better than
-        their training mean.
+        The mean was chosen: no candidate beats it by more than the margin.
+    rfp.alerts.StoppedAtOnceWarning
+        The chosen network is best at its first evaluation (it overfits
+        within a few steps).
     rfp.alerts.NotConvergedWarning
-        The chosen configuration was still improving at max_steps.
+        The chosen network was still improving at max_steps.
     """
     settings = settings_mod.validate(dict(settings, folds=folds, one_se=one_se), "tune")
     return _from_table(tune_arrays, data, y, x, cluster, na_action, progress,

@@ -83,11 +83,15 @@ class Objective:
     def bucket_sums(self, params, alpha, bucket, inner_lr=None):
         """(sum_i w_i [alpha L_i(theta) + (1-alpha) L_i(theta_c^k)], sum_i w_i)
         over the clusters of one bucket, clusters in parallel."""
+        if self.inner_steps == 0:   # theta_c^0 = theta: R_0 is the pooled loss, row by row
+            x = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), bucket["x"])
+            wm = (bucket["w"] * bucket["mask"]).reshape(-1)
+            pooled = self.observation_losses(params, x, bucket["y"].reshape(-1))
+            return jnp.sum(wm * pooled), jnp.sum(wm)
+
         def one_cluster(x, y, mask, w):
             wm = w * mask
             pooled = self.observation_losses(params, x, y)
-            if self.inner_steps == 0:   # theta_c^0 = theta: R_0 is the pooled loss
-                return jnp.sum(wm * pooled), jnp.sum(wm)
             adapted = self.observation_losses(self.adapt(params, x, y, wm, inner_lr), x, y)
             return jnp.sum(wm * (alpha * pooled + (1 - alpha) * adapted)), jnp.sum(wm)
 
