@@ -337,7 +337,7 @@ def summarise(path):
             best = min(baselines, key=lambda m: mse[m])
             diff, se, g = paired(data, "default", best)
             print(f"default - best of ({', '.join(baselines)}) = {best}: {fmt(diff)} "
-                  f"(SE {se:.4f}, z {diff / se:+.2f}, {g} clusters)")
+                  f"(SE {se:.4f}, z {diff / se if se > 0 else float('nan'):+.2f}, {g} clusters)")
             print(f"default <= best of OLS/lmer/linear + 2 SE: "
                   f"{'yes' if diff <= 2 * se else 'no'}")
         if "default" in methods and "mean" in methods:
