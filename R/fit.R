@@ -93,7 +93,9 @@
 #' @param tune_grid A named list of candidate values for `alpha`, `inner_lr`,
 #'   `learning_rate`, `inner_steps`, `hidden` (a list of width vectors),
 #'   `activation`, `model`, `first_order`, `penalty`; `NULL` is the default
-#'   grid: `alpha` in 1 (ERM), 0.5, 0 (MAML) with `inner_lr` 0.1.
+#'   grid: `alpha` in 1 (ERM), 0.5, 0 (MAML) with `inner_lr` 0.1. Each
+#'   candidate is checked as the setting itself is (the message names
+#'   `grid['alpha']`); applies only with `tune = TRUE`.
 #' @param folds Number of folds of whole clusters for `tune = TRUE`.
 #' @param one_se With `tune = TRUE`, choose the fewest steps within one
 #'   standard error (across folds) of the best cross-validated loss.
@@ -135,6 +137,9 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
   dots[names(tune_only)] <- NULL
   if (length(tune_only) && !tune) {
     stop(sprintf("%s applies only with tune = TRUE", names(tune_only)[1]), call. = FALSE)
+  }
+  if (!is.null(tune_grid) && !tune) {
+    stop("tune_grid applies only with tune = TRUE", call. = FALSE)
   }
   wd <- weighted_data(substitute(weights), substitute(subset), !missing(subset), data,
                       parent.frame())
@@ -252,8 +257,11 @@ py_grid <- function(grid) {
       if (!is.list(v)) v <- list(v)
       return(lapply(v, function(h) as.list(check_whole(h, "tune_grid$hidden", 1, scalar = FALSE))))
     }
-    if (is.numeric(v) && k %in% c("inner_steps", "width", "steps")) v <- as.integer(v)
-    as.list(v)
+    # each candidate is checked by the backend's validator (crossval.expand_grid);
+    # NA goes across as NaN, as in check_settings
+    if (is.factor(v)) v <- as.character(v)
+    if (!is.atomic(v)) return(v)
+    lapply(as.list(v), function(x) if (is.na(x)) NaN else x)
   })
   stats::setNames(out, names(grid))
 }

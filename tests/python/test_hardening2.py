@@ -329,3 +329,34 @@ def test_item18_classifier_takes_string_labels_and_refuses_one_class():
         RFPClassifier(**QUICK).fit(x, np.full(len(x), "control"), groups=g)
     with pytest.raises(ValueError, match="needs a target with two classes"):
         RFPClassifier(**QUICK).fit(x, np.arange(len(x)) % 3, groups=g)
+
+
+# ---- item 9: every tuning-grid candidate goes through the validator ----------------------
+
+@pytest.mark.parametrize("grid, err, message", [
+    ({"alpha": ["a"]}, TypeError, r"grid\['alpha'\]: each candidate must be a number in \[0, 1\] "
+                                  r"\(default 0.5\), got 'a'"),
+    ({"alpha": [float("nan")]}, ValueError, r"grid\['alpha'\]: .* got NaN"),
+    ({"alpha": [True]}, TypeError, r"grid\['alpha'\]: .* got True"),
+    ({"alpha": [1.0, 2.0]}, ValueError, r"grid\['alpha'\]: .* got 2"),
+    ({"inner_lr": [-1]}, ValueError, r"grid\['inner_lr'\]: each candidate must be a number >= 0"),
+    ({"inner_steps": [1.5]}, ValueError, r"grid\['inner_steps'\]: each candidate must be a whole"),
+    ({"hidden": [[8, "x"]]}, TypeError, r"grid\['hidden'\]: each candidate must be a list of "
+                                        r"layer widths"),
+    ({"learning_rate": [0]}, ValueError, r"grid\['learning_rate'\]: .* got 0"),
+    ({"model": ["forest"]}, ValueError, r"grid\['model'\]: each candidate must be one of"),
+    ({"alpha": 5}, TypeError, r"grid\['alpha'\] must be a list of candidates"),
+])
+def test_item9_grid_candidates_are_checked_naming_the_key(grid, err, message):
+    df = frame()
+    with pytest.raises(err, match=message):
+        rfp.tune(df, y="y", x=["x1"], cluster="g", grid=grid, folds=2, **QUICK)
+
+
+def test_item9_grid_candidates_are_normalised():
+    from rfp.crossval import expand_grid
+    base = {"alpha": 0.5, "inner_lr": 0.1, "inner_steps": 1}
+    configs = expand_grid({"alpha": np.array([0.5, 0.25]), "inner_steps": [2.0],
+                           "hidden": [[8.0, 4]]}, base)
+    assert [c["alpha"] for c in configs] == [0.5, 0.25]
+    assert all(type(c["inner_steps"]) is int and c["hidden"] == (8, 4) for c in configs)

@@ -76,3 +76,22 @@ test_that("rfp_save to a folder or a missing folder names the path (item 14)", {
                "does not exist; create the folder first", fixed = TRUE)
   expect_length(list.files(folder, all.files = TRUE, no.. = TRUE), 0L)
 })
+
+test_that("tune_grid candidates are checked by the validator, naming the key (item 9)", {
+  skip_if_no_backend()
+  df <- hardening2_data()
+  expect_error(rfp(y ~ x1 | g, df, tune = TRUE, tune_grid = list(alpha = "a"), folds = 2,
+                   model = "linear", progress = FALSE),
+               "grid['alpha']: each candidate must be a number in [0, 1] (default 0.5), got 'a'",
+               fixed = TRUE)
+  expect_error(rfp(y ~ x1 | g, df, tune = TRUE, tune_grid = list(alpha = NA), folds = 2,
+                   model = "linear", progress = FALSE),
+               "grid['alpha']: each candidate must be a number in [0, 1] (default 0.5), got NaN",
+               fixed = TRUE)
+  expect_error(rfp(y ~ x1 | g, df, tune = TRUE, tune_grid = list(inner_steps = 1.5), folds = 2,
+                   model = "linear", progress = FALSE),
+               "grid['inner_steps']: each candidate must be a whole number", fixed = TRUE)
+  expect_error(rfp(y ~ x1 | g, df, tune_grid = list(alpha = c(1, 0.5)), model = "linear",
+                   progress = FALSE),
+               "tune_grid applies only with tune = TRUE", fixed = TRUE)
+})
