@@ -39,7 +39,8 @@
 #'   infinite weight, or a vector of the wrong length, is an error naming the
 #'   row. With `subset`, the weights are subset alike. `NULL` (default): every
 #'   row weighs 1. The former values `"obs"` and `"cluster"` still work, with
-#'   a warning, for one release: use `equal_clusters` instead.
+#'   a warning, for one release: use `equal_clusters` instead (a data column
+#'   of that name is the case weights, with a warning).
 #' @param equal_clusters `TRUE`: every cluster weighs the same in the loss
 #'   (each row's weight divided by its cluster's total; without case weights
 #'   \eqn{w_i = 1/n_c}); `FALSE` (default): every row counts by its weight.

@@ -30,6 +30,14 @@ case_weights_arg <- function(expr, data, env) {
     return(list(values = NULL, equal_clusters = equal))
   }
   name <- "weights"
+  if (is.character(value) && length(value) == 1 && value %in% c("obs", "cluster")) {
+    # a column of that name wins over the former mode (as in the backend's validator)
+    warning(sprintf(paste0(
+      "weights = \"%s\" names the data's column '%s', used as case weights; the former ",
+      "reading of \"%s\" (equal_clusters = %s) no longer applies when the data have such a ",
+      "column (pass equal_clusters for that)"), value, value, value,
+      if (value == "cluster") "TRUE" else "FALSE"), call. = FALSE)
+  }
   if (is.character(value) && length(value) == 1) {
     if (!value %in% names(data)) {
       stop(sprintf(paste0("weights: column '%s' not found in the data; available columns: %s ",

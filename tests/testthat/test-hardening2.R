@@ -95,3 +95,28 @@ test_that("tune_grid candidates are checked by the validator, naming the key (it
                    progress = FALSE),
                "tune_grid applies only with tune = TRUE", fixed = TRUE)
 })
+
+test_that("a weight column named obs or cluster is used as case weights (item 5)", {
+  skip_if_no_backend()
+  df <- hardening2_data()
+  df$obs <- df$cw
+  expect_warning(fit <- rfp(y ~ x1 | g, df, weights = "obs", model = "linear", alpha = 1,
+                            max_steps = 20, patience = NULL, progress = FALSE),
+                 "weights = \"obs\" names the data's column 'obs', used as case weights",
+                 fixed = TRUE)
+  ref <- suppressWarnings(rfp(y ~ x1 | g, df, weights = cw, model = "linear", alpha = 1,
+                              max_steps = 20, patience = NULL, progress = FALSE))
+  expect_equal(fit$weights, ref$weights)
+  expect_equal(fitted(fit), fitted(ref))
+  df$cluster <- df$cw
+  seen <- character()
+  e <- withCallingHandlers(
+    do.call(rfp_effect, c(list(y ~ x1 | g, df, "d", folds = 2, weights = "cluster"), fast2)),
+    warning = function(w) {
+      seen <<- c(seen, conditionMessage(w))
+      invokeRestart("muffleWarning")
+    })
+  expect_true(any(grepl("names the data's column 'cluster', used as case weights", seen,
+                        fixed = TRUE)))
+  expect_true(is.finite(coef(e)[[1]]))
+})
