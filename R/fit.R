@@ -182,10 +182,10 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
                                          "tune")$py,
                  list(grid = py_grid(tune_grid)))
   }
-  model <- py_call_warnings(do.call(entry, c(
+  model <- tryCatch(py_call_warnings(do.call(entry, c(
     list(py_columns(columns), y = outcome_column, x = as.list(design$columns),
          cluster = cluster_column, na_action = "fail", progress = progress$callback),
-    py_args)))
+    py_args))), error = function(e) stop(user_names(conditionMessage(e), design), call. = FALSE))
 
   if (tune) settings <- chosen_settings(settings, model)
   fitted <- r_numeric(model$predict(py_columns(design_columns(design, design$x)),
@@ -203,6 +203,14 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
     na.action = design$na_action
   ), model, settings, design$x_names)
   fit
+}
+
+# A backend message about the columns rfp() sends (rfp_cluster, rfp_y) with
+# the user's names for them: the formula's cluster and outcome.
+user_names <- function(msg, design) {
+  msg <- gsub(sprintf("'%s'", cluster_column), sprintf("'%s'", design$cluster_name), msg,
+              fixed = TRUE)
+  gsub(sprintf("'%s'", outcome_column), sprintf("'%s'", design$outcome), msg, fixed = TRUE)
 }
 
 # An `rfp` object: the caller's fields (call, formula, design, data) and what

@@ -120,3 +120,12 @@ test_that("a weight column named obs or cluster is used as case weights (item 5)
                         fixed = TRUE)))
   expect_true(is.finite(coef(e)[[1]]))
 })
+
+test_that("a subset that leaves one cluster names the user's cluster variable (item 15)", {
+  skip_if_no_backend()
+  df <- hardening2_data()
+  err <- tryCatch(rfp(y ~ x1 | g, df, subset = g == "c01", model = "linear", progress = FALSE),
+                  error = conditionMessage)
+  expect_match(err, "cluster column 'g' has only 1 cluster(s)", fixed = TRUE)
+  expect_false(grepl("rfp_cluster", err, fixed = TRUE))
+})
