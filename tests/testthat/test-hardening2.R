@@ -129,3 +129,22 @@ test_that("a subset that leaves one cluster names the user's cluster variable (i
   expect_match(err, "cluster column 'g' has only 1 cluster(s)", fixed = TRUE)
   expect_false(grepl("rfp_cluster", err, fixed = TRUE))
 })
+
+test_that("weights are subset before they are checked, as lm does (item 16)", {
+  skip_if_no_backend()
+  df <- clustered_data(n_clusters = 12, n_per = 10)
+  df$gn <- as.integer(factor(df$g))
+  wv <- runif(nrow(df), 0.5, 2)
+  wv[df$gn > 10] <- NA                       # missing outside the subset only
+  fit <- suppressWarnings(rfp(y ~ x1 | g, df, weights = wv, subset = gn <= 10,
+                              model = "linear", max_steps = 5, progress = FALSE))
+  expect_equal(fit$weights, wv[df$gn <= 10])
+  e <- suppressWarnings(rfp_effect(y ~ x1 | g, transform(df, d = as.numeric(x2 > 0)), "d",
+                                   weights = wv, subset = gn <= 10, folds = 2,
+                                   model = "linear", alpha = 1, progress = FALSE))
+  expect_true(is.finite(coef(e)[[1]]))
+  wv[3] <- NA                                # missing inside: named by its row in the data
+  expect_error(rfp(y ~ x1 | g, df, weights = wv, subset = gn <= 10, model = "linear",
+                   max_steps = 5, progress = FALSE),
+               "row 3 is missing (NA/NaN) (1 such row(s))", fixed = TRUE)
+})
