@@ -36,7 +36,18 @@ rfp_heterogeneity <- function(formula, data, treatment, covariates = NULL, group
   if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
   # groups: the backend's validator (rule "groups"), so R and Python say the same
   groups <- check_settings(list(groups = groups), "heterogeneity")$r$groups %||% 0L
-  dots <- list(...)
+  # `weights` unevaluated (a bare column name is no object here): the backend
+  # refuses any value with its message, so its name goes across as text
+  given <- match.call(expand.dots = FALSE)$...
+  if ("weights" %in% names(given)) {
+    i <- match("weights", names(given))
+    dots <- lapply(seq_along(given)[-i], function(j) ...elt(j))
+    names(dots) <- names(given)[-i]
+    w <- given[[i]]
+    dots$weights <- if (is.character(w)) w else deparse1(w)
+  } else {
+    dots <- list(...)
+  }
   progress <- progress_setting(progress, dots)
   dots$verbose <- NULL
   # the backend's validator checks every setting (R and Python say the same)

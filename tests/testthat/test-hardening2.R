@@ -148,3 +148,15 @@ test_that("weights are subset before they are checked, as lm does (item 16)", {
                    max_steps = 5, progress = FALSE),
                "row 3 is missing (NA/NaN) (1 such row(s))", fixed = TRUE)
 })
+
+test_that("rfp_heterogeneity refuses weights given as a bare name with the proper error (item 17)", {
+  skip_if_no_backend()
+  df <- hardening2_data()
+  message <- "weights (case weights) are not supported by heterogeneity"
+  expect_error(rfp_heterogeneity(y ~ x1 | g, df, "d", weights = cw, groups = 2), message,
+               fixed = TRUE)
+  expect_error(rfp_heterogeneity(y ~ x1 | g, df, "d", weights = "cw", groups = 2), message,
+               fixed = TRUE)
+  expect_error(rfp_heterogeneity(y ~ x1 | g, df, "d", weights = no_such_object, groups = 2),
+               message, fixed = TRUE)
+})
