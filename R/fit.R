@@ -39,7 +39,8 @@
 #'   infinite weight, or a vector of the wrong length, is an error naming the
 #'   row. With `subset`, the weights are subset alike. `NULL` (default): every
 #'   row weighs 1. The former values `"obs"` and `"cluster"` still work, with
-#'   a warning, for one release: use `equal_clusters` instead.
+#'   a warning, for one release: use `equal_clusters` instead (a data column
+#'   of that name is the case weights, with a warning).
 #' @param equal_clusters `TRUE`: every cluster weighs the same in the loss
 #'   (each row's weight divided by its cluster's total; without case weights
 #'   \eqn{w_i = 1/n_c}); `FALSE` (default): every row counts by its weight.
@@ -93,7 +94,9 @@
 #' @param tune_grid A named list of candidate values for `alpha`, `inner_lr`,
 #'   `learning_rate`, `inner_steps`, `hidden` (a list of width vectors),
 #'   `activation`, `model`, `first_order`, `penalty`; `NULL` is the default
-#'   grid: `alpha` in 1 (ERM), 0.5, 0 (MAML) with `inner_lr` 0.1.
+#'   grid: `alpha` in 1 (ERM), 0.5, 0 (MAML) with `inner_lr` 0.1. Each
+#'   candidate is checked as the setting itself is (the message names
+#'   `grid['alpha']`); applies only with `tune = TRUE`.
 #' @param folds Number of folds of whole clusters for `tune = TRUE`.
 #' @param one_se With `tune = TRUE`, choose the fewest steps within one
 #'   standard error (across folds) of the best cross-validated loss.
@@ -136,6 +139,9 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
   if (length(tune_only) && !tune) {
     stop(sprintf("%s applies only with tune = TRUE", names(tune_only)[1]), call. = FALSE)
   }
+  if (!is.null(tune_grid) && !tune) {
+    stop("tune_grid applies only with tune = TRUE", call. = FALSE)
+  }
   wd <- weighted_data(substitute(weights), substitute(subset), !missing(subset), data,
                       parent.frame())
   data <- wd$data
@@ -176,10 +182,10 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
                                          "tune")$py,
                  list(grid = py_grid(tune_grid)))
   }
-  model <- py_call_warnings(do.call(entry, c(
+  model <- tryCatch(py_call_warnings(do.call(entry, c(
     list(py_columns(columns), y = outcome_column, x = as.list(design$columns),
          cluster = cluster_column, na_action = "fail", progress = progress$callback),
-    py_args)))
+    py_args))), error = function(e) stop(user_names(conditionMessage(e), design), call. = FALSE))
 
   if (tune) settings <- chosen_settings(settings, model)
   fitted <- r_numeric(model$predict(py_columns(design_columns(design, design$x)),
@@ -197,6 +203,14 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
     na.action = design$na_action
   ), model, settings, design$x_names)
   fit
+}
+
+# A backend message about the columns rfp() sends (rfp_cluster, rfp_y) with
+# the user's names for them: the formula's cluster and outcome.
+user_names <- function(msg, design) {
+  msg <- gsub(sprintf("'%s'", cluster_column), sprintf("'%s'", design$cluster_name), msg,
+              fixed = TRUE)
+  gsub(sprintf("'%s'", outcome_column), sprintf("'%s'", design$outcome), msg, fixed = TRUE)
 }
 
 # An `rfp` object: the caller's fields (call, formula, design, data) and what
@@ -252,8 +266,11 @@ py_grid <- function(grid) {
       if (!is.list(v)) v <- list(v)
       return(lapply(v, function(h) as.list(check_whole(h, "tune_grid$hidden", 1, scalar = FALSE))))
     }
-    if (is.numeric(v) && k %in% c("inner_steps", "width", "steps")) v <- as.integer(v)
-    as.list(v)
+    # each candidate is checked by the backend's validator (crossval.expand_grid);
+    # NA goes across as NaN, as in check_settings
+    if (is.factor(v)) v <- as.character(v)
+    if (!is.atomic(v)) return(v)
+    lapply(as.list(v), function(x) if (is.na(x)) NaN else x)
   })
   stats::setNames(out, names(grid))
 }

@@ -36,7 +36,18 @@ rfp_heterogeneity <- function(formula, data, treatment, covariates = NULL, group
   if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
   # groups: the backend's validator (rule "groups"), so R and Python say the same
   groups <- check_settings(list(groups = groups), "heterogeneity")$r$groups %||% 0L
-  dots <- list(...)
+  # `weights` unevaluated (a bare column name is no object here): the backend
+  # refuses any value with its message, so its name goes across as text
+  given <- match.call(expand.dots = FALSE)$...
+  if ("weights" %in% names(given)) {
+    i <- match("weights", names(given))
+    dots <- lapply(seq_along(given)[-i], function(j) ...elt(j))
+    names(dots) <- names(given)[-i]
+    w <- given[[i]]
+    dots$weights <- if (is.character(w)) w else deparse1(w)
+  } else {
+    dots <- list(...)
+  }
   progress <- progress_setting(progress, dots)
   dots$verbose <- NULL
   # the backend's validator checks every setting (R and Python say the same)
@@ -76,7 +87,8 @@ rfp_heterogeneity <- function(formula, data, treatment, covariates = NULL, group
   blp <- if (is.null(covariates)) NULL else tidy_table(het$blp)
   if (!is.null(blp)) blp$term <- c("(Intercept)", ed$x_names[match(unlist(covariates), ed$columns)])
   structure(list(blp = blp, gates = if (groups) tidy_table(het$gates) else NULL,
-                 effect = backend_effect(het$effect)), class = "rfp_heterogeneity")
+                 effect = backend_effect(het$effect), level = settings$level %||% 0.95),
+            class = "rfp_heterogeneity")
 }
 
 #' @export
@@ -91,3 +103,109 @@ print.rfp_heterogeneity <- function(x, digits = 3L, ...) {
   }
   invisible(x)
 }
+
+# ---- accessors: the BLP's and the GATES's rows as coefficients -------------
+# Every number is the backend's (rfp.heterogeneity: estimates, CR1 standard
+# errors, intervals and p-values, t with G - 1 df); the terms are
+# "blp:<term>" and "gates:<group>". vcov() is diagonal with NA off the
+# diagonal (the backend returns no covariances), as for rfp_compare.
+
+# The rows of both tables with broom's columns and `part` ("blp", "gates").
+heterogeneity_rows <- function(x) {
+  one <- function(table, part, term) {
+    if (is.null(table) || !nrow(table)) return(NULL)
+    data.frame(term = paste0(part, ":", term), estimate = table$estimate,
+               std.error = table$std.error, conf.low = table$conf.low,
+               conf.high = table$conf.high, p.value = table$p.value,
+               df = x$effect$n_clusters - 1L, part = part, stringsAsFactors = FALSE)
+  }
+  out <- rbind(one(x$blp, "blp", x$blp$term), one(x$gates, "gates", x$gates$group))
+  if (is.null(out)) {
+    stop("this rfp_heterogeneity result has neither a BLP (covariates) nor GATES (groups)",
+         call. = FALSE)
+  }
+  rownames(out) <- NULL
+  out
+}
+
+#' @rdname rfp-accessors
+#' @export
+coef.rfp_heterogeneity <- function(object, ...) {
+  rows <- heterogeneity_rows(object)
+  stats::setNames(rows$estimate, rows$term)
+}
+
+#' @rdname rfp-accessors
+#' @export
+vcov.rfp_heterogeneity <- function(object, ...) {
+  rows <- heterogeneity_rows(object)
+  v <- matrix(NA_real_, nrow(rows), nrow(rows), dimnames = list(rows$term, rows$term))
+  diag(v) <- rows$std.error^2
+  v
+}
+
+#' @rdname rfp-accessors
+#' @export
+confint.rfp_heterogeneity <- function(object, parm, level = 0.95, ...) {
+  rows <- heterogeneity_rows(object)
+  intervals(stats::setNames(rows$estimate, rows$term), rows$std.error, rows$df, level,
+            rows$conf.low, rows$conf.high, object$level %||% 0.95, parm)
+}
+
+#' @rdname rfp-accessors
+#' @export
+nobs.rfp_heterogeneity <- function(object, ...) object$effect$n
+
+#' @export
+tidy.rfp_heterogeneity <- function(x, ...) heterogeneity_rows(x)
+
+#' @export
+glance.rfp_heterogeneity <- function(x, ...) {
+  data.frame(nobs = x$effect$n, n_clusters = x$effect$n_clusters,
+             ate = x$effect$estimate, ate.std.error = x$effect$std.error,
+             n_covariates = if (is.null(x$blp)) 0L else nrow(x$blp) - 1L,
+             groups = if (is.null(x$gates)) 0L else nrow(x$gates) - 1L,
+             level = x$level %||% 0.95, stringsAsFactors = FALSE)
+}
+
+#' @export
+summary.rfp_heterogeneity <- function(object, ...) {
+  structure(list(coefficients = heterogeneity_rows(object), effect = object$effect,
+                 level = object$level %||% 0.95), class = "summary.rfp_heterogeneity")
+}
+
+#' @export
+print.summary.rfp_heterogeneity <- function(x, digits = max(3L, getOption("digits") - 3L),
+                                            ...) {
+  cat(sprintf("Heterogeneity of the AIPW effect (ATE %s, SE %s; %d observations in %d clusters)\n",
+              signif_text(x$effect$estimate, digits), signif_text(x$effect$std.error, digits),
+              x$effect$n, x$effect$n_clusters))
+  rows <- x$coefficients
+  table <- data.frame(Estimate = signif_text(rows$estimate, digits),
+                      `Std. Error` = signif_text(rows$std.error, digits),
+                      `Pr(>|t|)` = ifelse(is.finite(rows$p.value),
+                                          format.pval(rows$p.value, digits = digits), "-"),
+                      `CI Lower` = signif_text(rows$conf.low, digits),
+                      `CI Upper` = signif_text(rows$conf.high, digits),
+                      check.names = FALSE, stringsAsFactors = FALSE)
+  rownames(table) <- rows$term
+  cat(sprintf("\n%g%% intervals (CR1 by cluster, t with G - 1 df); blp: best linear projection",
+              100 * x$level), "of tau(x), gates: group average effects\n")
+  print(table, right = TRUE)
+  invisible(x)
+}
+
+#' @rdname rfp-plots
+#' @export
+autoplot.rfp_heterogeneity <- function(object, ...) {
+  rows <- heterogeneity_rows(object)
+  frame <- data.frame(label = rows$term, estimate = rows$estimate, conf.low = rows$conf.low,
+                      conf.high = rows$conf.high, estimand = rows$part,
+                      stringsAsFactors = FALSE)
+  interval_plot(frame, truth = NULL, level = object$level %||% 0.95,
+                title = "Heterogeneity of the effect: BLP and GATES")
+}
+
+#' @rdname rfp-plots
+#' @export
+plot.rfp_heterogeneity <- function(x, ..., main = NULL) draw(autoplot(x, ...), main)

@@ -9,8 +9,9 @@
 # `data` or NULL for none, equal_clusters = TRUE / FALSE for a former mode,
 # else NULL). The values are checked by the backend's validator
 # (python/rfp/settings.py, case_weight_values), so R and Python name the
-# same row: a missing, negative or infinite weight is an error.
-case_weights_arg <- function(expr, data, env) {
+# same row: a missing, negative or infinite weight is an error (with `rows`,
+# the rows `subset` keeps, only in those rows).
+case_weights_arg <- function(expr, data, env, rows = NULL) {
   if (is.null(expr)) return(list(values = NULL, equal_clusters = NULL))
   data <- as_data_frame(data)
   value <- tryCatch(eval(expr, data, env), error = function(e) {
@@ -30,6 +31,14 @@ case_weights_arg <- function(expr, data, env) {
     return(list(values = NULL, equal_clusters = equal))
   }
   name <- "weights"
+  if (is.character(value) && length(value) == 1 && value %in% c("obs", "cluster")) {
+    # a column of that name wins over the former mode (as in the backend's validator)
+    warning(sprintf(paste0(
+      "weights = \"%s\" names the data's column '%s', used as case weights; the former ",
+      "reading of \"%s\" (equal_clusters = %s) no longer applies when the data have such a ",
+      "column (pass equal_clusters for that)"), value, value, value,
+      if (value == "cluster") "TRUE" else "FALSE"), call. = FALSE)
+  }
   if (is.character(value) && length(value) == 1) {
     if (!value %in% names(data)) {
       stop(sprintf(paste0("weights: column '%s' not found in the data; available columns: %s ",
@@ -53,8 +62,13 @@ case_weights_arg <- function(expr, data, env) {
                  length(value), nrow(data)), call. = FALSE)
   }
   value <- as.numeric(value)
+  # with `subset` (its row numbers `rows`), only the rows kept are checked, as
+  # lm subsets its weights first; the others stand in as 1 so that a message
+  # still names the row of the data given
+  checked <- value
+  if (!is.null(rows)) checked[setdiff(seq_along(checked), rows)] <- 1
   b <- backend()
-  tryCatch(b$rfp$settings$case_weight_values(py_column(value), name), error = function(e) {
+  tryCatch(b$rfp$settings$case_weight_values(py_column(checked), name), error = function(e) {
     stop(clean_message(conditionMessage(e)), call. = FALSE)
   })
   list(values = value, equal_clusters = NULL)
@@ -64,9 +78,10 @@ case_weights_arg <- function(expr, data, env) {
 # to the same rows: what every front end starts with (`has_subset`: the
 # caller was given `subset`, whose unevaluated argument is `subset_expr`).
 weighted_data <- function(weights_expr, subset_expr, has_subset, data, env) {
-  w <- case_weights_arg(weights_expr, data, env)
+  kept <- if (has_subset) subset_data(data, subset_expr, env) else NULL
+  w <- case_weights_arg(weights_expr, data, env, rows = attr(kept, "rows"))
   if (has_subset) {
-    data <- subset_data(data, subset_expr, env)
+    data <- kept
     if (!is.null(w$values)) w$values <- w$values[attr(data, "rows")]
   }
   list(data = data, w = w)

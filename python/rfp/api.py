@@ -487,7 +487,7 @@ def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",
     TypeError
         An unknown setting.
     """
-    settings = settings_mod.validate(settings, "fit")  # before the data: cheap, and first
+    settings = settings_mod.validate(settings, "fit", data=data)  # before the data: cheap, and first
     return _from_table(fit_arrays, data, y, x, cluster, na_action, progress, settings)
 
 
@@ -564,7 +564,8 @@ def tune(data, y: str, x=None, cluster: str = None, *, grid=None, folds: int = 5
     rfp.alerts.NotConvergedWarning
         The chosen network was still improving at max_steps.
     """
-    settings = settings_mod.validate(dict(settings, folds=folds, one_se=one_se), "tune")
+    settings = settings_mod.validate(dict(settings, folds=folds, one_se=one_se), "tune",
+                                   data=data)
     return _from_table(tune_arrays, data, y, x, cluster, na_action, progress,
                        dict(settings, grid=grid))
 

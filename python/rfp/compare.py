@@ -177,7 +177,7 @@ def balance(data, d, x, cluster=None, method: str = "entropy", **kwargs):
         ``to_pandas()`` give pandas), ``ess`` and the solver's ``result``.
     """
     check("method", method)
-    kwargs = validate({"method": method, **kwargs}, f"balance:{method}")
+    kwargs = validate({"method": method, **kwargs}, f"balance:{method}", data=data)
     kwargs.pop("method")
     if isinstance(data, Simulation):
         data = data.data
@@ -624,7 +624,7 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
                             propensity=propensity, propensity_penalty=propensity_penalty,
                             vcov=vcov, bootstrap_draws=bootstrap_draws,
                             bootstrap_weights=bootstrap_weights, nuisance=nuisance, trim=trim,
-                            **settings), "compare")
+                            **settings), "compare", data=data)
     folds, seed, level, repeats, clip = (checked.pop(k) for k in
                                          ("folds", "seed", "level", "repeats", "clip"))
     icc, warn_share, propensity_penalty = (checked.pop(k) for k in

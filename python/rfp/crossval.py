@@ -65,6 +65,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import alerts, minibatch
+from . import settings as settings_mod
 from .bilevel import floats_as, gather
 from .layout import make_buckets
 from .progress import wants_bar
@@ -120,9 +121,14 @@ def expand_grid(grid, base: dict) -> list[dict]:
                                                     all(isinstance(h, (int, np.integer)) for h in v)):
                 raise TypeError(f"grid['{k}'] must be a list of candidates, e.g. "
                                 f"{{'{k}': [{v!r}]}}")
+            try:
+                v = list(v)
+            except TypeError:
+                raise TypeError(f"grid['{k}'] must be a list of candidates, e.g. "
+                                f"{{'{k}': [{v!r}]}}") from None
             if len(v) == 0:
                 raise ValueError(f"grid['{k}'] is empty: give at least one candidate")
-            values.append(list(v))
+            values.append([_candidate(k, c) for c in v])
         for combo in itertools.product(*values):
             c = {**base, **dict(zip(keys, combo))}
             if "hidden" in c and c["hidden"] is not None:
@@ -134,6 +140,22 @@ def expand_grid(grid, base: dict) -> list[dict]:
                 seen.add(key)
                 configs.append(c)
     return configs
+
+
+def _candidate(key, value):
+    """One candidate of grid[key], checked by the settings' validator (the
+    rule of ``key``); the message names the grid entry."""
+    if key == "hidden" and value is None:
+        return None
+    try:
+        return settings_mod.check(key, value)
+    except (TypeError, ValueError) as e:
+        msg = str(e)
+        if msg.startswith(f"{key} must be "):
+            msg = f"grid['{key}']: each candidate must be " + msg[len(f"{key} must be "):]
+        else:
+            msg = f"grid['{key}']: {msg}"
+        raise type(e)(msg) from None
 
 
 def _hashable(v):

@@ -227,11 +227,17 @@ def case_weights(table: pa.Table, weights) -> np.ndarray | None:
     from .settings import case_weight_values
     if weights is None:
         return None
-    if isinstance(weights, str) and weights in ("obs", "cluster"):
+    if isinstance(weights, str) and weights in ("obs", "cluster") and \
+            weights not in table.column_names:
         raise ValueError(f"weights = {weights!r} is the former mode (equal_clusters = "
-                         f"{weights == 'cluster'}); pass equal_clusters instead (until the "
-                         f"former modes are removed, a weight column may not be named "
-                         f"'obs' or 'cluster')")
+                         f"{weights == 'cluster'}); pass equal_clusters instead")
+    if isinstance(weights, str) and weights in ("obs", "cluster"):
+        import warnings
+        warnings.warn(
+            f"weights = {weights!r} names the data's column '{weights}', used as case weights; "
+            f"the former reading of {weights!r} (equal_clusters = {weights == 'cluster'}) no "
+            f"longer applies when the data have such a column (pass equal_clusters for that)",
+            FutureWarning, stacklevel=3)
     if isinstance(weights, str):
         if weights not in table.column_names:
             raise ValueError(f"weights: column '{weights}' not found in the data; available "

@@ -1205,5 +1205,5 @@ def effect(data, y=None, d=None, x=None, cluster=None, method: str = "dml", **kw
     """
     if not isinstance(method, str) or method not in ESTIMATORS:
         raise ValueError(f"method must be one of {sorted(ESTIMATORS)}, got {method!r}")
-    kwargs = validate(kwargs, method)
+    kwargs = validate(kwargs, method, data=data)
     return ESTIMATORS[method](data, y, d, x, cluster, **kwargs)

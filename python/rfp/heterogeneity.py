@@ -159,7 +159,7 @@ def heterogeneity(data, y=None, d=None, x=None, cluster=None, *, covariates=None
     from .settings import validate
 
     aipw_kwargs = validate({**aipw_kwargs, "level": level, "groups": groups},
-                           "heterogeneity")   # R and Python say the same
+                           "heterogeneity", data=data)   # R and Python say the same
     level = aipw_kwargs.pop("level")
     groups = aipw_kwargs.pop("groups")
     if aipw_kwargs.get("weights") is not None:

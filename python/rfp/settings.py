@@ -162,11 +162,14 @@ LOSS_PER_NUISANCE = ("loss is set per nuisance (squared for outcomes, logistic f
                      "treatment); do not pass loss=")
 
 
-def validate(settings: dict, context: str = "fit", *, saved: bool = False) -> dict:
+def validate(settings: dict, context: str = "fit", *, saved: bool = False, data=None) -> dict:
     """Check ``settings`` (a dict name -> value) for the entry point
     ``context`` (a key of ``CONTEXTS``) and return them normalised.  Only the
     settings given are checked; defaults are not filled in.  ``saved``: the
-    settings come from a model file (then ``model`` may be ``"user"``)."""
+    settings come from a model file (then ``model`` may be ``"user"``).
+    ``data``: the entry point's data, when it has them: ``weights = "obs"`` /
+    ``"cluster"`` naming one of its columns is that column (case weights,
+    with a FutureWarning from ``data.case_weights``), not the former mode."""
     if context not in CONTEXTS:
         raise ValueError(f"unknown settings context {context!r}; known: {sorted(CONTEXTS)}")
     if not isinstance(settings, dict):
@@ -181,8 +184,24 @@ def validate(settings: dict, context: str = "fit", *, saved: bool = False) -> di
                         f"{', '.join(n for n in known if n != 'progress')}")
     out = {name: check(name, value, saved=saved) for name, value in settings.items()}
     if isinstance(out.get("weights"), str) and out["weights"] in OLD_WEIGHTS:
-        out = _old_weights(out, context, saved)
+        if out["weights"] not in column_names(data):   # a column of that name wins
+            out = _old_weights(out, context, saved)
     return out
+
+
+def column_names(data) -> set:
+    """The column names of ``data`` (a table, data frame, dict of columns or
+    Simulation), read without converting it; empty when there are none."""
+    data = getattr(data, "data", data) if type(data).__name__ == "Simulation" else data
+    try:
+        if isinstance(data, dict):
+            return {str(k) for k in data}
+        names = getattr(data, "column_names", None)
+        if names is None:
+            names = getattr(data, "columns", None)
+        return {str(n) for n in names} if names is not None else set()
+    except TypeError:
+        return set()
 
 
 OLD_WEIGHTS = ("obs", "cluster")   # weights' former modes (equal_clusters now), for one release

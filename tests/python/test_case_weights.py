@@ -300,12 +300,20 @@ def test_heterogeneity_refuses_weights():
         rfp.heterogeneity(df, y="y", d="d", x=["x1"], cluster="g", weights="k")
 
 
-def test_estimators_called_directly_do_not_read_an_old_mode_as_a_column():
-    """rfp.effects.dml_plm skips the validator: weights="cluster" must not
-    take a column named "cluster" (cluster ids) as weights."""
-    df = effect_data(n_clusters=4, per=5).rename(columns={"g": "cluster"})
+def test_estimators_called_directly_do_not_read_an_old_mode_silently():
+    """rfp.effects.dml_plm skips the validator: weights="cluster" with no
+    column of that name is refused as the former mode; a column of that name
+    is the case weights, with a FutureWarning (issue 19, item 5)."""
+    df = effect_data(n_clusters=6, per=5)
     with pytest.raises(ValueError, match="is the former mode"):
-        rfp.effects.dml_plm(df, y="y", d="d", x=["x1"], cluster="cluster", weights="cluster")
+        rfp.effects.dml_plm(df, y="y", d="d", x=["x1"], cluster="g", weights="cluster",
+                            folds=2, model="linear")
+    df = df.rename(columns={"g": "cluster"})
+    with pytest.warns(FutureWarning, match="names the data's column 'cluster', used as case "
+                                           "weights"):
+        est = rfp.effects.dml_plm(df, y="y", d="d", x=["x1"], cluster="cluster",
+                                  weights="cluster", folds=2, model="linear")
+    assert np.isfinite(est.estimate)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")

@@ -329,3 +329,71 @@ def test_item18_classifier_takes_string_labels_and_refuses_one_class():
         RFPClassifier(**QUICK).fit(x, np.full(len(x), "control"), groups=g)
     with pytest.raises(ValueError, match="needs a target with two classes"):
         RFPClassifier(**QUICK).fit(x, np.arange(len(x)) % 3, groups=g)
+
+
+# ---- item 9: every tuning-grid candidate goes through the validator ----------------------
+
+@pytest.mark.parametrize("grid, err, message", [
+    ({"alpha": ["a"]}, TypeError, r"grid\['alpha'\]: each candidate must be a number in \[0, 1\] "
+                                  r"\(default 0.5\), got 'a'"),
+    ({"alpha": [float("nan")]}, ValueError, r"grid\['alpha'\]: .* got NaN"),
+    ({"alpha": [True]}, TypeError, r"grid\['alpha'\]: .* got True"),
+    ({"alpha": [1.0, 2.0]}, ValueError, r"grid\['alpha'\]: .* got 2"),
+    ({"inner_lr": [-1]}, ValueError, r"grid\['inner_lr'\]: each candidate must be a number >= 0"),
+    ({"inner_steps": [1.5]}, ValueError, r"grid\['inner_steps'\]: each candidate must be a whole"),
+    ({"hidden": [[8, "x"]]}, TypeError, r"grid\['hidden'\]: each candidate must be a list of "
+                                        r"layer widths"),
+    ({"learning_rate": [0]}, ValueError, r"grid\['learning_rate'\]: .* got 0"),
+    ({"model": ["forest"]}, ValueError, r"grid\['model'\]: each candidate must be one of"),
+    ({"alpha": 5}, TypeError, r"grid\['alpha'\] must be a list of candidates"),
+])
+def test_item9_grid_candidates_are_checked_naming_the_key(grid, err, message):
+    df = frame()
+    with pytest.raises(err, match=message):
+        rfp.tune(df, y="y", x=["x1"], cluster="g", grid=grid, folds=2, **QUICK)
+
+
+def test_item9_grid_candidates_are_normalised():
+    from rfp.crossval import expand_grid
+    base = {"alpha": 0.5, "inner_lr": 0.1, "inner_steps": 1}
+    configs = expand_grid({"alpha": np.array([0.5, 0.25]), "inner_steps": [2.0],
+                           "hidden": [[8.0, 4]]}, base)
+    assert [c["alpha"] for c in configs] == [0.5, 0.25]
+    assert all(type(c["inner_steps"]) is int and c["hidden"] == (8, 4) for c in configs)
+
+
+# ---- item 5: a column named "obs" / "cluster" wins over the former weights mode ----------
+
+@pytest.mark.parametrize("name", ["obs", "cluster"])
+def test_item5_a_weight_column_named_like_the_former_mode_is_used(name):
+    df = frame()
+    df[name] = df["w"]
+    w = df["w"].to_numpy()
+    with pytest.warns(FutureWarning, match=f"weights = '{name}' names the data's column "
+                                           f"'{name}', used as case weights"):
+        m = rfp.fit(df, y="y", x=["x1"], cluster="g", weights=name, **QUICK)
+    ref = rfp.fit(df, y="y", x=["x1"], cluster="g", weights=w, **QUICK)
+    np.testing.assert_allclose(m.predict(df, as_numpy=True), ref.predict(df, as_numpy=True))
+    unweighted = rfp.fit(df, y="y", x=["x1"], cluster="g", **QUICK)
+    assert not np.allclose(m.predict(df, as_numpy=True), unweighted.predict(df, as_numpy=True))
+    common = dict(y="y", d="d", x=["x1", "x2"], cluster="g", folds=2, **LINEAR)
+    with pytest.warns(FutureWarning, match="used as case weights"):
+        e = rfp.effect(df, weights=name, **common)
+    assert e.estimate == pytest.approx(rfp.effect(df, weights=w, **common).estimate)
+    with pytest.warns(FutureWarning, match="used as case weights"):
+        fe = fixed_effects(df, "y", "d", ["x1", "x2"], cluster="g", weights=name)
+    assert fe.estimate == pytest.approx(fixed_effects(df, "y", "d", ["x1", "x2"], cluster="g",
+                                                      weights=w).estimate)
+    with pytest.warns(FutureWarning, match="used as case weights"):
+        b = rfp.balance(df, "d", ["x1", "x2"], weights=name)
+    np.testing.assert_allclose(b.weights, rfp.balance(df, "d", ["x1", "x2"], weights=w).weights)
+    with pytest.warns(FutureWarning, match="used as case weights"):
+        t = rfp.tune(df, y="y", x=["x1"], cluster="g", weights=name, folds=2,
+                     grid={"alpha": [1.0]}, **QUICK)
+    assert t.n_obs == len(df)
+
+
+def test_item5_without_such_a_column_the_former_mode_still_warns():
+    df = frame()
+    with pytest.warns(FutureWarning, match="is deprecated"):
+        rfp.fit(df, y="y", x=["x1"], cluster="g", weights="obs", **QUICK)

@@ -156,3 +156,79 @@ def test_any_table_fits_or_is_refused_by_rfp(case):
         assert model.x_names == ["x"]          # never a pandas index
         pred = model.predict(data, as_numpy=True, na_action="omit")
         assert np.all(np.isfinite(pred[~np.isnan(pred)]))
+
+
+# ---- case weights, row selections, tuning grids, heterogeneity groups (issue 19) --------
+
+def _weights(kind, n, g, rng):
+    if kind == "zeros":
+        return np.where(rng.random(n) < 0.5, 0.0, 1.0)
+    if kind == "tiny":
+        return rng.uniform(1e-300, 1e-290, n)
+    if kind == "huge":
+        return rng.uniform(1e290, 1e300, n)
+    if kind == "one_cluster":
+        return (g == g[0]).astype(float)
+    return rng.uniform(0.1, 3, n)
+
+
+@hyp_settings(max_examples=12, **PROFILE)
+@given(kind=st.sampled_from(["zeros", "tiny", "huge", "one_cluster", "plain"]),
+       keep=st.lists(st.booleans(), min_size=30, max_size=30),
+       entry=st.sampled_from(["fit", "effect", "balance"]))
+def test_case_weights_and_row_selections_answer_or_are_refused(small, kind, keep, entry):
+    rng = np.random.default_rng(1)
+    table = small.filter(pa.array(keep)) if any(keep) else small
+    n = table.num_rows
+    w = _weights(kind, n, table.column("g").to_numpy(), rng)
+    common = dict(model="linear", progress=False)
+    call = {
+        "fit": lambda: rfp.fit(table, y="y", x=["x"], cluster="g", weights=w, max_steps=5,
+                               **common),
+        "effect": lambda: rfp.effect(table, y="y", d="d", x=["x"], cluster="g", weights=w,
+                                     folds=2, alpha=1.0, **common),
+        "balance": lambda: rfp.balance(table, "d", ["x"], weights=w),
+    }[entry]
+    try:
+        out = call()
+    except (ValueError, TypeError) as err:
+        assert raised_by_rfp(err), f"{type(err).__name__} from outside rfp: {err}"
+        return
+    if entry == "fit":
+        assert np.all(np.isfinite(out.predict(table, as_numpy=True)))
+    elif entry == "effect":
+        assert math.isfinite(out.estimate)
+    else:
+        assert np.all(np.isfinite(out.weights))
+
+
+grid_value = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-2, 3),
+                       st.sampled_from(["a", None, True, (4,), [2, 2]]))
+
+
+@hyp_settings(max_examples=12, **PROFILE)
+@given(grid=st.dictionaries(st.sampled_from(["alpha", "inner_lr", "inner_steps", "hidden",
+                                             "learning_rate"]),
+                            st.lists(grid_value, min_size=0, max_size=2), min_size=1,
+                            max_size=2))
+def test_tuning_grids_answer_or_are_refused(small, grid):
+    try:
+        m = rfp.tune(small, y="y", x=["x"], cluster="g", grid=grid, folds=2, model="linear",
+                     max_steps=5, patience=None, progress=False, simple=False)
+    except (ValueError, TypeError) as err:
+        assert raised_by_rfp(err), f"{type(err).__name__} from outside rfp: {err}"
+        return
+    assert np.all(np.isfinite(m.predict(small, as_numpy=True)))
+
+
+@hyp_settings(max_examples=6, **PROFILE)
+@given(groups=st.one_of(st.integers(-1, 8), st.sampled_from([None, 2.5, "3", True])))
+def test_heterogeneity_groups_answer_or_are_refused(small, groups):
+    try:
+        h = rfp.heterogeneity(small, y="y", d="d", x=["x"], cluster="g", groups=groups,
+                              folds=2, model="linear", alpha=1.0, progress=False)
+    except (ValueError, TypeError) as err:
+        assert raised_by_rfp(err), f"{type(err).__name__} from outside rfp: {err}"
+        return
+    if h.gates is not None:
+        assert np.all(np.isfinite(h.gates.column("estimate").to_numpy()))

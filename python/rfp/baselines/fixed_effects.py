@@ -192,7 +192,8 @@ def fixed_effects(data, y: str, treatment: str, controls=(), fe=(), *, cluster: 
     """
     checked = validate(dict(weights=weights, na_action=na_action, level=level, tol=tol,
                             max_iter=max_iter, vcov=vcov, bootstrap_draws=bootstrap_draws,
-                            bootstrap_weights=bootstrap_weights, seed=seed), "fixed_effects")
+                            bootstrap_weights=bootstrap_weights, seed=seed), "fixed_effects",
+                       data=data)
     weights = checked["weights"]
     level, tol, max_iter, vcov = (checked[k] for k in ("level", "tol", "max_iter", "vcov"))
     bootstrap_draws, bootstrap_weights, seed = (
