@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .api import fit_arrays
 
@@ -66,7 +67,11 @@ class _RFPBase(BaseEstimator):
             raise ValueError("X holds only the cluster column: there are no features")
         return features, (x[:, j] if groups is None else groups)
 
-    def _fit(self, X, y, groups, sample_weight=None):
+    def _fit(self, X, y, groups, sample_weight=None, y_numeric=True):
+        # scikit-learn's own checks of X and y: dense, 2-d, at least 2 rows; missing
+        # values are left to rfp's check, which names the column and row
+        X, y = validate_data(self, X, y, accept_sparse=False, ensure_min_samples=2,
+                             y_numeric=y_numeric, ensure_all_finite=False)
         x, cluster = self._split(X, groups)
         if cluster is None:
             raise ValueError(
@@ -74,6 +79,9 @@ class _RFPBase(BaseEstimator):
                 f"groups=cluster), or set cluster_column=<index of the cluster column in X> "
                 f"(DoubleML passes no groups; see rfp.sklearn)")
         cluster = np.asarray(cluster).reshape(-1)
+        if len(cluster) != len(y):
+            raise ValueError(f"groups must give one cluster per row of X ({len(y)}), got "
+                             f"{len(cluster)}")
         self.model_ = fit_arrays(
             x, np.asarray(y, dtype=float).reshape(-1), cluster, model=self.model,
             progress=self.progress, hidden=tuple(self.hidden), activation=self.activation,
@@ -83,18 +91,19 @@ class _RFPBase(BaseEstimator):
             equal_clusters=self.equal_clusters, seed=self.seed, loss=self._loss,
             weights=None if sample_weight is None else
             np.asarray(sample_weight, dtype=float).reshape(-1))
-        self.n_features_in_ = np.asarray(X).reshape(len(cluster), -1).shape[1]
         return self
 
     def _response(self, X):
         check_is_fitted(self, "model_")
-        have = np.asarray(X)
-        have = 1 if have.ndim == 1 else (have.shape[1] if have.ndim == 2 else None)
-        if have != self.n_features_in_:
-            raise ValueError(f"X has {have} column(s); the model was fitted on "
-                             f"{self.n_features_in_}"
-                             + (" (the cluster column included)" if self.cluster_column is not None
-                                else "") + ": pass the same columns as in fit")
+        have = np.asarray(X) if not hasattr(X, "shape") else X
+        if getattr(have, "ndim", 2) == 2 and have.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {have.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input: X has {have.shape[1]} column(s); the "
+                f"model was fitted on {self.n_features_in_}"
+                + (" (the cluster column included)" if self.cluster_column is not None else "")
+                + "; pass the same columns as in fit")
+        X = validate_data(self, X, accept_sparse=False, reset=False)
         x, _ = self._split(X)
         return self.model_.predict_arrays(x)
 
@@ -164,12 +173,17 @@ class RFPClassifier(ClassifierMixin, _RFPBase):
     def fit(self, X, y, groups=None, sample_weight=None):
         """Fit P(y = classes_[1] | x) (see ``RFPRegressor.fit``); y holds
         exactly two distinct labels."""
-        y = np.asarray(y).reshape(-1)
+        if y is None:
+            raise ValueError("requires y to be passed, but the target y is None")
+        y = np.asarray(y)
         if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
             raise ValueError(f"y has {int((~np.isfinite(y)).sum())} missing value(s) (NaN or "
                              f"inf); drop those rows before fitting")
         if y.dtype.kind == "O" and any(v is None for v in y):
             raise ValueError("y has missing labels (None); drop those rows before fitting")
+        X, y = validate_data(self, X, y, accept_sparse=False, ensure_min_samples=2,
+                             ensure_all_finite=False, dtype="numeric")
+        check_classification_targets(y)   # "Unknown label type" for a continuous target
         try:
             classes, codes = np.unique(y, return_inverse=True)
         except TypeError:
@@ -180,11 +194,17 @@ class RFPClassifier(ClassifierMixin, _RFPBase):
             raise ValueError(f"y has only one class ({shown[0]!r}): a classifier needs a target "
                              f"with two classes")
         if classes.size > 2:
-            raise ValueError(f"RFPClassifier is a binary classifier and needs a target with two "
+            raise ValueError(f"Only binary classification is supported: RFPClassifier is a "
+                             f"binary classifier and needs a target with two "
                              f"classes (e.g. coded 0/1); y has {classes.size}: {shown}"
                              f"{' ...' if classes.size > 10 else ''}")
         self.classes_ = classes
         return self._fit(X, codes.reshape(-1).astype(float), groups, sample_weight)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False   # two classes only
+        return tags
 
     def predict_proba(self, X):
         """(n, 2) array: P(y = classes_[0] | x) and P(y = classes_[1] | x)."""
@@ -193,4 +213,5 @@ class RFPClassifier(ClassifierMixin, _RFPBase):
 
     def predict(self, X):
         """The label (from ``classes_``) with the larger probability."""
-        return self.classes_[(self._response(X) > 0.5).astype(int)]
+        p1 = self._response(X)
+        return self.classes_[(p1 > 0.5).astype(int)]

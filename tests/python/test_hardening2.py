@@ -397,3 +397,47 @@ def test_item5_without_such_a_column_the_former_mode_still_warns():
     df = frame()
     with pytest.warns(FutureWarning, match="is deprecated"):
         rfp.fit(df, y="y", x=["x1"], cluster="g", weights="obs", **QUICK)
+
+
+# ---- item 19: scikit-learn's check_estimator ---------------------------------------------
+
+def _round_robin(X, groups):
+    """The group requirement handled for scikit-learn's checks, which call
+    fit(X, y) without groups: rows are dealt to 3 clusters by position. Users
+    get no such fallback (rfp.sklearn's docstring)."""
+    if groups is None and X is not None:
+        n = X.shape[0] if hasattr(X, "shape") else np.asarray(X).shape[0]
+        groups = np.arange(n) % 3
+    return groups
+
+
+class CheckedRegressor(RFPRegressor):
+    def fit(self, X, y, groups=None, sample_weight=None):
+        return super().fit(X, y, _round_robin(X, groups), sample_weight)
+
+
+class CheckedClassifier(RFPClassifier):
+    def fit(self, X, y, groups=None, sample_weight=None):
+        return super().fit(X, y, _round_robin(X, groups), sample_weight)
+
+
+# the one check that fails, and why: it compares weights with repeated rows, but
+# the round-robin clusters above change when rows are repeated (with fixed
+# clusters the equivalence holds: test_case_weights)
+EXPECTED_FAILURES = {
+    "check_sample_weight_equivalence_on_dense_data":
+        "the checks' clusters are dealt by row position, so repeating rows changes them",
+}
+
+
+@pytest.mark.parametrize("cls", [CheckedRegressor, CheckedClassifier])
+def test_item19_check_estimator_passes_with_groups_handled(cls):
+    from sklearn.utils.estimator_checks import check_estimator
+    est = cls(hidden=(4,), max_steps=150, patience=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(est, expected_failed_checks=EXPECTED_FAILURES, on_fail=None)
+    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results
+              if r["status"] == "failed"]
+    assert not failed, failed
+    assert sum(r["status"] == "passed" for r in results) > 50
