@@ -362,12 +362,12 @@ def tune_arrays(x, y, cluster, model="mlp", grid=None, folds: int = 5, one_se: b
         linear = simple_candidates.linear_configs(configs, {**base, "model": "linear"})
         if base["model"] == "linear":   # the grid itself is linear: solve what can be solved
             linear += [c for c in configs if quadratic.is_quadratic(c)]
-        linear = list({_grid_key(c): c for c in linear}.values())
+        linear = list({simple_candidates.linear_key(c): c for c in linear}.values())
         sums = simple_candidates.linear_rows(xs, y_fit, codes, w, fold, int(folds), linear)
         direct = list(zip(linear, sums))
-        solved = {_grid_key(c) for c in linear}
+        solved = {simple_candidates.linear_key(c) for c in linear}
         configs = [c for c in configs if c["model"] != "linear" or (
-            _grid_key(c) not in solved and float(c["alpha"]) < 1.0)]
+            simple_candidates.linear_key(c) not in solved and float(c["alpha"]) < 1.0)]
 
     def objective_for(c):
         return Objective(_model_for(c, model).apply, c["loss"], c["inner_steps"], 0.0,
@@ -400,14 +400,6 @@ def tune_arrays(x, y, cluster, model="mlp", grid=None, folds: int = 5, one_se: b
                 eval_every=int(c["eval_every"]), dtype=c["dtype"])
     fitted.cv = cv
     return fitted
-
-
-def _grid_key(c: dict):
-    """What identifies a linear candidate: its alpha, k and eta (eta and k
-    do not matter at alpha = 1)."""
-    if float(c["alpha"]) == 1.0:
-        return (1.0,)
-    return (float(c["alpha"]), int(c["inner_steps"]), float(c["inner_lr"]))
 
 
 def _direct_refit(xs, y_fit, codes, w, chosen: dict, base: dict, n_obs, labels, scaler):

@@ -84,10 +84,8 @@ class Objective:
         """(sum_i w_i [alpha L_i(theta) + (1-alpha) L_i(theta_c^k)], sum_i w_i)
         over the clusters of one bucket, clusters in parallel."""
         if self.inner_steps == 0:   # theta_c^0 = theta: R_0 is the pooled loss, row by row
-            x = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), bucket["x"])
             wm = (bucket["w"] * bucket["mask"]).reshape(-1)
-            pooled = self.observation_losses(params, x, bucket["y"].reshape(-1))
-            return jnp.sum(wm * pooled), jnp.sum(wm)
+            return jnp.sum(wm * self.row_losses(params, bucket)), jnp.sum(wm)
 
         def one_cluster(x, y, mask, w):
             wm = w * mask
@@ -107,11 +105,16 @@ class Objective:
         """Weighted mean of L_i(theta): the loss of the prediction model alone."""
         num = den = 0.0
         for b in buckets:
-            x = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), b["x"])
             wm = (b["w"] * b["mask"]).reshape(-1)
-            num = num + jnp.sum(wm * self.observation_losses(params, x, b["y"].reshape(-1)))
+            num = num + jnp.sum(wm * self.row_losses(params, b))
             den = den + jnp.sum(wm)
         return num / den
+
+    def row_losses(self, params, bucket):
+        """L_i(theta) of every slot of a bucket, flattened (clusters x
+        width): the prediction model on all its rows in one pass."""
+        x = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), bucket["x"])
+        return self.observation_losses(params, x, bucket["y"].reshape(-1))
 
 
 def observation_weights(cluster: np.ndarray, weights=None,

@@ -68,7 +68,9 @@ from . import alerts, minibatch
 from . import settings as settings_mod
 from .bilevel import floats_as, gather
 from .layout import make_buckets
+from .nuisance import constant_fit
 from .progress import wants_bar
+from .simple_candidates import losses
 from .selection import MARGIN, cluster_sums, paired_difference, simplest_within
 from .train import optimizer, outer_step
 
@@ -237,8 +239,7 @@ def batch_cluster_losses(params, buckets, objective, sequential=False):
     def one(p):
         out = []
         for b in buckets:
-            x = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), b["x"])
-            li = objective.observation_losses(p, x, b["y"].reshape(-1)).reshape(b["y"].shape)
+            li = objective.row_losses(p, b).reshape(b["y"].shape)
             out.append(jnp.sum(b["w"] * li, axis=1))
         return out
     return _over_models(one, sequential, params)
@@ -329,11 +330,7 @@ class CVResult:
     def choice(self, margin: float) -> int:
         """The row the rule would choose with another ``margin`` (the
         returned index is ``len(configs)`` for the mean)."""
-        kinds = [complexity(c) for c in self.configs] + [0]
-        loss = np.r_[self.loss, self.mean_loss]
-        order = sorted(range(len(kinds)), key=lambda g: (kinds[g], float(loss[g])))
-        pick, _ = simplest_within([self.sums[g] for g in order], self.size, margin)
-        return order[pick]
+        return choose(self.configs, self.loss, self.mean_loss, self.sums, self.size, margin)[0]
 
     @property
     def chose_mean(self) -> bool:
@@ -438,15 +435,24 @@ def constant_sums(y, w, cluster, fold, folds, loss) -> np.ndarray:
     sums = np.zeros(g)
     for f in range(folds):
         train, test = f_of_row != f, f_of_row == f
-        m = np.sum(w[train] * y[train]) / np.sum(w[train])
-        if loss == "logistic":
-            m = np.clip(m, 1e-12, 1 - 1e-12)
-            c = np.log(m / (1 - m))
-            li = np.logaddexp(0.0, c) - y[test] * c
-        else:
-            li = (y[test] - m) ** 2
-        sums += cluster_sums(li, cluster[test], g, w[test])
+        c = constant_fit(y[train], w[train], loss).intercept
+        sums += cluster_sums(losses(c, y[test], loss), cluster[test], g, w[test])
     return sums
+
+
+def choose(configs, loss, mean_loss, sums, size, margin, simple=True) -> tuple[int, int]:
+    """(chosen row, best row) of the table: rows are ``configs`` then the
+    mean (index ``len(configs)``), ``sums`` their per-cluster held-out
+    sums; the candidates are ordered from simple to flexible (``complexity``,
+    then loss) for ``selection.simplest_within``. ``simple = False``: the
+    mean cannot be chosen."""
+    kinds = [complexity(c) for c in configs] + [0]
+    loss = np.r_[loss, mean_loss]
+    rows = [g for g in range(len(kinds)) if simple or g < len(configs)]
+    order = sorted(rows, key=lambda g: (kinds[g], float(loss[g])))
+    pick, table = simplest_within([sums[g] for g in order], size, margin)
+    best = int(np.argmin([r["loss"] if np.isfinite(r["loss"]) else np.inf for r in table]))
+    return order[pick], order[best]
 
 
 def race(best, best_sums, size, active, step, race_from=RACE_FROM, margin=RACE_MARGIN):
@@ -595,13 +601,7 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
     d_loss = [float(s.sum() / size.sum()) for _, s in direct]
     d_se = [float(np.std((s @ fold_onehot) / dens, ddof=1) / np.sqrt(folds)) for _, s in direct]
     loss_all = np.r_[d_loss, net_loss]
-    kinds = [complexity(c) for c in all_configs] + [0]
-    candidates = [g for g in range(len(all_sums)) if simple or g < len(all_configs)]
-    order = sorted(candidates, key=lambda g: (kinds[g], float(np.r_[loss_all, mean_loss][g])))
-    pick, rows_sel = simplest_within([all_sums[g] for g in order], size, margin)
-    chosen = order[pick]
-    best_g = order[int(np.argmin([r["loss"] if np.isfinite(r["loss"]) else np.inf
-                                  for r in rows_sel]))]
+    chosen, best_g = choose(all_configs, loss_all, mean_loss, all_sums, size, margin, simple)
     diff, se_diff = np.empty(len(all_sums)), np.empty(len(all_sums))
     for g in range(len(all_sums)):
         diff[g], se_diff[g] = paired_difference(all_sums[g], all_sums[best_g], size)

@@ -73,9 +73,9 @@ def simplest_within(sums: list, size, margin: float = MARGIN) -> tuple[int, list
                    for v in loss]
     best = int(np.argmin(np.where(finite, loss, np.inf)))
     table = []
-    for s in sums:
+    for s, value in zip(sums, loss):
         diff, se = paired_difference(s, sums[best], size)
-        table.append({"loss": float(np.sum(s) / total), "diff": diff, "se_diff": se})
+        table.append({"loss": float(value), "diff": diff, "se_diff": se})
     for k, row in enumerate(table):
         if np.isfinite(row["diff"]) and row["diff"] <= margin * row["se_diff"]:
             return k, table

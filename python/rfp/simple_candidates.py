@@ -10,15 +10,23 @@ solution and is trained by gradient descent with the network's rows.
 ``linear_rows`` scores these candidates on the same cluster folds as the
 network (every cluster held out once), as per-cluster sums of
 w_i L_i on held-out rows: what ``selection.simplest_within`` compares.
-``refit`` solves the chosen one on all clusters.
+``solve`` solves the chosen one on all clusters (``api.tune_arrays``).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import quadratic
-from .nuisance import linear_fit
+from .nuisance import constant_fit, linear_fit
 from .selection import cluster_sums
+
+
+def linear_key(config: dict) -> tuple:
+    """What identifies a linear candidate: its alpha, k and eta (k and eta
+    do not matter at alpha = 1)."""
+    if float(config["alpha"]) == 1.0:
+        return (1.0,)
+    return (float(config["alpha"]), int(config["inner_steps"]), float(config["inner_lr"]))
 
 
 def linear_configs(configs: list, base: dict) -> list[dict]:
@@ -27,10 +35,10 @@ def linear_configs(configs: list, base: dict) -> list[dict]:
     rows = [{**base, "model": "linear", "alpha": 1.0}]
     if base["loss"] != "squared" or base.get("first_order") or float(base.get("penalty", 0)):
         return rows
-    seen = {(1.0,)}
+    seen = {linear_key(rows[0])}
     for c in configs:
-        key = (float(c["alpha"]), int(c["inner_steps"]), float(c["inner_lr"]))
-        if key[0] < 1.0 and key not in seen:
+        key = linear_key(c)
+        if key not in seen:
             seen.add(key)
             rows.append({**base, "model": "linear", "alpha": key[0], "inner_steps": key[1],
                          "inner_lr": key[2]})
@@ -47,12 +55,16 @@ def solve(x, y, codes, w, config) -> dict:
                               int(config["inner_steps"]), float(config["inner_lr"]))
 
 
-def row_losses(params, x, y, loss: str) -> np.ndarray:
-    """L_i of a linear model on rows (squared error, or the logistic loss)."""
-    eta = params["b"][0] + x @ params["w"][:, 0]
+def losses(eta, y, loss: str) -> np.ndarray:
+    """L_i of a prediction (logit) eta: squared error, or the logistic loss."""
     if loss == "logistic":
         return np.logaddexp(0.0, eta) - y * eta
     return (y - eta) ** 2
+
+
+def row_losses(params, x, y, loss: str) -> np.ndarray:
+    """L_i of a linear model on rows."""
+    return losses(params["b"][0] + x @ params["w"][:, 0], y, loss)
 
 
 def linear_rows(x, y, codes, w, fold, folds: int, configs: list) -> list[np.ndarray]:
@@ -75,8 +87,4 @@ def linear_rows(x, y, codes, w, fold, folds: int, configs: list) -> list[np.ndar
 def constant_params(y, w, loss: str, p: int) -> dict:
     """The constant predictor as a linear model with zero slopes: the
     weighted mean (its log-odds for the logistic loss)."""
-    m = float(np.sum(w * y) / np.sum(w))
-    if loss == "logistic":
-        m = min(max(m, 1e-12), 1 - 1e-12)
-        m = float(np.log(m / (1 - m)))
-    return {"b": np.array([m]), "w": np.zeros((p, 1))}
+    return {"b": np.array([constant_fit(y, w, loss).intercept]), "w": np.zeros((p, 1))}
