@@ -13,10 +13,11 @@ import pyarrow as pa
 from . import data as data_mod
 from .bilevel import Objective, observation_weights
 from .layout import make_buckets
-from .models import as_model
+from .models import as_model, is_text_input
 from . import quadratic, simple_candidates
 from . import settings as settings_mod
 from .selection import MARGIN
+from .text import TextEncoder
 from .train import History, train
 
 DEFAULTS = settings_mod.DEFAULTS  # the settings and their checks live in settings.py
@@ -33,6 +34,10 @@ def _model_options(config):
         return {"hidden": tuple(config["hidden"]), "activation": config["activation"]}
     if name == "neural_ode":
         return {k: config[k] for k in ("width", "steps", "activation") if k in config}
+    if name == "text":
+        return {"head": config["head"], "hidden": tuple(config["hidden"] or DEFAULTS["hidden"]),
+                "activation": config["activation"], "embedding_dim": config["embedding_dim"],
+                "vocab_size": config["vocab_size"]}
     return {}
 
 
@@ -79,6 +84,8 @@ class FittedModel:
     # tune(ensemble = S): S parameter sets stacked on a leading axis (from S
     # random starts); predictions average theirs.  ``params`` is the first.
     members: object = field(default=None, repr=False)
+    # text columns (text.TextEncoder): the vocabulary the fit was trained with
+    text: object = field(default=None, repr=False)
 
     @property
     def n_clusters(self) -> int:
@@ -92,7 +99,9 @@ class FittedModel:
     def predict_arrays(self, x, type: str = "response") -> np.ndarray:
         """Predictions from inputs already in model form (a matrix, or the
         pytree a user model takes)."""
-        if self.scaler is not None:
+        if self.scaler is not None and is_text_input(x):
+            x = {**x, "x": self.scaler.x(check_columns(x["x"], len(self.scaler.x_mean)))}
+        elif self.scaler is not None:
             x = self.scaler.x(check_columns(x, len(self.scaler.x_mean)))
         x = jax.tree.map(jnp.asarray, x)
         if self.members is not None:   # an ensemble: the mean of its members' predictions
@@ -131,8 +140,12 @@ class FittedModel:
         """
         if self.x_names is None:
             raise ValueError("this model was fitted with fit_arrays: use predict_arrays")
-        x, kept = data_mod.prepare_x(data, self.x_names, na_action)
-        out = self.predict_arrays(x, type) if len(x) else np.empty(0)
+        if self.text is not None:
+            x, kept, texts = data_mod.prepare_x(data, self.x_names, na_action, self.text.columns)
+            x = {"x": x, **self.text.encode(texts)}
+        else:
+            x, kept = data_mod.prepare_x(data, self.x_names, na_action)
+        out = self.predict_arrays(x, type) if kept.any() else np.empty(0)
         if not kept.all():
             full = np.full(len(kept), np.nan)
             full[kept] = out
@@ -143,8 +156,11 @@ class FittedModel:
         """Cluster-adapted predictions f(theta_c^k, x) (an extra, never the
         default): each cluster of ``data`` takes the k inner steps of eq. 20 on
         its own labelled rows, then predicts them.  Needs the outcome."""
-        prepared = data_mod.prepare(data, y, self.x_names, cluster, min_clusters=1)
+        prepared = data_mod.prepare(data, y, self.x_names, cluster, min_clusters=1,
+                                    text=None if self.text is None else self.text.columns)
         x = self.scaler.x(prepared.x)
+        if self.text is not None:
+            x = {"x": x, **self.text.encode(prepared.texts)}
         y_fit = self.scaler.y(prepared.y) if self.config["loss"] == "squared" else prepared.y
         c = self.config
         objective = Objective(self._apply(), c["loss"], c["inner_steps"], float(c["inner_lr"]),
@@ -153,7 +169,8 @@ class FittedModel:
         adapt_predict = jax.jit(jax.vmap(
             lambda xc, yc, mc: objective.apply(objective.adapt(self.params, xc, yc, mc), xc)[0]))
         for b in make_buckets(prepared.cluster):
-            yhat = adapt_predict(jnp.asarray(x[b.index]), jnp.asarray(y_fit[b.index]), jnp.asarray(b.mask))
+            xb = jax.tree.map(lambda a: jnp.asarray(a[b.index]), x)
+            yhat = adapt_predict(xb, jnp.asarray(y_fit[b.index]), jnp.asarray(b.mask))
             out[b.index[b.mask > 0]] = np.asarray(yhat)[b.mask > 0]
         if c["loss"] == "logistic":
             out = 1.0 / (1.0 + np.exp(-out))
@@ -199,22 +216,47 @@ def _design(x, y, cluster, model, config, scale):
     if config["loss"] == "logistic" and not np.all((y == 0) | (y == 1)):
         raise ValueError("the logistic loss needs an outcome coded 0/1")
 
-    is_matrix = isinstance(x, np.ndarray) or not isinstance(model, (tuple, list))
+    text = config["model"] == "text"
+    if text:
+        tokens = text_inputs(x, config["vocab_size"])
+        numeric = x["x"]
+    else:
+        numeric = x
+    is_matrix = text or isinstance(x, np.ndarray) or not isinstance(model, (tuple, list))
     if is_matrix:
-        x = finite_inputs(x)
+        numeric = finite_inputs(numeric)
     scaler = None
     if is_matrix and scale:
-        x = np.asarray(x, dtype=float)
-        if x.ndim == 1:
-            x = x[:, None]
-        for j in range(x.shape[1]):
-            data_mod.check_magnitudes(x[:, j], f"x[:, {j}]", "control")
-        scaler = data_mod.Scaler.fit(x, y, scale_y=config["loss"] == "squared",
+        numeric = np.asarray(numeric, dtype=float)
+        if numeric.ndim == 1:
+            numeric = numeric[:, None]
+        for j in range(numeric.shape[1]):
+            data_mod.check_magnitudes(numeric[:, j], f"x[:, {j}]", "control")
+        scaler = data_mod.Scaler.fit(numeric, y, scale_y=config["loss"] == "squared",
                                      w=config["weights"])
-        x, y_fit = scaler.x(x), scaler.y(y)
+        numeric, y_fit = scaler.x(numeric), scaler.y(y)
     else:
         y_fit = y
+    x = {"x": numeric.reshape(len(y), -1), **tokens} if text else numeric
     return x, y_fit, codes, labels, scaler
+
+
+def text_inputs(x, vocab_size: int) -> dict:
+    """The token part of a text model's input (``text.TextEncoder.encode``),
+    checked: whole-number ids in [0, vocab_size) and a mask of the same shape."""
+    if not is_text_input(x):
+        raise ValueError("model 'text' takes x = {'tokens': ids, 'mask': 0/1, 'x': numeric "
+                         "controls} (rfp.text.TextEncoder.encode gives tokens and mask); "
+                         "fit and tune build it from text= columns")
+    tokens, mask = np.asarray(x["tokens"]), np.asarray(x["mask"], dtype=float)
+    if tokens.dtype.kind not in "iu" or tokens.ndim != 3 or mask.shape != tokens.shape:
+        raise ValueError(f"x['tokens'] must be whole numbers of shape (rows, text columns, "
+                         f"tokens) with x['mask'] of the same shape; got {tokens.dtype} "
+                         f"{tokens.shape} and {mask.shape}")
+    if tokens.size and (tokens.min() < 0 or tokens.max() >= vocab_size):
+        raise ValueError(f"x['tokens'] holds ids outside [0, vocab_size = {vocab_size}): raise "
+                         f"vocab_size to the vocabulary's size")
+    return {"tokens": tokens.astype(np.int32), "mask": mask}
 
 
 def finite_inputs(x) -> np.ndarray:
@@ -356,14 +398,17 @@ def tune_arrays(x, y, cluster, model="mlp", grid=None, folds: int = 5, one_se: b
     w = observation_weights(codes, base["weights"], base["equal_clusters"])
     fold = cluster_folds(codes, int(folds), int(base["seed"]))
 
-    # the linear candidates, solved directly on each fold (a matrix x only)
+    # the linear candidates, solved directly on each fold (a matrix x, or the
+    # numeric controls beside text columns)
     direct = []
-    if simple and isinstance(xs, np.ndarray):
+    numeric = xs["x"] if base["model"] == "text" else xs
+    simple = simple and isinstance(numeric, np.ndarray)
+    if simple and numeric.shape[1]:
         linear = simple_candidates.linear_configs(configs, {**base, "model": "linear"})
         if base["model"] == "linear":   # the grid itself is linear: solve what can be solved
             linear += [c for c in configs if quadratic.is_quadratic(c)]
         linear = list({simple_candidates.linear_key(c): c for c in linear}.values())
-        sums = simple_candidates.linear_rows(xs, y_fit, codes, w, fold, int(folds), linear)
+        sums = simple_candidates.linear_rows(numeric, y_fit, codes, w, fold, int(folds), linear)
         direct = list(zip(linear, sums))
         solved = {simple_candidates.linear_key(c) for c in linear}
         configs = [c for c in configs if c["model"] != "linear" or (
@@ -379,13 +424,13 @@ def tune_arrays(x, y, cluster, model="mlp", grid=None, folds: int = 5, one_se: b
                         eval_every=int(base["eval_every"]),
                         patience=base["patience"], min_steps=int(base["min_steps"]),
                         clip_norm=base["clip_norm"], loss=base["loss"], one_se=bool(one_se),
-                        margin=float(margin), simple=bool(simple) and isinstance(xs, np.ndarray),
+                        margin=float(margin), simple=bool(simple),
                         progress=progress, dtype=cv_dtype)
     check_choice(cv)
     chosen = cv.chosen_config
     if chosen["model"] in ("constant", "linear") and (cv.chose_mean or cv.chosen_step == 0):
         # solved directly on all clusters: the constant, or a linear model
-        fitted = _direct_refit(xs, y_fit, codes, w, chosen, base, len(y), labels, scaler)
+        fitted = _direct_refit(numeric, y_fit, codes, w, chosen, base, len(y), labels, scaler)
     else:
         chosen = {k: v for k, v in chosen.items() if k != "model"}
         chosen.update(max_steps=cv.chosen_step, patience=None)
@@ -417,12 +462,28 @@ def _direct_refit(xs, y_fit, codes, w, chosen: dict, base: dict, n_obs, labels, 
                        labels[:0], 0, False)
 
 
+def _text_settings(model, settings: dict) -> tuple:
+    """With text columns the model is the embedding bag (``models.text_bag``)
+    and ``model`` ("mlp" or "linear") names its head."""
+    if not isinstance(model, str) or model not in ("mlp", "linear", "text"):
+        raise ValueError(f"with text columns, model must be 'mlp' (default) or 'linear', the "
+                         f"model applied to the pooled token embeddings; got {model!r}")
+    if model != "text" and "head" not in settings:
+        settings = dict(settings, head=model)
+    grid = settings.get("grid")
+    grids = grid if isinstance(grid, list) else [grid] if grid else []
+    if any("model" in g for g in grids):
+        raise ValueError("with text columns, tune the head with grid['head'] (values 'mlp', "
+                         "'linear'), not grid['model']")
+    return "text", settings
+
+
 def _settings_of(config: dict) -> dict:
     """A configuration's settings that ``_config`` takes (not the model's own)."""
     return {k: v for k, v in config.items() if k in DEFAULTS and k not in ("hidden",)}
 
 
-def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",
+def fit(data, y: str, x=None, cluster: str = None, *, text=None, na_action: str = "fail",
         progress=None, **settings) -> FittedModel:
     """Fit f(theta, x) by regularized bi-level gradient descent (the R_k
     objective of docs/DESIGN.md: alpha times the pooled loss plus 1 − alpha
@@ -434,10 +495,19 @@ def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",
     y : str
         Outcome column (numeric; 0/1 for ``loss="logistic"``).
     x : list of str, str, or "all"
-        Control columns (numeric). Required: ``x="all"`` takes every column
-        other than ``y`` and ``cluster``.
+        Control columns (numeric). Required unless ``text`` is given:
+        ``x="all"`` takes every column other than ``y``, ``cluster`` and
+        the text columns.
     cluster : str
         Cluster column (any type); used in training only.
+    text : str or list of str, optional
+        Text columns (strings).  A vocabulary of at most
+        ``vocab_size`` words is built from their rows (``text.py``); each
+        text becomes at most ``max_tokens`` token ids, and the model is the
+        embedding bag of ``models.text_bag``: each column's token embeddings
+        (``embedding_dim`` numbers per token) averaged, joined with the
+        numeric controls, then ``model`` ("mlp" or "linear") as its head.
+        Words the vocabulary cannot spell map to an unknown token.
     na_action : {"fail", "omit"}
         "fail" rejects missing values naming the column; "omit" drops those
         rows with a warning.
@@ -480,10 +550,10 @@ def fit(data, y: str, x=None, cluster: str = None, *, na_action: str = "fail",
         An unknown setting.
     """
     settings = settings_mod.validate(settings, "fit", data=data)  # before the data: cheap, and first
-    return _from_table(fit_arrays, data, y, x, cluster, na_action, progress, settings)
+    return _from_table(fit_arrays, data, y, x, cluster, na_action, progress, settings, text)
 
 
-def tune(data, y: str, x=None, cluster: str = None, *, grid=None, folds: int = 5,
+def tune(data, y: str, x=None, cluster: str = None, *, text=None, grid=None, folds: int = 5,
          one_se: bool = False, na_action: str = "fail", progress=None, **settings) -> FittedModel:
     """Choose among candidates from simple to flexible by K-fold
     cross-validation across whole clusters, then refit the chosen one on all
@@ -501,8 +571,10 @@ def tune(data, y: str, x=None, cluster: str = None, *, grid=None, folds: int = 5
 
     Parameters
     ----------
-    data, y, x, cluster, na_action, progress
-        As in ``fit``.
+    data, y, x, cluster, text, na_action, progress
+        As in ``fit``.  With text columns the candidates are the mean, the
+        linear model on the numeric controls (if any) and the text model at
+        each configuration.
     grid : dict of lists, list of such dicts, or None
         Candidate values: alpha, inner_lr, learning_rate (traced: one program
         serves all their values) and inner_steps, hidden, model, activation,
@@ -559,19 +631,30 @@ def tune(data, y: str, x=None, cluster: str = None, *, grid=None, folds: int = 5
     settings = settings_mod.validate(dict(settings, folds=folds, one_se=one_se), "tune",
                                    data=data)
     return _from_table(tune_arrays, data, y, x, cluster, na_action, progress,
-                       dict(settings, grid=grid))
+                       dict(settings, grid=grid), text)
 
 
-def _from_table(fit_fn, data, y, x, cluster, na_action, progress, settings):
+def _from_table(fit_fn, data, y, x, cluster, na_action, progress, settings, text=None):
     """fit / tune on a table: columns in, labels and names kept on the model."""
     if cluster is None:
         raise ValueError("cluster= is required: name the column that identifies clusters")
-    prepared = data_mod.prepare(data, y, x, cluster, na_action, weights=settings.get("weights"))
+    prepared = data_mod.prepare(data, y, x, cluster, na_action, weights=settings.get("weights"),
+                                text=text)
     if prepared.weights is not None:
         settings = dict(settings, weights=prepared.weights)
     model = settings.pop("model", "mlp")
-    fitted = fit_fn(prepared.x, prepared.y, prepared.cluster, model=model,
+    inputs, encoder = prepared.x, None
+    if prepared.texts:
+        model, settings = _text_settings(model, settings)
+        encoder = TextEncoder.fit(prepared.texts, settings.get("vocab_size", DEFAULTS["vocab_size"]),
+                                  settings.get("max_tokens", DEFAULTS["max_tokens"]))
+        inputs = {"x": prepared.x, **encoder.encode(prepared.texts)}
+    elif model == "text":
+        raise ValueError("model = 'text' needs text columns: name them in text=")
+    fitted = fit_fn(inputs, prepared.y, prepared.cluster, model=model,
                     progress=progress, **settings)
+    if fitted.config["model"] == "text":
+        fitted.text = encoder
     fitted.x_names = prepared.x_names
     fitted.cluster_labels = prepared.labels
     fitted.train_clusters = prepared.labels[fitted.train_clusters.astype(int)]

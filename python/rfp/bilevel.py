@@ -113,7 +113,7 @@ class Objective:
     def row_losses(self, params, bucket):
         """L_i(theta) of every slot of a bucket, flattened (clusters x
         width): the prediction model on all its rows in one pass."""
-        x = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), bucket["x"])
+        x = jax.tree.map(lambda a: a.reshape((a.shape[0] * a.shape[1],) + a.shape[2:]), bucket["x"])
         return self.observation_losses(params, x, bucket["y"].reshape(-1))
 
 

@@ -78,7 +78,7 @@ from .train import optimizer, outer_step
 TRACED = ("alpha", "inner_lr", "learning_rate")
 # settings that change the compiled program: a separate batch per combination.
 STATIC = ("model", "hidden", "activation", "inner_steps", "first_order", "penalty",
-          "width", "steps")
+          "width", "steps", "head", "embedding_dim")
 
 # racing: from this step on, a configuration more than RACE_MARGIN paired SEs
 # behind the leader stops training (``race``)

@@ -168,6 +168,7 @@ class Prepared:
     x_names: list
     n_dropped: int
     weights: np.ndarray | None = None   # case weights of the kept rows (None: all 1)
+    texts: dict | None = None   # text columns of the kept rows: name -> list of str
 
 
 def missing_rows(table: pa.Table, names, na_action: str = "fail") -> np.ndarray:
@@ -317,9 +318,33 @@ def check_weighted_arms(d, weights) -> None:
                              f"{group} rows a positive weight")
 
 
+def text_names(text) -> list:
+    """The text columns: None, a name or a list of names."""
+    if text is None:
+        return []
+    names = [text] if isinstance(text, str) else list(text)
+    if not all(isinstance(t, str) for t in names) or len(set(names)) < len(names):
+        raise ValueError(f"text must name text columns (a string or a list of distinct "
+                         f"strings), got {text!r}")
+    return names
+
+
+def text_column(table: pa.Table, name: str) -> list:
+    """A text column's values as Python strings (categories as their labels)."""
+    column = table.column(name)
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        column, kind = column.cast(kind.value_type), kind.value_type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        raise ValueError(f"text column '{name}' holds {kind}, not text: pass it in x= if it is "
+                         f"a number, or convert it to strings")
+    return column.to_pylist()
+
+
 def prepare(data, y: str, x, cluster: str, na_action: str = "fail",
-            min_clusters: int = 2, weights=None) -> Prepared:
-    """Check and extract y, x, cluster and the case weights (``weights``:
+            min_clusters: int = 2, weights=None, text=None) -> Prepared:
+    """Check and extract y, x, cluster, the text columns (``text``: names of
+    string columns; ``Prepared.texts``) and the case weights (``weights``:
     None, a column name or one number per row; ``case_weights``).
 
     ``na_action="fail"`` (default) rejects missing values with the column and
@@ -327,21 +352,30 @@ def prepare(data, y: str, x, cluster: str, na_action: str = "fail",
     """
     table = as_table(data)
     w_all = case_weights(table, weights)
-    x = controls(table, x, (y, cluster, weights if isinstance(weights, str) else None))
-    if not x:
+    text = text_names(text)
+    others = (y, cluster, weights if isinstance(weights, str) else None, *text)
+    x = [] if x is None and text else controls(table, x, others)
+    if not x and not text:
         raise ValueError("no controls: pass x=[...] naming at least one numeric column")
     check_roles(y, x, cluster)
-    require_columns(table, [y, *x, cluster])
+    for t in text:
+        if t in (y, cluster) or t in x:
+            role = "outcome" if t == y else "cluster" if t == cluster else "numeric control"
+            raise ValueError(f"the text column '{t}' is also the {role}: name it once")
+    require_columns(table, [y, *x, *text, cluster])
     if na_action not in ("fail", "omit"):
         raise ValueError(f"na_action must be 'fail' or 'omit', got {na_action!r}")
 
     for name, role in [(y, "outcome"), *[(c, "control") for c in x]]:
         numeric(table, name, role)  # type check before looking for NaN
+    for t in text:
+        text_column(table.slice(0, 0), t)
 
-    table, kept = drop_missing(table, [y, *x, cluster], na_action)
+    table, kept = drop_missing(table, [y, *x, *text, cluster], na_action)
     n_dropped = int((~kept).sum())
 
-    xs = np.column_stack([numeric(table, c, "control") for c in x])
+    xs = np.column_stack([numeric(table, c, "control") for c in x]) if x else \
+        np.zeros((table.num_rows, 0))
     ys = numeric(table, y, "outcome")
     for j, c in enumerate(x):
         check_magnitudes(xs[:, j], c, "control")
@@ -354,19 +388,26 @@ def prepare(data, y: str, x, cluster: str, na_action: str = "fail",
         )
     w = kept_weights(w_all, kept)
     check_weighted_clusters(codes, labels, w, "the method")   # by label (fit_arrays sees codes)
-    return Prepared(xs, ys, codes, labels, x, n_dropped, w)
+    texts = {t: text_column(table, t) for t in text} or None
+    return Prepared(xs, ys, codes, labels, x, n_dropped, w, texts)
 
 
-def prepare_x(data, x_names, na_action: str = "fail") -> tuple[np.ndarray, np.ndarray]:
-    """Controls for prediction: returns (x, kept-row mask)."""
+def prepare_x(data, x_names, na_action: str = "fail", text=()) -> tuple:
+    """Controls for prediction: returns (x, kept-row mask), or with text
+    columns (x, kept-row mask, {name: strings of the kept rows})."""
     table = as_table(data)
-    require_columns(table, x_names, need_rows=False)  # no rows: no predictions
+    require_columns(table, [*x_names, *text], need_rows=False)  # no rows: no predictions
     for name in x_names:
         numeric(table, name, "control")
-    bad = missing_rows(table, x_names, na_action)
+    for t in text:
+        text_column(table.slice(0, 0), t)
+    bad = missing_rows(table, [*x_names, *text], na_action)
     xs = np.column_stack([numeric(table, c, "control") for c in x_names]) if x_names else \
         np.zeros((table.num_rows, 0))
-    return xs[~bad], ~bad
+    if not text:
+        return xs[~bad], ~bad
+    kept = table.filter(pa.array(~bad))
+    return xs[~bad], ~bad, {t: text_column(kept, t) for t in text}
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Models f(theta, x): linear, MLP, neural-ODE feature map, or a user's pair.
+"""Models f(theta, x): linear, MLP, neural-ODE feature map, text embedding
+bag, or a user's pair.
 
 Builders are cached: the same settings give the same functions, so JAX
 reuses compiled code across fits.  Every model is an ``(init, apply)`` pair of pure JAX functions:
@@ -99,6 +100,42 @@ def neural_ode(width: int = 16, steps: int = 8, activation: str = "tanh") -> Mod
     return Model(init, apply)
 
 
+@functools.lru_cache(maxsize=None)
+def text_bag(head: str = "mlp", hidden=(32, 32), activation: str = "tanh",
+             embedding_dim: int = 16, vocab_size: int = 2000) -> Model:
+    """Text and numeric controls: each text column's token embeddings
+    averaged over its real tokens (an embedding bag: the mask of
+    ``text.TextEncoder`` weighs padding 0), the C pooled vectors joined with
+    the numeric controls, then the ``head`` ("mlp" or "linear").  Input: the
+    pytree ``{"tokens": (n, C, L) ids, "mask": (n, C, L), "x": (n, p)}``.
+    Every parameter, the embedding table included, is in theta, so inner
+    steps adapt all of them (memory: one (vocab_size x embedding_dim) table
+    per cluster in a bucket while it adapts)."""
+    top = mlp(tuple(hidden), activation) if head == "mlp" else linear()
+
+    def features(params, x):
+        emb = params["embedding"][x["tokens"].astype(jnp.int32)]      # (n, C, L, d)
+        mask = x["mask"].astype(emb.dtype)[..., None]
+        pooled = jnp.sum(emb * mask, axis=2) / jnp.maximum(jnp.sum(mask, axis=2), 1.0)
+        return jnp.concatenate([pooled.reshape(pooled.shape[0], -1), x["x"]], axis=-1)
+
+    def init(key, x):
+        k1, k2 = jax.random.split(key)
+        table = jax.random.normal(k1, (vocab_size, embedding_dim))
+        return {"embedding": table,
+                "head": top.init(k2, features({"embedding": table}, x))}
+
+    def apply(params, x):
+        return top.apply(params["head"], features(params, x))
+
+    return Model(init, apply)
+
+
+def is_text_input(x) -> bool:
+    """x is the text pytree (``{"tokens", "mask", "x"}``) of ``text_bag``."""
+    return isinstance(x, dict) and set(x) == {"tokens", "mask", "x"}
+
+
 def _activation(name):
     if callable(name):
         return name
@@ -111,7 +148,7 @@ def as_model(model="mlp", **options) -> Model:
     """Resolve a model name or a user's (init, apply) pair; ``apply`` of the
     result always returns (yhat, penalty)."""
     if isinstance(model, str):
-        builders = {"linear": linear, "mlp": mlp, "neural_ode": neural_ode}
+        builders = {"linear": linear, "mlp": mlp, "neural_ode": neural_ode, "text": text_bag}
         if model not in builders:
             raise ValueError(f"model must be one of {sorted(builders)} or an (init, apply) pair, got {model!r}")
         if "hidden" in options:

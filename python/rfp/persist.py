@@ -29,7 +29,8 @@ FORMAT = "rfp-model-2"        # labels as arrays (format 1: labels in the JSON)
 READABLE = ("rfp-model-1", FORMAT)
 LABELS = ("cluster_labels", "train_clusters", "validation_clusters")
 # settings a named model cannot predict without (the others have defaults)
-REQUIRED = {"mlp": ("hidden", "activation"), "neural_ode": ("activation",)}
+REQUIRED = {"mlp": ("hidden", "activation"), "neural_ode": ("activation",),
+            "text": ("head", "hidden", "activation", "embedding_dim", "vocab_size")}
 
 
 class NotAModelFile(ValueError):
@@ -108,6 +109,8 @@ def archive(model, extra: dict | None = None) -> bytes:
         "cv": _cv_json(getattr(model, "cv", None)),
         "members": None if getattr(model, "members", None) is None else
         _structure(model.members, leaves),
+        # text columns: the vocabulary as the tokenizer's own JSON (no pickle)
+        "text": None if getattr(model, "text", None) is None else model.text.to_json(),
     }
     arrays = {f"leaf{i}": a for i, a in enumerate(leaves)}
     for k in LABELS:
@@ -239,7 +242,8 @@ def _model(path, arrays, model, bad):
     p = len(x_names) if x_names is not None else (scaler.x_mean.size if scaler else None)
     if scaler is not None and p != scaler.x_mean.size:
         raise bad(f"{p} controls named but a scaling for {scaler.x_mean.size}")
-    _check_shapes(params, config, model, p, bad)
+    text = _read_text(meta.get("text"), config, bad, x_names)
+    _check_shapes(params, config, model, p, bad, text)
     labels = _read_labels(meta, arrays, bad)
     history = _read_history(meta["history"], bad)
     counts = {k: meta[k] for k in ("n_obs", "n_dropped", "best_step")}
@@ -251,7 +255,26 @@ def _model(path, arrays, model, bad):
                          bool(meta["stopped_early"]), counts["n_dropped"], user_model=model)
     fitted.cv = _read_cv(meta.get("cv"), bad)
     fitted.members = _read_members(meta.get("members"), arrays, params, bad)
+    fitted.text = text
     return fitted
+
+
+def _read_text(node, config, bad, x_names):
+    """A text model's encoder (None without text columns)."""
+    if node is None:
+        if config["model"] == "text" and x_names is not None:
+            raise bad("a text model without its vocabulary")
+        return None
+    from .text import TextEncoder
+    try:
+        text = TextEncoder.from_json(node)
+        ok = (isinstance(text.columns, list) and text.columns and text.length >= 1
+              and all(isinstance(c, str) for c in text.columns))
+    except Exception:
+        raise bad("its vocabulary is damaged") from None
+    if not ok or config["model"] != "text" or text.vocab_size > int(config["vocab_size"]):
+        raise bad("its vocabulary does not match its model")
+    return text
 
 
 def _read_members(node, arrays, params, bad):
@@ -400,8 +423,9 @@ def _read_scaler(s, arrays, bad):
     return Scaler(x_mean, x_scale, y_mean, y_scale)
 
 
-def _check_shapes(params, config, user_model, p, bad):
-    """The parameters have the shapes the model's init makes for p inputs."""
+def _check_shapes(params, config, user_model, p, bad, text=None):
+    """The parameters have the shapes the model's init makes for p inputs
+    (and the text columns of ``text``)."""
     if p is None:
         return  # fit_arrays with a user pytree: nothing to compare against
     import jax
@@ -410,7 +434,13 @@ def _check_shapes(params, config, user_model, p, bad):
     m = as_model(user_model) if config["model"] == "user" else \
         as_model(config["model"], **_model_options(config))
     try:
-        expected = jax.eval_shape(m.init, jax.random.PRNGKey(0), np.zeros((1, p)))
+        sample = np.zeros((1, p))
+        if text is not None:
+            ids = np.zeros((1, len(text.columns), text.length), dtype=np.int32)
+            sample = {"tokens": ids, "mask": np.zeros(ids.shape), "x": sample}
+        elif config["model"] == "text":
+            return   # fit_arrays with token inputs: their shape is not stored
+        expected = jax.eval_shape(m.init, jax.random.PRNGKey(0), sample)
     except Exception:  # a user's init that cannot take a matrix
         return
     got = jax.tree.map(lambda a: a.shape, params)

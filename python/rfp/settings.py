@@ -30,12 +30,15 @@ DEFAULTS = dict(
     min_steps=50,
     eval_every=10, validation_share=0.2, seed=0,
     dtype="float64", batch_clusters=None, devices=None,   # speed (train.py)
+    # text columns (text.py, models.text_bag): the model after the pooled
+    # token embeddings, the embedding's size, the vocabulary's, tokens per text
+    head="mlp", embedding_dim=16, vocab_size=2000, max_tokens=32,
 )
 
 MAX_WIDTH = 10_000      # units in a layer (hidden, width): 10^4 x 10^4 is 0.8 GB per matrix
 MAX_ODE_STEPS = 1_000   # RK4 steps of the neural ODE, unrolled when compiled
 MAX_SEED = 2 ** 63 - 1  # numpy and JAX take seeds in [0, 2^63)
-MODELS = ("linear", "mlp", "neural_ode")
+MODELS = ("linear", "mlp", "neural_ode", "text")
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,10 @@ RULES = {
     "devices": Rule("devices", 1, MAX_SEED, none=True),   # a whole number >= 1 or 'all' (devices.py)
     "width": whole(1, MAX_WIDTH),
     "steps": whole(1, MAX_ODE_STEPS),
+    "head": choice("mlp", "linear"),
+    "embedding_dim": whole(1, MAX_WIDTH),
+    "vocab_size": whole(3, 1_000_000),       # [PAD], [UNK] and at least one token
+    "max_tokens": whole(1, 100_000),
     "progress": Rule("progress"),
     # effects, comparisons and tuning (folds of whole clusters)
     "folds": whole(2),

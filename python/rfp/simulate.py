@@ -14,6 +14,10 @@ cluster fixed effects cannot help ("Generalizing Across Clusters", 2.3).  The
 conditional mean for a new cluster is then |x| - E[k(mu) | x], in closed form
 because mu | x is normal.
 
+``text_clusters``: titles whose words identify their cluster, with word
+effects that differ by cluster and interactions a linear bag of words
+cannot fit (issue 21).
+
 ``clustered_means``: the d-dimensional version, clusters differing in their
 covariate means, mu_c ~ N(0, tau^2 I_d), m(x) = |a'x| with a = 1/sqrt(d).
 
@@ -113,10 +117,66 @@ def clustered_means(n_clusters: int = 25, n_per_cluster: int = 25, dim: int = 5,
     return Simulation(table, truth, names, settings)
 
 
+TOPIC_WORDS = tuple(
+    "harbour meadow castle village orchard canal quarry abbey market bridge forest chapel "
+    "mill garden valley tower cottage station lake ridge marsh field street palace island "
+    "temple coast farm shore hill cliff road pier moor glen fen dale heath wood barn".split())
+SIGNAL_WORDS = ("red", "old", "dog", "sun")
+
+
+def text_clusters(n_clusters: int = 60, n_per_cluster: int = 25, topics: int = 6,
+                  tau: float = 1.0, sd_word: float = 0.7, noise: float = 0.5,
+                  seed: int = 0) -> Simulation:
+    """Clustered text with known truth (the text design of issue 21).
+
+    Each cluster c writes with its own ``topics`` words (drawn from
+    ``TOPIC_WORDS``) and has an effect u_c ~ N(0, tau^2): words identify the
+    cluster, so a flexible model can fit u_c through them and fail on new
+    clusters.  A row's title holds one or two of its cluster's topic words
+    and each of ``SIGNAL_WORDS`` with probability 0.3; x1 ~ N(0, 1).  The
+    outcome
+
+        y = red - 0.8 dog + 1.5 red*old + sun*x1 + 0.3 x1 + u_c + b_c old + e,
+
+    b_c ~ N(0, sd_word^2) (the effect of "old" differs by cluster, mean 0),
+    e ~ N(0, noise^2).  For a new cluster E[y | title, x1] is the first five
+    terms (``truth(titles, x1)``, column ``mu``): nonlinear in the words, so
+    a linear bag of words cannot reach it."""
+    rng = np.random.default_rng(seed)
+    n = n_clusters * n_per_cluster
+    cluster = np.repeat(np.arange(n_clusters), n_per_cluster)
+    own = np.stack([rng.choice(len(TOPIC_WORDS), topics, replace=False)
+                    for _ in range(n_clusters)])
+    u = rng.normal(0, tau, n_clusters)
+    b = rng.normal(0, sd_word, n_clusters)
+    signal = rng.random((n, len(SIGNAL_WORDS))) < 0.3
+    x1 = rng.normal(size=n)
+    titles = []
+    for i in range(n):
+        words = [TOPIC_WORDS[j] for j in rng.choice(own[cluster[i]], rng.integers(1, 3),
+                                                    replace=False)]
+        words += [w for w, on in zip(SIGNAL_WORDS, signal[i]) if on]
+        titles.append(" ".join(rng.permutation(words)))
+
+    def truth(texts, x):
+        has = np.array([[w in t.split() for w in SIGNAL_WORDS] for t in texts], dtype=float)
+        x = np.asarray(x, dtype=float)
+        red, old, dog, sun = has.T
+        return red - 0.8 * dog + 1.5 * red * old + sun * x + 0.3 * x
+
+    mu = truth(titles, x1)
+    y = mu + u[cluster] + b[cluster] * signal[:, 1] + noise * rng.normal(size=n)
+    table = pa.table({"y": y, "title": titles, "x1": x1, "cluster": cluster, "mu": mu})
+    settings = dict(design="text_clusters", n_clusters=n_clusters, n_per_cluster=n_per_cluster,
+                    topics=topics, tau=tau, sd_word=sd_word, noise=noise, seed=seed)
+    return Simulation(table, truth, ["x1"], settings)
+
+
 def held_out(sim: Simulation, n_clusters: int, seed: int) -> Simulation:
     """Fresh clusters from the same design (different seed): the test set for
     generalisation to clusters not seen in training."""
-    fn = tragic_triad if sim.settings["design"] == "tragic_triad" else clustered_means
+    fn = {"tragic_triad": tragic_triad, "clustered_means": clustered_means,
+          "text_clusters": text_clusters}[sim.settings["design"]]
     settings = {k: v for k, v in sim.settings.items() if k != "design"}
     settings.update(n_clusters=n_clusters, seed=seed)
     return fn(**settings)
