@@ -38,6 +38,10 @@ effect_design <- function(formula, data, treatment, na.action = stats::na.fail, 
   }
 
   design <- rfp_design(formula, data, na.action)
+  if (length(design$text)) {
+    stop("text() controls work in rfp() (and in Python's rfp.effect(..., text=) for DML); ",
+         "the R effect and comparison front ends take numeric controls", call. = FALSE)
+  }
   controls <- all.vars(stats::delete.response(design$terms))
   roles <- c(outcome = design$outcome, cluster = design$cluster_name)
   if (treatment %in% controls || treatment %in% all.vars(str2lang(design$outcome)) ||

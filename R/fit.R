@@ -21,9 +21,19 @@
 #'   (factor, character or integer). **The `|` is the cluster (not fixed
 #'   effects as in fixest); fixed effects go in `fe =`** of [rfp_compare()].
 #'   Fewer than 10 levels after `|` give a warning. See [rfp_design()].
+#'   Text columns (character or factor) go in as `text(title)`, e.g.
+#'   `year ~ text(title) + text(medium) + x1 | artist`: a vocabulary of the
+#'   most frequent words (at most `vocab_size`, in `...`; default 2000) is
+#'   built from the rows, each text becomes at most `max_tokens` words
+#'   (default 32), each word a vector of `embedding_dim` numbers (default
+#'   16) learnt with the rest, and each text the mean of its words' vectors;
+#'   these join the numeric controls before `model` (the "head": `"mlp"` or
+#'   `"linear"`). Words not in the vocabulary (new words at prediction) count
+#'   as one unknown word. Inner steps adapt the embeddings too.
 #' @param data A data frame.
 #' @param model `"mlp"` (a feed-forward network), `"linear"` or
-#'   `"neural_ode"`.
+#'   `"neural_ode"`; with `text()` columns, the model after the pooled word
+#'   embeddings (`"mlp"` or `"linear"`).
 #' @param alpha Weight of the pooled loss, in \[0, 1\].
 #' @param inner_steps Number of inner (per-cluster) gradient steps \eqn{k}.
 #' @param inner_lr Inner step size \eqn{\eta}.
@@ -100,7 +110,8 @@
 #' @param folds Number of folds of whole clusters for `tune = TRUE`.
 #' @param one_se With `tune = TRUE`, choose the fewest steps within one
 #'   standard error (across folds) of the best cross-validated loss.
-#' @param ... Further backend settings: with `tune = TRUE`, `margin`,
+#' @param ... Further backend settings: `embedding_dim`, `vocab_size` and
+#'   `max_tokens` with `text()` columns; with `tune = TRUE`, `margin`,
 #'   `simple`, `cv_dtype` and `ensemble` (see `tune`); `min_steps` (early stopping keeps no
 #'   step before it; default 50, because the held-out loss of a few clusters
 #'   is noisy in the first steps), `width`, `steps` for
@@ -162,8 +173,7 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
   design <- rfp_design(formula, data, na.action)
   b <- backend()
 
-  columns <- c(stats::setNames(lapply(seq_along(design$columns), function(j) design$x[, j]),
-                               design$columns),
+  columns <- c(design_columns(design, design$x, design$texts),
                stats::setNames(list(design$y, design$cluster), c(outcome_column, cluster_column)))
   progress <- if (tune) tune_progress_bar(progress) else progress_bar(settings$max_steps, progress)
   on.exit(progress$close(), add = TRUE)
@@ -184,11 +194,16 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
   }
   model <- tryCatch(py_call_warnings(do.call(entry, c(
     list(py_columns(columns), y = outcome_column, x = as.list(design$columns),
-         cluster = cluster_column, na_action = "fail", progress = progress$callback),
+         cluster = cluster_column, text = text_argument(design), na_action = "fail",
+         progress = progress$callback),
     py_args))), error = function(e) stop(user_names(conditionMessage(e), design), call. = FALSE))
 
   if (tune) settings <- chosen_settings(settings, model)
-  fitted <- r_numeric(model$predict(py_columns(design_columns(design, design$x)),
+  if (!is.null(model$text)) {   # the text model: `model` named its head
+    settings$head <- as.character(r_plain(model$config$head))
+    settings$model <- "text"
+  }
+  fitted <- r_numeric(model$predict(py_columns(design_columns(design, design$x, design$texts)),
                                     as_numpy = TRUE))
   fit <- new_rfp_fit(list(
     call = call,
@@ -234,10 +249,22 @@ new_rfp_fit <- function(fields, model, settings, x_names) {
     model_bytes = model_bytes(model),
     cv = cv,
     cv_curves = cv_curves(model, cv),
+    text = text_summary(model),
     backend = new.env(parent = emptyenv())
   )), class = "rfp")
   fit$backend$model <- model
   fit
+}
+
+# A text model's inputs: its text columns, vocabulary and embedding (NULL
+# without text, or when tune chose a model without it).
+text_summary <- function(model) {
+  if (is.null(model$text)) return(NULL)
+  list(columns = as.character(unlist(r_plain(model$text$columns))),
+       words = as.integer(r_plain(model$text$vocab_size)),
+       tokens = as.integer(r_plain(model$text$length)),
+       embedding_dim = as.integer(r_plain(model$config$embedding_dim)),
+       head = as.character(r_plain(model$config$head)))
 }
 
 # After tuning: the settings the refitted model used (the chosen row).
@@ -286,9 +313,15 @@ cv_table <- function(model) {
   out
 }
 
-# The design matrix as named backend columns.
-design_columns <- function(design, x) {
-  stats::setNames(lapply(seq_len(ncol(x)), function(j) x[, j]), design$columns)
+# The design matrix as named backend columns, and the text columns' values
+# (`texts`: a named list of character vectors, rows as in x).
+design_columns <- function(design, x, texts = NULL) {
+  c(stats::setNames(lapply(seq_len(ncol(x)), function(j) x[, j]), design$columns), texts)
+}
+
+# The backend's `text =`: the design's text columns, or None.
+text_argument <- function(design) {
+  if (length(design$text)) as.list(design$text) else NULL
 }
 
 # The cross-validated curves of a tuned fit (NULL for an untuned one): one
@@ -324,7 +357,9 @@ cv_curves <- function(model, table = cv_table(model)) {
 # Intercept and slopes of a linear model on the original scale of x and y
 # (the backend trains on z-scores); NULL for other models.
 linear_coefficients <- function(model, settings, x_names) {
-  if (settings$model != "linear") return(NULL)
+  if (settings$model != "linear" || !identical(r_plain(model$config$model), "linear")) {
+    return(NULL)
+  }
   scaler <- model$scaler
   if (inherits(scaler, "python.builtin.NoneType")) return(NULL)
   w <- r_numeric(reticulate::py_get_item(model$params, "w"))

@@ -23,6 +23,11 @@
 #'   `na.exclude` (drop the rows, with a message; `na.exclude` pads fitted
 #'   values and residuals with `NA`). The strings `"fail"`, `"omit"` and
 #'   `"exclude"` work too.
+#' Text columns go in as `text(title)` (several: `text(title) + text(medium)`
+#' or `text(title, medium)`): a character or factor column whose words
+#' [rfp()] embeds (see its `formula`). They are not in the design matrix;
+#' the design lists them in `text` and holds their values in `texts`.
+#'
 #' @return An object of class `rfp_design`: `y`, `x` (the design matrix,
 #'   model.matrix column names), `columns` (the syntactic names sent to the
 #'   backend, one per column of `x`), `cluster`, `outcome` and `cluster_name`,
@@ -40,7 +45,11 @@ rfp_design <- function(formula, data, na.action = stats::na.fail) {
   na_mode <- na_mode(na.action)
 
   cluster_vars <- all.vars(parts$cluster)
-  tt <- control_terms(parts$controls, data, cluster_vars)
+  text <- text_terms(parts$controls)
+  parts$controls <- text$controls
+  text <- text$columns
+  texts <- text_values(data, text, cluster_vars, all.vars(parts$controls[[2]]))
+  tt <- control_terms(parts$controls, data, c(cluster_vars, text))
   clash <- intersect(all.vars(stats::delete.response(tt)), cluster_vars)
   if (length(clash)) {
     stop(sprintf(paste0("the cluster variable '%s' is also a control; rfp never uses the ",
@@ -62,7 +71,7 @@ rfp_design <- function(formula, data, na.action = stats::na.fail) {
                  deparse1(parts$cluster), length(cluster), nrow(mf)), call. = FALSE)
   }
 
-  bad <- missing_by_column(mf, cluster, deparse1(parts$cluster))
+  bad <- missing_by_column(c(as.list(mf), texts), cluster, deparse1(parts$cluster))
   na_action <- NULL
   rows <- seq_len(nrow(data))
   if (length(bad$counts)) {
@@ -77,6 +86,7 @@ rfp_design <- function(formula, data, na.action = stats::na.fail) {
     rows <- rows[-drop]
     data <- data[-drop, , drop = FALSE]
     cluster <- cluster[-drop]
+    texts <- lapply(texts, function(v) v[-drop])
   }
   warn_few_clusters(cluster, deparse1(parts$cluster))
   mf <- stats::model.frame(tt, data = data, na.action = stats::na.pass,
@@ -86,7 +96,7 @@ rfp_design <- function(formula, data, na.action = stats::na.fail) {
   x <- stats::model.matrix(tt, mf)
   contrasts <- attr(x, "contrasts")
   x <- drop_intercept(x)
-  if (ncol(x) == 0) {
+  if (ncol(x) == 0 && !length(text)) {
     stop("no controls: put at least one variable right of ~ (before the |)", call. = FALSE)
   }
   x_vars <- intersect(all.vars(stats::delete.response(tt)), names(data))
@@ -105,7 +115,9 @@ rfp_design <- function(formula, data, na.action = stats::na.fail) {
     contrasts = contrasts,
     na_action = na_action,
     rows = rows,
-    covariates = data[x_vars]
+    covariates = data[union(x_vars, text)],
+    text = text,
+    texts = texts
   ), class = "rfp_design")
 }
 
@@ -149,6 +161,11 @@ rfp_design_matrix <- function(design, newdata) {
     }
     x[complete, ] <- full
   }
+  if (length(design$text)) {
+    texts <- text_values(newdata, design$text, character(), character())
+    complete <- complete & Reduce(`&`, lapply(texts, function(v) !is.na(v)))
+    attr(x, "texts") <- texts
+  }
   attr(x, "complete") <- complete
   x
 }
@@ -179,6 +196,62 @@ warn_few_clusters <- function(cluster, name) {
     "a wild cluster bootstrap to CR1 standard errors"), name, levels, few_clusters, name, name),
     class = "rfp_few_clusters_warning"))
   invisible(TRUE)
+}
+
+# The `text(...)` terms of the controls: list(controls = the formula without
+# them (`~ 1` when nothing else is left), columns = the text columns named).
+text_terms <- function(controls) {
+  columns <- character()
+  split_sum <- function(e) {
+    if (is.call(e) && identical(e[[1]], as.name("+")) && length(e) == 3) {
+      return(c(split_sum(e[[2]]), split_sum(e[[3]])))
+    }
+    list(e)
+  }
+  kept <- Filter(function(e) {
+    if (!(is.call(e) && identical(e[[1]], as.name("text")))) return(TRUE)
+    args <- as.list(e)[-1]
+    if (!length(args) || !all(vapply(args, is.name, logical(1))) || !is.null(names(args))) {
+      stop(sprintf("text() takes column names, e.g. text(title) or text(title, medium); got %s",
+                   deparse1(e)), call. = FALSE)
+    }
+    columns <<- c(columns, vapply(args, as.character, character(1)))
+    FALSE
+  }, split_sum(controls[[3]]))
+  if (any(vapply(kept, function(e) "text" %in% all.names(e, functions = TRUE) &&
+                   is.call(e), logical(1)))) {
+    stop("text() must be a term of its own (text(title) + x1), not inside another term",
+         call. = FALSE)
+  }
+  if (!length(columns)) return(list(controls = controls, columns = columns))
+  rhs <- if (length(kept)) Reduce(function(a, b) call("+", a, b), kept) else 1
+  out <- controls
+  out[[3]] <- rhs
+  list(controls = out, columns = unique(columns))
+}
+
+# The text columns' values as character vectors (a factor by its labels).
+text_values <- function(data, columns, cluster_vars, outcome_vars) {
+  out <- lapply(columns, function(name) {
+    if (name %in% cluster_vars) {
+      stop(sprintf("the text column '%s' is also the cluster: name it once", name), call. = FALSE)
+    }
+    if (name %in% outcome_vars) {
+      stop(sprintf("the text column '%s' is also the outcome: name it once", name), call. = FALSE)
+    }
+    if (!name %in% names(data)) {
+      stop(sprintf("text column '%s' not found in the data", name), call. = FALSE)
+    }
+    v <- data[[name]]
+    if (is.factor(v)) v <- as.character(v)
+    if (!is.character(v)) {
+      stop(sprintf(paste0("text column '%s' is %s, not text: put it outside text() if it is a ",
+                          "number, or convert it with as.character()"), name, class(v)[1]),
+           call. = FALSE)
+    }
+    v
+  })
+  stats::setNames(out, columns)
 }
 
 # Split `y ~ controls | cluster` into the controls formula and the cluster call.
@@ -257,7 +330,7 @@ missing_by_column <- function(mf, cluster, cluster_name) {
   first <- vapply(rows, function(b) if (any(b)) which(b)[1] else NA_integer_, integer(1))
   keep <- counts > 0
   list(counts = counts[keep], first = first[keep],
-       rows = Reduce(`|`, rows, logical(nrow(mf))))
+       rows = Reduce(`|`, rows, logical(length(cluster))))
 }
 
 missing_message <- function(bad) {

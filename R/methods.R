@@ -3,7 +3,8 @@
 #' @export
 print.rfp <- function(x, ...) {
   s <- x$settings
-  cat(sprintf("rfp fit (%s model, %s loss): %s\n", s$model, s$loss, deparse1(x$formula)))
+  model <- if (is.null(x$text)) s$model else sprintf("text + %s", x$text$head)
+  cat(sprintf("rfp fit (%s model, %s loss): %s\n", model, s$loss, deparse1(x$formula)))
   cat(sprintf("alpha = %s, inner_steps = %d, inner_lr = %s; %d observations in %d clusters\n",
               format(s$alpha), s$inner_steps, format(s$inner_lr), x$n_obs, length(x$clusters)))
   cat(sprintf("best step %d of %d%s\n", x$best_step, max(x$history$step, 0),
@@ -66,7 +67,8 @@ fit_numbers <- function(object) {
     validation_loss = object$history$validation[best],
     loss = c(train = prediction_loss(object, !held), validation = prediction_loss(object, held)),
     coefficients = object$coefficients,
-    cv = object$cv
+    cv = object$cv,
+    text = object$text
   ), class = "summary.rfp")
 }
 
@@ -76,7 +78,13 @@ print.summary.rfp <- function(x, digits = max(3L, getOption("digits") - 3L), ...
   cat("rfp: regularized bi-level gradient descent\n\nCall: ")
   print(x$call)
   cat(sprintf("\nModel: %s, loss: %s, weights: %s\n", s$model, s$loss, weights_label(s)))
-  if (s$model == "mlp") {
+  if (!is.null(x$text)) {
+    cat(sprintf(paste0("Text: %s; %d words in the vocabulary, up to %d tokens per text; each ",
+                       "text the mean of its words' embeddings (%d numbers), then the %s\n"),
+                paste(x$text$columns, collapse = ", "), x$text$words, x$text$tokens,
+                x$text$embedding_dim, x$text$head))
+  }
+  if (s$model == "mlp" || identical(x$text$head, "mlp")) {
     cat(sprintf("Hidden layers: %s (%s)\n", paste(s$hidden, collapse = ", "), s$activation))
   }
   cat(sprintf("alpha = %s, inner_steps = %d, inner_lr = %s%s\n", format(s$alpha),
@@ -173,7 +181,10 @@ predict.rfp <- function(object, newdata = NULL, type = c("response", "link"), ad
   x <- rfp_design_matrix(object$design, newdata)
   complete <- attr(x, "complete")
   out <- rep(NA_real_, nrow(x))
-  if (any(complete)) out[complete] <- predict_matrix(object, x[complete, , drop = FALSE], type)
+  if (any(complete)) {
+    out[complete] <- predict_matrix(object, x[complete, , drop = FALSE], type,
+                                    lapply(attr(x, "texts"), function(v) v[complete]))
+  }
   names(out) <- rownames(x)
   out
 }
@@ -202,7 +213,8 @@ adapted_predictions <- function(object, newdata) {
   ok <- attr(x, "complete") & is.finite(y) & !is.na(cluster)
   out <- rep(NA_real_, nrow(x))
   if (any(ok)) {
-    columns <- c(design_columns(design, x[ok, , drop = FALSE]),
+    columns <- c(design_columns(design, x[ok, , drop = FALSE],
+                                lapply(attr(x, "texts"), function(v) v[ok])),
                  stats::setNames(list(y[ok], cluster[ok]), c(outcome_column, cluster_column)))
     model <- backend_model(object)
     out[ok] <- py_call(r_numeric(model$predict_adapted(
@@ -213,10 +225,11 @@ adapted_predictions <- function(object, newdata) {
   out
 }
 
-# Predictions for rows of the design matrix (training column order).
-predict_matrix <- function(object, x, type = "response") {
+# Predictions for rows of the design matrix (training column order) and
+# the text columns' values of the same rows (`texts`).
+predict_matrix <- function(object, x, type = "response", texts = NULL) {
   model <- backend_model(object)
-  py_call(r_numeric(model$predict(py_columns(design_columns(object$design, x)),
+  py_call(r_numeric(model$predict(py_columns(design_columns(object$design, x, texts)),
                                   type = type, as_numpy = TRUE)))
 }
 
@@ -337,7 +350,9 @@ prediction_loss <- function(fit, rows) {
 average_derivatives <- function(fit) {
   if (loaded_fit(fit)) no_training_data("average derivatives are taken over the training rows")
   x <- rfp_design_matrix(fit$design, fit$design$covariates)
-  x <- x[attr(x, "complete"), , drop = FALSE]
+  keep <- attr(x, "complete")
+  texts <- lapply(attr(x, "texts"), function(v) rep(v[keep], 2))   # for rbind(up, down)
+  x <- x[keep, , drop = FALSE]
   type <- if (fit$settings$loss == "logistic") "link" else "response"
   slopes <- vapply(seq_len(ncol(x)), function(j) {
     h <- 1e-4 * max(stats::sd(x[, j]), 1e-8)
@@ -345,7 +360,7 @@ average_derivatives <- function(fit) {
     down <- x
     up[, j] <- up[, j] + h
     down[, j] <- down[, j] - h
-    both <- predict_matrix(fit, rbind(up, down), type)
+    both <- predict_matrix(fit, rbind(up, down), type, texts)
     n <- nrow(x)
     mean(both[seq_len(n)] - both[n + seq_len(n)]) / (2 * h)
   }, numeric(1))

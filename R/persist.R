@@ -133,7 +133,7 @@ saved_design <- function(fit) {
     data_classes = as.list(attr(tt, "dataClasses") %||% character()),
     call = deparse1(fit$call),
     outcome = d$outcome, cluster_name = d$cluster_name,
-    x_names = as.list(d$x_names), columns = as.list(d$columns),
+    x_names = as.list(d$x_names), columns = as.list(d$columns), text = as.list(d$text),
     covariate_names = as.list(names(d$covariates) %||% d$covariate_names),
     xlevels = lapply(d$xlevels %||% list(), as.list),
     contrasts = lapply(contrasts, identity),
@@ -166,7 +166,7 @@ safe_functions <- c(
   "round", "floor", "ceiling", "pmin", "pmax", "poly", "scale", "ns", "bs", "cut",
   "factor", "as.factor", "ordered", "relevel", "interaction", "as.numeric", "as.integer",
   "as.logical", "as.character", "ifelse", "==", "!=", "<", ">", "<=", ">=", "&", "!",
-  "list", "c")
+  "list", "c", "text")   # text(): read by the formula layer, never called
 safe_packages <- c("base", "stats", "splines")
 
 # Refuse an expression that calls anything outside safe_functions.
@@ -239,7 +239,8 @@ restore_fit <- function(saved, model, path) {
   if (length(classes)) attr(tt, "dataClasses") <- stats::setNames(classes, names(saved$data_classes))
   x_names <- text_vector(saved$x_names)
   columns <- text_vector(saved$columns)
-  if (length(x_names) != length(columns) || !length(x_names)) {
+  text <- text_vector(saved$text)
+  if (length(x_names) != length(columns) || !(length(x_names) || length(text))) {
     stop(sprintf("%s is damaged: the design's column names do not match", path), call. = FALSE)
   }
   backend_names <- unlist(r_plain(model$x_names))
@@ -252,7 +253,7 @@ restore_fit <- function(saved, model, path) {
     cluster_name = text_vector(saved$cluster_name), formula = formula, terms = tt,
     xlevels = lapply(saved$xlevels, text_vector),
     contrasts = if (length(saved$contrasts)) lapply(saved$contrasts, text_vector) else NULL,
-    na_action = NULL, covariates = NULL,
+    na_action = NULL, covariates = NULL, text = text,
     covariate_names = text_vector(saved$covariate_names)), class = "rfp_design")
   settings <- lapply(r_plain(model$config), function(v) if (is.list(v)) unlist(v) else v)
   call <- tryCatch(str2lang(saved$call), error = function(e) NULL)
