@@ -501,8 +501,10 @@ def fit(data, y: str, x=None, cluster: str = None, *, text=None, na_action: str 
     cluster : str
         Cluster column (any type); used in training only.
     text : str or list of str, optional
-        Text columns (strings).  A vocabulary of at most
-        ``vocab_size`` words is built from their rows (``text.py``); each
+        Text columns (strings).  A vocabulary of at most ``vocab_size``
+        words, each found in at least ``word_clusters`` clusters (default 2:
+        a word of one cluster only identifies it), is built from their rows
+        (``text.py``); each
         text becomes at most ``max_tokens`` token ids, and the model is the
         embedding bag of ``models.text_bag``: each column's token embeddings
         (``embedding_dim`` numbers per token) averaged, joined with the
@@ -646,8 +648,10 @@ def _from_table(fit_fn, data, y, x, cluster, na_action, progress, settings, text
     inputs, encoder = prepared.x, None
     if prepared.texts:
         model, settings = _text_settings(model, settings)
-        encoder = TextEncoder.fit(prepared.texts, settings.get("vocab_size", DEFAULTS["vocab_size"]),
-                                  settings.get("max_tokens", DEFAULTS["max_tokens"]))
+        encoder = TextEncoder.fit(
+            prepared.texts, settings.get("vocab_size", DEFAULTS["vocab_size"]),
+            settings.get("max_tokens", DEFAULTS["max_tokens"]), prepared.cluster,
+            settings.get("word_clusters", DEFAULTS["word_clusters"]))
         inputs = {"x": prepared.x, **encoder.encode(prepared.texts)}
     elif model == "text":
         raise ValueError("model = 'text' needs text columns: name them in text=")

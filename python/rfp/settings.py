@@ -32,7 +32,8 @@ DEFAULTS = dict(
     dtype="float64", batch_clusters=None, devices=None,   # speed (train.py)
     # text columns (text.py, models.text_bag): the model after the pooled
     # token embeddings, the embedding's size, the vocabulary's, tokens per text
-    head="mlp", embedding_dim=16, vocab_size=2000, max_tokens=32,
+    # the fewest clusters a word must appear in to enter the vocabulary
+    head="mlp", embedding_dim=16, vocab_size=2000, max_tokens=32, word_clusters=2,
 )
 
 MAX_WIDTH = 10_000      # units in a layer (hidden, width): 10^4 x 10^4 is 0.8 GB per matrix
@@ -103,6 +104,7 @@ RULES = {
     "embedding_dim": whole(1, MAX_WIDTH),
     "vocab_size": whole(3, 1_000_000),       # [PAD], [UNK] and at least one token
     "max_tokens": whole(1, 100_000),
+    "word_clusters": whole(1),
     "progress": Rule("progress"),
     # effects, comparisons and tuning (folds of whole clusters)
     "folds": whole(2),

@@ -3,15 +3,20 @@ token ids with masks, the clusters x observations x tokens batch of the
 method (layout.py gathers the leading observation axis into clusters; the
 token axis rides along).
 
-A ``TextEncoder`` builds a vocabulary of words (Hugging Face ``tokenizers``,
-its word-level model) from the text columns of the rows it is given,
-locally: nothing is downloaded.  Text is lower-cased, accents are stripped
-and punctuation is split off; the ``vocab_size`` - 2 most frequent words
-are kept, other words become ``[UNK]`` (id 1), and id 0 is the padding.
-Whole words rather than WordPiece or BPE subwords: their trainers break ties
-between equally frequent pieces in hash order, so the same rows gave a
-different vocabulary from one run to the next, and a fit must be
-reproducible.  ``encode`` returns
+A ``TextEncoder`` builds a vocabulary of words (Hugging Face ``tokenizers``:
+its BERT normaliser and pre-tokeniser, and its word-level model) from the
+text columns of the rows it is given, locally: nothing is downloaded.  Text
+is lower-cased, accents are stripped and punctuation is split off.  A word
+enters the vocabulary only if it appears in at least ``word_clusters``
+clusters (default 2): a word of a single cluster identifies that cluster,
+and all a model can learn from it is that cluster's effect, which does not
+carry to new clusters (the cluster problem of the method, in words).  Of
+those, the ``vocab_size`` - 2 most frequent are kept (ties by spelling);
+other words become ``[UNK]`` (id 1), and id 0 is the padding.  Whole words
+rather than WordPiece or BPE subwords: their trainers break ties between
+equally frequent pieces in hash order, so the same rows gave a different
+vocabulary from one run to the next, and a fit must be reproducible.
+``encode`` returns
 
     tokens : int32 (n, C, L)   token ids of C text columns, L tokens each
     mask   : float (n, C, L)   1 for a real token, 0 for padding
@@ -49,15 +54,29 @@ class TextEncoder:
         self.length = int(length)
 
     @classmethod
-    def fit(cls, texts: dict, vocab_size: int = 2000, max_tokens: int = 32) -> "TextEncoder":
-        """Train the vocabulary on ``texts`` (column name -> list of str)."""
+    def fit(cls, texts: dict, vocab_size: int = 2000, max_tokens: int = 32, cluster=None,
+            word_clusters: int = 2) -> "TextEncoder":
+        """The vocabulary of ``texts`` (column name -> list of str): words
+        found in at least ``word_clusters`` distinct values of ``cluster``
+        (one per row; None: every row its own cluster), the ``vocab_size``
+        - 2 most frequent of them."""
         tk = _tokenizers()
-        tokenizer = tk.Tokenizer(tk.models.WordLevel(unk_token=UNK))
-        tokenizer.normalizer = tk.normalizers.BertNormalizer(lowercase=True)
-        tokenizer.pre_tokenizer = tk.pre_tokenizers.BertPreTokenizer()
-        trainer = tk.trainers.WordLevelTrainer(vocab_size=int(vocab_size),
-                                               special_tokens=[PAD, UNK], show_progress=False)
-        tokenizer.train_from_iterator((s for col in texts.values() for s in col), trainer=trainer)
+        normalizer = tk.normalizers.BertNormalizer(lowercase=True)
+        splitter = tk.pre_tokenizers.BertPreTokenizer()
+        rows = len(next(iter(texts.values())))
+        cluster = np.arange(rows) if cluster is None else np.asarray(cluster)
+        count, seen = {}, {}
+        for col in texts.values():
+            for text, c in zip(col, cluster):
+                for word, _ in splitter.pre_tokenize_str(normalizer.normalize_str(text)):
+                    count[word] = count.get(word, 0) + 1
+                    seen.setdefault(word, set()).add(c)
+        words = sorted((w for w in count if len(seen[w]) >= word_clusters),
+                       key=lambda w: (-count[w], w))[:max(int(vocab_size) - 2, 0)]
+        vocab = {PAD: 0, UNK: 1, **{w: i + 2 for i, w in enumerate(words)}}
+        tokenizer = tk.Tokenizer(tk.models.WordLevel(vocab=vocab, unk_token=UNK))
+        tokenizer.normalizer = normalizer
+        tokenizer.pre_tokenizer = splitter
         longest = max((len(e.ids) for col in texts.values()
                        for e in tokenizer.encode_batch(list(col))), default=1)
         return cls(tokenizer, list(texts), max(1, min(int(max_tokens), longest)))
