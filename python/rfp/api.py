@@ -478,6 +478,17 @@ def _text_settings(model, settings: dict) -> tuple:
     return "text", settings
 
 
+def encode_texts(texts: dict, settings: dict, cluster) -> tuple:
+    """The vocabulary of ``texts`` (column name -> strings; at most the
+    settings' ``vocab_size`` words, each in at least ``word_clusters`` of the
+    rows' clusters, ``max_tokens`` tokens per text) and their token ids and
+    masks: (``text.TextEncoder``, {"tokens", "mask"})."""
+    get = lambda k: settings.get(k, DEFAULTS[k])   # noqa: E731
+    encoder = TextEncoder.fit(texts, get("vocab_size"), get("max_tokens"), cluster,
+                              get("word_clusters"))
+    return encoder, encoder.encode(texts)
+
+
 def _settings_of(config: dict) -> dict:
     """A configuration's settings that ``_config`` takes (not the model's own)."""
     return {k: v for k, v in config.items() if k in DEFAULTS and k not in ("hidden",)}
@@ -648,11 +659,8 @@ def _from_table(fit_fn, data, y, x, cluster, na_action, progress, settings, text
     inputs, encoder = prepared.x, None
     if prepared.texts:
         model, settings = _text_settings(model, settings)
-        encoder = TextEncoder.fit(
-            prepared.texts, settings.get("vocab_size", DEFAULTS["vocab_size"]),
-            settings.get("max_tokens", DEFAULTS["max_tokens"]), prepared.cluster,
-            settings.get("word_clusters", DEFAULTS["word_clusters"]))
-        inputs = {"x": prepared.x, **encoder.encode(prepared.texts)}
+        encoder, tokens = encode_texts(prepared.texts, settings, prepared.cluster)
+        inputs = {"x": prepared.x, **tokens}
     elif model == "text":
         raise ValueError("model = 'text' needs text columns: name them in text=")
     fitted = fit_fn(inputs, prepared.y, prepared.cluster, model=model,

@@ -329,6 +329,16 @@ def text_names(text) -> list:
     return names
 
 
+def check_text_roles(text, y, x, cluster, d=None) -> None:
+    """A text column is not also the outcome, the treatment, the cluster or
+    a numeric control."""
+    for t in text:
+        if t in (y, d, cluster) or t in x:
+            role = ("outcome" if t == y else "treatment" if t == d else
+                    "cluster" if t == cluster else "numeric control")
+            raise ValueError(f"the text column '{t}' is also the {role}: name it once")
+
+
 def text_column(table: pa.Table, name: str) -> list:
     """A text column's values as Python strings (categories as their labels)."""
     column = table.column(name)
@@ -358,10 +368,7 @@ def prepare(data, y: str, x, cluster: str, na_action: str = "fail",
     if not x and not text:
         raise ValueError("no controls: pass x=[...] naming at least one numeric column")
     check_roles(y, x, cluster)
-    for t in text:
-        if t in (y, cluster) or t in x:
-            role = "outcome" if t == y else "cluster" if t == cluster else "numeric control"
-            raise ValueError(f"the text column '{t}' is also the {role}: name it once")
+    check_text_roles(text, y, x, cluster)
     require_columns(table, [y, *x, *text, cluster])
     if na_action not in ("fail", "omit"):
         raise ValueError(f"na_action must be 'fail' or 'omit', got {na_action!r}")

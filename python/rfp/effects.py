@@ -82,6 +82,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
+import jax
 import numpy as np
 import pyarrow as pa
 from scipy import stats
@@ -92,9 +93,10 @@ from . import data as data_mod
 from . import nuisance as nz_mod
 from . import results
 from . import quadratic
-from .api import DEFAULTS, FittedModel, fit_arrays, solve_arrays
+from .api import DEFAULTS, FittedModel, _text_settings, encode_texts, fit_arrays, solve_arrays
 from .bilevel import observation_weights
 from .inference import cluster_if_se, cr1_vcov, t_test
+from .models import is_text_input
 from .progress import over_fits
 from .settings import LOSS_PER_NUISANCE, check, validate
 from .simulate import Simulation
@@ -185,7 +187,10 @@ class Effect:
 
 @dataclass
 class EffectData:
-    """Checked columns for an effect: y, d, x as float arrays, cluster codes."""
+    """Checked columns for an effect: y, d, x (the numeric controls) as float
+    arrays, cluster codes; with text columns among the controls, ``text``
+    holds their token ids and masks (``text.TextEncoder.encode``) and
+    ``encoder`` the vocabulary, and ``inputs`` is the text model's pytree."""
     y: np.ndarray
     d: np.ndarray
     x: np.ndarray
@@ -201,6 +206,14 @@ class EffectData:
     # with case weights: which complete rows (after na_action) have a positive
     # weight and are used; rows of weight 0 are dropped, as fixest does
     positive: np.ndarray | None = None
+    text: dict | None = None       # {"tokens", "mask"} of the rows used, or None
+    encoder: object = None         # text.TextEncoder fitted on the rows used
+
+    @property
+    def inputs(self):
+        """The nuisance models' inputs: the numeric controls, or with text
+        columns the pytree ``{"x", "tokens", "mask"}`` of ``models.text_bag``."""
+        return self.x if self.text is None else {"x": self.x, **self.text}
 
     @property
     def n_clusters(self) -> int:
@@ -228,15 +241,23 @@ def resolve(data, y, d, x, cluster):
 
 def read(data, y, d, x=None, cluster=None, *, na_action="fail", binary=False,
          design=None, method="this estimator", allow_no_controls=False,
-         weights=None) -> EffectData:
+         weights=None, text=None, fit_settings=None) -> EffectData:
     """Check and extract outcome, treatment, controls, clusters and the case
     weights (``weights``: None, a column name or one number per row;
     ``data.case_weights``).
 
+    ``text``: names of text columns among the controls (as in ``rfp.fit``:
+    checked like the other columns, their missing values dropped by
+    ``na_action="omit"``; x may then be None, no numeric controls). One
+    vocabulary is built from all rows used (``vocab_size`` and
+    ``max_tokens`` of ``fit_settings``; unsupervised: neither outcome nor
+    treatment enters it), and ``EffectData.text`` holds the token ids.
+
     Raises ``ValueError`` naming the column for missing columns or values, a
-    non-numeric column, a constant treatment, a non-binary treatment when
-    ``binary`` (with the values seen), and, when ``design="cluster"``, a
-    treatment that varies within a cluster (naming one).
+    non-numeric column (or a text column that is not text), a constant
+    treatment, a non-binary treatment when ``binary`` (with the values
+    seen), and, when ``design="cluster"``, a treatment that varies within a
+    cluster (naming one).
     """
     data, y, d, x, cluster = resolve(data, y, d, x, cluster)
     if y is None or d is None:
@@ -249,14 +270,20 @@ def read(data, y, d, x=None, cluster=None, *, na_action="fail", binary=False,
         raise ValueError(f"na_action must be 'fail' or 'omit', got {na_action!r}")
     table = data_mod.as_table(data)
     w_all = data_mod.case_weights(table, weights)
-    x = data_mod.controls(table, x, (y, d, cluster, weights if isinstance(weights, str) else None))
-    if not x and not allow_no_controls:
-        raise ValueError("no controls: pass x=[...] naming at least one numeric column")
+    text = data_mod.text_names(text)
+    others = (y, d, cluster, weights if isinstance(weights, str) else None, *text)
+    x = [] if x is None and text else data_mod.controls(table, x, others)
+    if not x and not text and not allow_no_controls:
+        raise ValueError("no controls: pass x=[...] naming at least one numeric column "
+                         "(or text=[...] naming text columns)")
     data_mod.check_roles(y, x, cluster, d)
-    data_mod.require_columns(table, [y, d, *x, cluster])
+    data_mod.check_text_roles(text, y, x, cluster, d)
+    data_mod.require_columns(table, [y, d, *x, *text, cluster])
     for name, role in [(y, "outcome"), (d, "treatment"), *[(c, "control") for c in x]]:
         data_mod.numeric(table, name, role)
-    table, kept = data_mod.drop_missing(table, [y, d, *x, cluster], na_action)
+    for t in text:
+        data_mod.text_column(table.slice(0, 0), t)   # its type, before looking for missing values
+    table, kept = data_mod.drop_missing(table, [y, d, *x, *text, cluster], na_action)
     n_dropped = int((~kept).sum())
     table, kept, w, positive = positive_weight_rows(table, kept, data_mod.kept_weights(w_all, kept),
                                                     d, cluster, method)
@@ -293,7 +320,12 @@ def read(data, y, d, x=None, cluster=None, *, na_action="fail", binary=False,
                 f"treatment column '{d}' varies within cluster '{labels[varies[0]]}' (column "
                 f"'{cluster}'; {varies.size} such cluster(s)), but design='cluster' says treatment "
                 f"is assigned to whole clusters; fix the data or pass design='individual'")
-    return EffectData(yv, dv, xv, codes, labels, x, y, d, cluster, kept, n_dropped, w, positive)
+    encoder, tokens = None, None
+    if text:
+        encoder, tokens = encode_texts({t: data_mod.text_column(table, t) for t in text},
+                                       fit_settings or {}, codes)
+    return EffectData(yv, dv, xv, codes, labels, x, y, d, cluster, kept, n_dropped, w, positive,
+                      tokens, encoder)
 
 
 def positive_weight_rows(table, kept, w, d, cluster, method):
@@ -324,6 +356,20 @@ def with_case_weights(ed: EffectData, fit_settings: dict) -> dict:
     if ed.w is not None:
         out["weights"] = ed.w
     return out
+
+
+def with_text(ed: EffectData, fit_settings: dict) -> dict:
+    """The nuisance fits' settings with text columns among the controls: the
+    method's model is the embedding bag ``model="text"``, the ``model``
+    given ("mlp" or "linear") its ``head`` (``api._text_settings``, as for
+    ``rfp.fit``). Without text columns the settings as given."""
+    if ed.text is None:
+        if fit_settings.get("model") == "text":
+            raise ValueError("model = 'text' needs text columns: name them in text=")
+        return fit_settings
+    rest = {k: v for k, v in fit_settings.items() if k != "model"}
+    model, rest = _text_settings(fit_settings.get("model", DEFAULTS["model"]), rest)
+    return {**rest, "model": model}
 
 
 def treatment_is_clustered(d: np.ndarray, cluster: np.ndarray) -> bool:
@@ -482,6 +528,16 @@ def fit_converged(model: FittedModel, rel_tol: float = 1e-3) -> bool:
     return bool(abs(train[-1] - prev) <= rel_tol * max(abs(prev), 1e-12))
 
 
+def numeric_controls(x) -> np.ndarray:
+    """The numeric part of the inputs: x itself, or x["x"] of a text pytree."""
+    return x["x"] if is_text_input(x) else x
+
+
+def take_rows(x, rows):
+    """Some rows of the inputs (a matrix or a pytree with a leading row axis)."""
+    return jax.tree.map(lambda a: a[rows], x)
+
+
 def crossfit(x, target, cluster, fold, loss="squared", rows=None, seed=0, what="nuisance",
              rung="method", **fit_settings):
     """Out-of-fold predictions: for each fold k, fit ``target`` on the rows
@@ -490,8 +546,10 @@ def crossfit(x, target, cluster, fold, loss="squared", rows=None, seed=0, what="
     with the settings; solved in closed form when they describe a plain
     linear model, ``nuisance.is_closed_form``, and directly when a linear
     model's R_k is quadratic, ``quadratic.is_quadratic``), "linear" or "constant"
-    (``nuisance.linear_fit`` / ``constant_fit``). Returns (predictions,
-    fitted models)."""
+    (``nuisance.linear_fit`` / ``constant_fit``). ``x``: a matrix, or the
+    text pytree (``EffectData.inputs``), which the method's text model takes
+    whole and the closed-form rungs by its numeric controls only. Returns
+    (predictions, fitted models)."""
     n = len(target)
     rows = np.ones(n, dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
     pred = np.full(n, np.nan)
@@ -500,6 +558,8 @@ def crossfit(x, target, cluster, fold, loss="squared", rows=None, seed=0, what="
     closed = rung != "method" or nz_mod.is_closed_form({**DEFAULTS, **settings})
     # a linear model under the squared loss: R_k is quadratic, solved directly
     direct = not closed and quadratic.is_quadratic({**DEFAULTS, **settings, "loss": loss})
+    if closed or direct:
+        x = numeric_controls(x)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", alerts.RFPWarning)
         for k in np.unique(fold):
@@ -522,9 +582,9 @@ def crossfit(x, target, cluster, fold, loss="squared", rows=None, seed=0, what="
             elif direct:
                 model = solve_arrays(x[train], target[train], cluster[train], **train_settings)
             else:
-                model = fit_arrays(x[train], target[train], cluster[train], loss=loss,
+                model = fit_arrays(take_rows(x, train), target[train], cluster[train], loss=loss,
                                    seed=int(seed) + int(k), **train_settings)
-            pred[test] = model.predict_arrays(x[test])
+            pred[test] = model.predict_arrays(take_rows(x, test))
             models.append(model)
     summarise_fit_warnings(caught, what, len(models))
     return pred, models
@@ -553,9 +613,12 @@ def _one_nuisance(x, target, cluster, fold, loss, rows, seed, what, nuisance, fi
                                 **fit_settings)
         return pred, models, nuisance, {}
     settings = {**DEFAULTS, **_settings(fit_settings)}
-    ridge = loss == "logistic" and x.shape[1] and settings.get("weights") is None
-    rungs = ["constant"] + (["ridge"] if ridge else []) + (["linear"] if x.shape[1] else [])
-    if x.shape[1] and not (settings.get("model") == "linear" and nz_mod.is_closed_form(settings)):
+    # the closed-form rungs take the numeric controls; the method the text too
+    p = numeric_controls(x).shape[1]
+    ridge = loss == "logistic" and p and settings.get("weights") is None
+    rungs = ["constant"] + (["ridge"] if ridge else []) + (["linear"] if p else [])
+    if (p or is_text_input(x)) and not (settings.get("model") == "linear"
+                                        and nz_mod.is_closed_form(settings)):
         rungs.append("method")
     fits, losses = {}, {}
     use = np.ones(len(target), dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
@@ -600,7 +663,7 @@ def nuisances(ed: EffectData, fold: np.ndarray, need=("g", "m"), seed: int = 0,
                          f"E[{ed.outcome} | X, {ed.treatment} = {arm}]"))
     for name, target, loss, rows, what in jobs:
         out[name], models[name], chosen[name], selection[name] = _one_nuisance(
-            ed.x, target, ed.cluster, fold, loss, rows, seed, what, nuisance, fit_settings)
+            ed.inputs, target, ed.cluster, fold, loss, rows, seed, what, nuisance, fit_settings)
     out["models"] = models
     out["chosen"] = chosen
     out["selection"] = selection
@@ -1015,7 +1078,8 @@ def aipw_from_nuisances(y, d, e_hat, mu0, mu1, cluster, estimand="ATE", clip=0.0
 def dml_plm(data, y=None, d=None, x=None, cluster=None, *, folds: int = 5, seed: int = 0,
             repeats: int | None = None, design=None, level: float = 0.95,
             warn_share: float | None = WARN_SHARE, na_action: str = "fail",
-            vcov: str = "CR1", nuisance: str = "select", fold=None, **fit_settings) -> Effect:
+            vcov: str = "CR1", nuisance: str = "select", fold=None, text=None,
+            **fit_settings) -> Effect:
     """Partially linear model by double ML with cluster-fold cross-fitting
     (module docstring); ``repeats`` > 1 repeats it over fold splits and takes
     the median (None: ``default_repeats``, 5 below 100 clusters). ``nuisance``:
@@ -1025,11 +1089,20 @@ def dml_plm(data, y=None, d=None, x=None, cluster=None, *, folds: int = 5, seed:
     split; e.g. DoubleML's). ``fit_settings`` go to ``rfp.fit_arrays`` for the
     method's nuisances (model, hidden, alpha, inner_steps, max_steps, ...).
     diagnostics add nuisance_models (the rung chosen per nuisance),
-    largest_cluster_share and overlap_warnings (``overlap_checks``)."""
+    largest_cluster_share and overlap_warnings (``overlap_checks``).
+
+    ``text``: text columns among the controls (a name or a list; x may then
+    be None). One vocabulary is built from all rows used (``read``: no
+    outcome or treatment enters it), and the method's rung of every
+    nuisance is the embedding bag of ``rfp.fit(text=...)`` (``model="text"``
+    with ``model`` "mlp" or "linear" as its head; settings embedding_dim,
+    vocab_size, max_tokens), fitted on the text and the numeric controls;
+    the closed-form rungs (constant, ridge, linear) use the numeric controls
+    only."""
     check_vcov(vcov, "DML")
     ed = read(data, y, d, x, cluster, na_action=na_action, design=design, method="dml_plm",
-              weights=fit_settings.get("weights"))
-    fit_settings = with_case_weights(ed, fit_settings)
+              weights=fit_settings.get("weights"), text=text, fit_settings=fit_settings)
+    fit_settings = with_text(ed, with_case_weights(ed, fit_settings))
     if fold is not None:
         folds_given = np.asarray(fold).reshape(-1)
         if ed.positive is not None and folds_given.shape == ed.positive.shape:
@@ -1058,7 +1131,7 @@ def aipw(data, y=None, d=None, x=None, cluster=None, *, estimand: str = "ATE", f
          seed: int = 0, repeats: int | None = None, clip: float = 0.01, design=None,
          level: float = 0.95, na_action: str = "fail", propensity: str = "auto",
          propensity_penalty: float | str = PROPENSITY_PENALTY, vcov: str = "CR1",
-         nuisance: str = "select", trim=None, **fit_settings) -> Effect:
+         nuisance: str = "select", trim=None, text=None, **fit_settings) -> Effect:
     """AIPW (ATE or ATT) for a binary treatment with cluster-fold
     cross-fitting and cluster-robust influence-function SEs (module docstring).
 
@@ -1077,14 +1150,29 @@ def aipw(data, y=None, d=None, x=None, cluster=None, *, estimand: str = "ATE", f
     outside [α, 1 − α] are left out of the average (Crump, Hotz, Imbens &
     Mitnik 2009; "crump" picks α by their rule, ``crump_threshold``). The
     estimand becomes the ATE/ATT on the kept rows, "ATE (trimmed)" /
-    "ATT (trimmed)"; diagnostics report trim_alpha and n_trimmed."""
+    "ATT (trimmed)"; diagnostics report trim_alpha and n_trimmed.
+
+    ``text``: text columns among the controls, as in ``dml_plm``: the
+    outcome models and an individual-level propensity take them through the
+    method's rung. The cluster-level propensity (cluster means of numeric
+    controls) cannot, so with text columns and a treatment assigned to whole
+    clusters pass propensity="individual" or use ``dml_plm``."""
     if estimand not in ("ATE", "ATT"):
         raise ValueError(f"estimand must be 'ATE' or 'ATT', got {estimand!r}")
     check_vcov(vcov, "AIPW")
     ed = read(data, y, d, x, cluster, na_action=na_action, binary=True, design=design,
-              method="AIPW", weights=fit_settings.get("weights"))
-    fit_settings = with_case_weights(ed, fit_settings)
+              method="AIPW", weights=fit_settings.get("weights"), text=text,
+              fit_settings=fit_settings)
+    fit_settings = with_text(ed, with_case_weights(ed, fit_settings))
     level_e = propensity_level(ed, propensity)
+    if level_e == "cluster" and ed.text is not None:
+        why = ("propensity='cluster'" if propensity == "cluster" else
+               f"propensity='auto' and treatment '{ed.treatment}' is assigned to whole clusters")
+        raise ValueError(
+            f"text controls cannot enter AIPW's cluster-level propensity ({why}; a ridge logit "
+            f"on cluster means of the numeric controls): use method='dml' "
+            f"(rfp.effects.dml_plm), which takes text controls, or pass "
+            f"propensity='individual' to fit the propensity by the text model on rows")
     need = ("mu0", "mu1") if estimand == "ATE" else ("mu0",)
     need = need + (("m",) if level_e == "individual" else ())
     splits = []
@@ -1155,7 +1243,8 @@ def t_learner(data, y=None, d=None, x=None, cluster=None, *, seed: int = 0, desi
 ESTIMATORS = {"dml": dml_plm, "aipw": aipw, "t_learner": t_learner}
 
 
-def effect(data, y=None, d=None, x=None, cluster=None, method: str = "dml", **kwargs):
+def effect(data, y=None, d=None, x=None, cluster=None, method: str = "dml", *, text=None,
+           **kwargs):
     """A treatment effect by the method, with cross-fitting by whole clusters.
 
     Parameters
@@ -1174,6 +1263,18 @@ def effect(data, y=None, d=None, x=None, cluster=None, method: str = "dml", **kw
         "dml": partially linear model by double ML (``dml_plm``; estimand
         "PLM"); "aipw": augmented IPW (``aipw``; ``estimand`` "ATE" or
         "ATT"); "t_learner": mu1(x) − mu0(x) (``t_learner``).
+    text : str or list of str, optional
+        Text columns (strings) among the controls, for "dml" and "aipw"; x
+        may then be None (no numeric controls). As in ``rfp.fit(text=...)``,
+        one vocabulary of words is built from all rows used (no outcome or
+        treatment enters it) and the method's nuisance fits are the
+        embedding bag on the text and the numeric controls, ``model``
+        ("mlp" or "linear") naming its head; settings embedding_dim,
+        vocab_size, max_tokens. The closed-form rungs of the nuisance
+        ladder (constant, ridge, linear) use the numeric controls only.
+        "aipw" needs propensity="individual" when treatment is assigned to
+        whole clusters (its cluster-level propensity takes numeric
+        controls only).
     **kwargs
         The estimator's options: weights (case weights: a column name or one
         number >= 0 per row; None, the default, weighs every row 1; see
@@ -1206,4 +1307,10 @@ def effect(data, y=None, d=None, x=None, cluster=None, method: str = "dml", **kw
     if not isinstance(method, str) or method not in ESTIMATORS:
         raise ValueError(f"method must be one of {sorted(ESTIMATORS)}, got {method!r}")
     kwargs = validate(kwargs, method, data=data)
+    if text is not None:
+        if method == "t_learner":
+            raise ValueError("text controls (text=) are supported for method='dml' and 'aipw', "
+                             "not for the T-learner: use method='dml' (or fit mu0 and mu1 "
+                             "yourself with rfp.fit(..., text=...) on each arm)")
+        kwargs["text"] = text
     return ESTIMATORS[method](data, y, d, x, cluster, **kwargs)

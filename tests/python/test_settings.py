@@ -66,7 +66,7 @@ BAD = [
     ("steps", 10 ** 7, ValueError, "steps must be a whole number in [1, 1000]"),
     ("steps", 0, ValueError, "steps must be a whole number in [1, 1000]"),
     ("width", 0, ValueError, "width must be a whole number in [1, 10000]"),
-    ("model", "bogus", ValueError, "model must be one of ['linear', 'mlp', 'neural_ode']"),
+    ("model", "bogus", ValueError, "model must be one of ['linear', 'mlp', 'neural_ode', 'text']"),
 ]
 
 

@@ -56,8 +56,22 @@ def test_encoding_round_trips_and_unknown_words_map_to_unk():
         TextEncoder.fit(TEXTS, vocab_size=200).to_json()
 
 
+def test_words_of_one_cluster_are_unknown_and_the_vocabulary_is_capped():
+    texts = {"t": ["red dog", "red cat", "dog sun", "red sun", "moon moon"]}
+    cluster = [0, 1, 1, 2, 2]
+    enc = TextEncoder.fit(texts, cluster=cluster)           # word_clusters = 2
+    assert enc.words() == ["[PAD]", "[UNK]", "red", "dog", "sun"]   # by count, then spelling
+    assert enc.length == 2   # the longest training text
+    assert enc.encode({"t": ["cat red"]})["tokens"][0, 0].tolist() == [1, 2]
+    assert TextEncoder.fit(texts, cluster=cluster, word_clusters=3).words() == \
+        ["[PAD]", "[UNK]", "red"]
+    assert TextEncoder.fit(texts, vocab_size=3, cluster=cluster).words() == \
+        ["[PAD]", "[UNK]", "red"]
+
+
 def test_long_texts_keep_their_first_max_tokens():
-    enc = TextEncoder.fit({"t": ["a b c d e f g h"]}, vocab_size=100, max_tokens=3)
+    enc = TextEncoder.fit({"t": ["a b c d e f g h"]}, vocab_size=100, max_tokens=3,
+                          word_clusters=1)
     assert enc.length == 3
     out = enc.encode({"t": ["a b c d e f g h"]})
     assert out["mask"].sum() == 3
@@ -97,7 +111,7 @@ def test_predictions_do_not_depend_on_the_padding_length():
 def test_the_mean_of_embeddings_is_what_the_head_sees():
     """Independent check of the pooling: a linear head on a one-word text is
     that word's embedding times the head's weights."""
-    enc = TextEncoder.fit({"t": ["red dog", "red"]}, vocab_size=50)
+    enc = TextEncoder.fit({"t": ["red dog", "red"]}, vocab_size=50, word_clusters=1)
     m = text_bag("linear", (1,), "tanh", 3, 50)
     inputs = bag_inputs(enc, {"t": ["red dog"]}, np.zeros((1, 0)))
     params = m.init(jax.random.PRNGKey(0), inputs)
