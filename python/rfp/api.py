@@ -178,6 +178,13 @@ class FittedModel:
             out = self.scaler.y_back(out)
         return out if as_numpy else pa.array(out)
 
+    def nearest_words(self, word: str, n: int = 5) -> list:
+        """A text model's ``n`` words nearest ``word`` in its learnt
+        embedding (cosine similarity): [(word, similarity), ...]."""
+        if self.text is None or self.config["model"] != "text":
+            raise ValueError("nearest_words needs a model fitted with text columns (text=)")
+        return self.text.nearest(self.params["embedding"], word, n)
+
     def save(self, path) -> None:
         from .persist import save
         save(self, path)

@@ -106,6 +106,22 @@ class TextEncoder:
         vocab = self.tokenizer.get_vocab()
         return sorted(vocab, key=vocab.get)
 
+    def nearest(self, embedding, word: str, n: int = 5) -> list:
+        """The ``n`` words whose rows of ``embedding`` (the text model's
+        table, one row per token id) are closest to ``word``'s by cosine
+        similarity: [(word, similarity), ...] (padding and [UNK] left out)."""
+        ids = self.tokenizer.encode(word).ids
+        if len(ids) != 1 or ids[0] < 2:
+            raise ValueError(f"{word!r} is not one word of the vocabulary (words that occur in "
+                             f"fewer than word_clusters clusters are not in it)")
+        table = np.asarray(embedding, dtype=float)[:self.vocab_size]
+        unit = table / np.maximum(np.linalg.norm(table, axis=1, keepdims=True), 1e-12)
+        sims = unit @ unit[ids[0]]
+        sims[[0, 1, ids[0]]] = -np.inf
+        words = self.words()
+        best = np.argsort(-sims, kind="stable")[:n]
+        return [(words[i], float(sims[i])) for i in best]
+
     def to_json(self) -> str:
         return json.dumps({"tokenizer": self.tokenizer.to_str(), "columns": self.columns,
                            "length": self.length})

@@ -266,3 +266,22 @@ def test_tune_with_text_scores_the_mean_the_linear_model_and_the_text_model():
     assert np.all(np.isfinite(p))
     with pytest.raises(ValueError, match="grid\\['head'\\]"):
         rfp.tune(small(), "y", text="title", cluster="cluster", grid={"model": ["mlp"]})
+
+
+def test_nearest_words_by_cosine_similarity():
+    """Checked against a direct computation on a hand-made table."""
+    enc = TextEncoder.fit({"t": ["a b c", "a b c d"]}, word_clusters=1)
+    ids = {w: enc.tokenizer.token_to_id(w) for w in "abcd"}
+    table = np.zeros((10, 2))
+    table[ids["a"]] = [1, 0]
+    table[ids["b"]] = [1, 0.1]
+    table[ids["c"]] = [0, 1]
+    table[ids["d"]] = [-1, 0]
+    got = enc.nearest(table, "a", n=3)
+    assert [w for w, _ in got] == ["b", "c", "d"]
+    assert got[0][1] == pytest.approx(1 / np.sqrt(1.01), abs=1e-12)
+    with pytest.raises(ValueError, match="not one word of the vocabulary"):
+        enc.nearest(table, "zebra")
+    fitted = quiet_fit(small())
+    near = fitted.nearest_words("red", n=2)
+    assert len(near) == 2 and all(-1 <= s <= 1 for _, s in near)

@@ -86,3 +86,16 @@ test_that("bad text() terms are clear errors", {
   expect_error(rfp_effect(y ~ text(title) + x1 | g, transform(df, d = as.numeric(g %% 2)),
                           treatment = "d"), "text\\(\\) controls work in rfp\\(\\)")
 })
+
+test_that("rfp_nearest_words reads the fit's embedding as Python does", {
+  skip_if_no_backend()
+  df <- text_data()
+  fit <- small_text_fit(y ~ text(title) + x1 | g, df)
+  near <- rfp_nearest_words(fit, c("red", "dog"), n = 3)
+  expect_equal(names(near), c("word", "neighbour", "similarity"))
+  expect_equal(nrow(near), 6L)
+  py <- reticulate::py_to_r(fit$backend$model$nearest_words("red", 3L))
+  expect_equal(near$neighbour[1:3], vapply(py, function(p) p[[1]], ""))
+  expect_equal(near$similarity[1:3], vapply(py, function(p) p[[2]], 0), tolerance = 1e-12)
+  expect_error(rfp_nearest_words(fit, "zebra"), "not one word of the vocabulary")
+})
