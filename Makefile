@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 R_DEBS := r-base-core r-cran-reticulate r-cran-testthat r-cran-formula r-cran-knitr \
   r-cran-rmarkdown r-cran-generics r-cran-sandwich r-cran-estimatr r-cran-clubsandwich r-cran-lme4 \
-  r-cran-mlmrev r-cran-ggplot2 r-cran-roxygen2 r-cran-quadprog pandoc
+  r-cran-mlmrev r-cran-modeldata r-cran-ggplot2 r-cran-roxygen2 r-cran-quadprog pandoc
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 R_SOURCES := $(wildcard DESCRIPTION NAMESPACE R/*.R man/*.Rd data/*.rda vignettes/*.Rmd)
 

@@ -14,7 +14,7 @@ from . import data as data_mod
 from .bilevel import Objective, observation_weights
 from .layout import make_buckets
 from .models import as_model, is_text_input
-from . import quadratic, simple_candidates
+from . import bag_of_words, quadratic, simple_candidates
 from . import settings as settings_mod
 from .selection import MARGIN
 from .text import TextEncoder
@@ -418,6 +418,14 @@ def tune_arrays(x, y, cluster, model="mlp", grid=None, folds: int = 5, one_se: b
         sums = simple_candidates.linear_rows(numeric, y_fit, codes, w, fold, int(folds), linear)
         direct = list(zip(linear, sums))
         solved = {simple_candidates.linear_key(c) for c in linear}
+    else:
+        solved = set()
+    if simple and base["model"] == "text" and base["loss"] == "squared":
+        # the bags of words: ridge regressions on word frequencies, solved directly
+        words = [{**base, "model": "words", "alpha": 1.0, "ridge": lam}
+                 for lam in bag_of_words.RIDGE]
+        direct += list(zip(words, bag_of_words.rows(xs, y_fit, codes, w, fold, int(folds))))
+    if solved:
         configs = [c for c in configs if c["model"] != "linear" or (
             simple_candidates.linear_key(c) not in solved and float(c["alpha"]) < 1.0)]
 
@@ -435,7 +443,9 @@ def tune_arrays(x, y, cluster, model="mlp", grid=None, folds: int = 5, one_se: b
                         progress=progress, dtype=cv_dtype)
     check_choice(cv)
     chosen = cv.chosen_config
-    if chosen["model"] in ("constant", "linear") and (cv.chose_mean or cv.chosen_step == 0):
+    if chosen["model"] == "words":
+        fitted = _words_refit(xs, y_fit, w, chosen, base, len(y), labels, scaler)
+    elif chosen["model"] in ("constant", "linear") and (cv.chose_mean or cv.chosen_step == 0):
         # solved directly on all clusters: the constant, or a linear model
         fitted = _direct_refit(numeric, y_fit, codes, w, chosen, base, len(y), labels, scaler)
     else:
@@ -494,6 +504,17 @@ def encode_texts(texts: dict, settings: dict, cluster) -> tuple:
     encoder = TextEncoder.fit(texts, get("vocab_size"), get("max_tokens"), cluster,
                               get("word_clusters"))
     return encoder, encoder.encode(texts)
+
+
+def _words_refit(xs, y_fit, w, chosen: dict, base: dict, n_obs, labels, scaler):
+    """The chosen bag of words solved on all clusters, as the text model
+    with one number per word and a linear head (``bag_of_words``)."""
+    config = _config({**_settings_of(base), "model": "text", "head": "linear",
+                      "embedding_dim": 1, "alpha": 1.0})
+    params = bag_of_words.text_params(xs, y_fit, w, float(chosen["ridge"]),
+                                      int(config["vocab_size"]))
+    return FittedModel(config, params, None, scaler, History(), n_obs, labels, labels,
+                       labels[:0], 0, False)
 
 
 def _settings_of(config: dict) -> dict:
@@ -593,8 +614,10 @@ def tune(data, y: str, x=None, cluster: str = None, *, text=None, grid=None, fol
     ----------
     data, y, x, cluster, text, na_action, progress
         As in ``fit``.  With text columns the candidates are the mean, the
-        linear model on the numeric controls (if any) and the text model at
-        each configuration.
+        linear model on the numeric controls (if any), four bags of words
+        (ridge regressions on word frequencies and the numeric controls,
+        ``bag_of_words.RIDGE``; squared loss) and the text model at each
+        configuration.
     grid : dict of lists, list of such dicts, or None
         Candidate values: alpha, inner_lr, learning_rate (traced: one program
         serves all their values) and inner_steps, hidden, model, activation,

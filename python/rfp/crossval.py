@@ -276,14 +276,17 @@ def train_members(objective, init, x, y, cluster, w, hyper: dict, steps: int, se
 
 def complexity(config: dict) -> int:
     """Rank from simple to flexible (``selection``): 0 the constant, 1 the
-    linear model at alpha = 1, 2 the linear model with inner steps, 3 the
-    network at alpha = 1 (ERM), 4 the network with inner steps."""
+    linear model at alpha = 1, 2 the linear model with inner steps, 3 a bag
+    of words (``bag_of_words``: linear in word frequencies), 4 the network
+    at alpha = 1 (ERM), 5 the network with inner steps."""
     if config.get("model") == "constant":
         return 0
+    if config.get("model") == "words":
+        return 3
     erm = float(config["alpha"]) == 1.0
     if config.get("model") == "linear":
         return 1 if erm else 2
-    return 3 if erm else 4
+    return 4 if erm else 5
 
 
 def candidate_name(config: dict) -> str:
@@ -291,6 +294,8 @@ def candidate_name(config: dict) -> str:
     model = config.get("model")
     if model == "constant":
         return "mean"
+    if model == "words":
+        return f"words ridge={float(config['ridge']):g}"
     name = model if isinstance(model, str) else "user"
     if float(config["alpha"]) == 1.0:
         return name if name == "linear" else f"{name} alpha=1"
@@ -350,6 +355,8 @@ class CVResult:
                 and len({_hashable(c.get(k)) for c in (inner if k in ("inner_lr", "inner_steps")
                                                          else self.configs)}) > 1]
         keys = ["model"] + (keys or ["alpha"])
+        if any(c.get("model") == "words" for c in self.configs):
+            keys.append("ridge")   # the bag of words' penalty
         rows = []
         for g, c in enumerate(self.configs):
             row = {k: c.get(k) for k in keys}

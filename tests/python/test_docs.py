@@ -70,9 +70,9 @@ def test_every_exported_function_has_a_page_with_an_example():
 @pytest.mark.skipif(RSCRIPT is None, reason="Rscript not found")
 def test_vignettes_are_installed_with_the_package(r_lib):
     """`make` builds the package with its vignettes: vignette(package = "rfp")
-    lists the four, with their rendered HTML."""
+    lists the five, with their rendered HTML."""
     expected = sorted(p.stem for p in (ROOT / "vignettes").glob("*.Rmd"))
-    assert len(expected) == 4
+    assert len(expected) == 5
     code = ('v <- vignette(package = "rfp")$results; '
             'cat(sort(v[, "Item"]), sep = "\\n"); '
             'cat("--\\n"); cat(file.exists(file.path(system.file("doc", package = "rfp"), '

@@ -285,3 +285,48 @@ def test_nearest_words_by_cosine_similarity():
     fitted = quiet_fit(small())
     near = fitted.nearest_words("red", n=2)
     assert len(near) == 2 and all(-1 <= s <= 1 for _, s in near)
+
+
+# --------------------------------------------------------------------------
+# the bag-of-words candidates
+
+def test_bag_of_words_ridge_equals_scikit_learn_and_the_text_model():
+    from sklearn.linear_model import Ridge
+    from rfp import bag_of_words
+    data = small(n_clusters=10, n_per_cluster=12).to_pandas()
+    enc = TextEncoder.fit({"title": list(data.title)}, cluster=data.cluster)
+    inputs = {**enc.encode({"title": list(data.title)}), "x": data[["x1"]].to_numpy()}
+    y = data.y.to_numpy()
+    w = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    z = bag_of_words.design(inputs)
+    # the design: each row's word frequencies sum to 1 (a non-empty title)
+    np.testing.assert_allclose(np.asarray(z[:, :-1].sum(axis=1)).ravel(), 1.0)
+    lam = 1e-2
+    (a, coef), = bag_of_words.solutions(z, y, w, (lam,))
+    ref = Ridge(alpha=lam * w.sum(), solver="cholesky", tol=1e-12).fit(z.toarray(), y,
+                                                                       sample_weight=w)
+    np.testing.assert_allclose(coef, ref.coef_, atol=1e-8)
+    assert a == pytest.approx(ref.intercept_, abs=1e-8)
+    params = bag_of_words.text_params(inputs, y, w, lam, 2000)
+    yhat, _ = text_bag("linear", (32, 32), "tanh", 1, 2000).apply(params, inputs)
+    np.testing.assert_allclose(np.asarray(yhat), ref.predict(z.toarray()), atol=1e-10)
+
+
+def test_a_chosen_bag_of_words_predicts_saves_and_loads(tmp_path):
+    data = small(n_clusters=15).to_pandas()
+    data["y"] = data.title.str.contains("red") * 2.0 + data.cluster.map(
+        dict(enumerate(np.random.default_rng(1).normal(0, 0.1, 15)))) + \
+        np.random.default_rng(2).normal(0, 0.1, len(data))       # linear in the words
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = rfp.tune(data, "y", text="title", cluster="cluster", grid={"alpha": [1.0]},
+                          max_steps=20, folds=3, progress=False, hidden=(4,), embedding_dim=3)
+    names = [c["model"] for c in fitted.cv.configs]
+    assert names.count("words") == 4
+    assert fitted.cv.chosen_config["model"] == "words", fitted.cv
+    assert fitted.config["model"] == "text" and fitted.config["embedding_dim"] == 1
+    p = fitted.predict(data, as_numpy=True)
+    assert np.mean((p - data.y) ** 2) < 0.1 * np.var(data.y)
+    fitted.save(tmp_path / "words.rfp")
+    assert np.array_equal(rfp.load(tmp_path / "words.rfp").predict(data, as_numpy=True), p)
+    assert "ridge" in str(fitted.cv)

@@ -64,9 +64,9 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
-def test_there_are_four_vignettes():
+def test_there_are_five_vignettes():
     assert VIGNETTES == ["catholic-schools", "getting-started", "high-dimensions",
-                         "tragic-triad"]
+                         "text-data", "tragic-triad"]
 
 
 @pytest.mark.parametrize("name", VIGNETTES)
@@ -95,6 +95,26 @@ def test_tragic_triad_numbers_under_the_figure(rendered):
     assert f"({method:.3f}) is below MAML" in text, low
     errors = read_csv(out / "tragic_triad_errors.csv")
     assert len(errors) == 2 * 5 * 5   # overlap x seed x method
+
+
+def test_text_data_table_reads_as_its_numbers(rendered):
+    """tate_text: rfp (tuned, text) against a bag-of-words ridge and the mean
+    on held-out artists.  The table reports wins, ties and losses as they
+    come; what is asserted is that it is consistent (the paired difference of
+    the same rows is the difference of the MSEs, the verdict follows the 2-SE
+    rule) and the vignette's one claim: the default is not worse than the mean."""
+    out, results = rendered
+    assert results["text-data"][0] == 0
+    rows = {r["method"]: r for r in read_csv(out / "text-data.csv")}
+    assert set(rows) == {"rfp", "ridge", "mean"}
+    mse = {m: float(r["mse"]) for m, r in rows.items()}
+    for m in ("ridge", "mean"):
+        diff, se = float(rows[m]["rfp_minus"]), float(rows[m]["se"])
+        assert abs(diff - (mse["rfp"] - mse[m])) < 1e-8 * mse[m]
+        assert se > 0
+        verdict = "better" if diff < -2 * se else "worse" if diff > 2 * se else "tied"
+        assert rows[m]["rfp_is"] == verdict
+    assert rows["mean"]["rfp_is"] != "worse", rows
 
 
 def test_catholic_schools_table_and_fixed_effects_equal_lm_vcovcl(rendered):
