@@ -14,15 +14,29 @@ under 8 minutes; a time guard skips what is left after --budget seconds).
    own programs (its held-out evaluation and its 80/20 split's shapes), so
    the ratio includes that compilation; run with a warm cache for the ratio
    without it.
+3. Text columns (issue 21; ``bench_text.py`` is the CPU version): step time
+   of the embedding-bag model (``models.text_bag``: MLP 32x32 head, 16
+   numbers per token, vocabulary 2,000; k = 1, second order) at 2,000 and
+   10,000 clusters of lognormal sizes (mean about 20 rows, 2 to 120) with
+   L = 32 and 128 tokens per text (random lengths, so the mask matters),
+   float32, bucketed and max-padded, beside the numeric-only MLP on the same
+   rows (ratios text / numeric and max-padded / bucketed).  It has the last
+   --text-reserve seconds of --budget to itself (sections 1-2 stop early to
+   leave them); ``--text-clusters`` with no number skips it.
 
 Prints one line per measurement and a Markdown table at the end (paste into
 bench/RESULTS.md with the machine).  On CPU, pass smaller --clusters.
 
     .venv/bin/python bench/gpu_suite.py [--clusters 200 2000 10000] [--budget 450]
+        [--text-clusters 2000 10000] [--text-tokens 32 128]
+
+On CPU (a smoke test): --clusters 20 --text-clusters 20 --text-tokens 8.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 
 import jax
@@ -34,6 +48,9 @@ from rfp import train as tr
 from rfp.bilevel import Objective, gather
 from rfp.layout import BUCKET_COST, make_buckets, padded_rows
 from rfp.models import as_model
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_text  # noqa: E402  (the text section's design and step time)
 
 START = time.perf_counter()
 
@@ -88,7 +105,14 @@ def main():
     ap.add_argument("--layouts", nargs="+", default=["bucketed", "max-padded", "rule"])
     ap.add_argument("--fit-steps", type=int, default=300)
     ap.add_argument("--budget", type=float, default=450.0)
+    ap.add_argument("--text-clusters", type=int, nargs="*", default=[2000, 10000])
+    ap.add_argument("--text-tokens", type=int, nargs="+", default=[32, 128])
+    ap.add_argument("--text-dtypes", nargs="+", default=["float32"])
+    ap.add_argument("--text-layouts", nargs="+", default=["bucketed", "max-padded"])
+    ap.add_argument("--text-reserve", type=float, default=150.0,
+                    help="seconds at the end of --budget kept for the text section")
     a = ap.parse_args()
+    numeric_budget = a.budget - (a.text_reserve if a.text_clusters else 0.0)
     print(f"device: {jax.devices()[0].device_kind} ({jax.devices()[0].platform}), "
           f"jax {jax.__version__}")
     rows, step_of, fit_line = [], {}, None
@@ -100,7 +124,7 @@ def main():
         if (g, d, l) != (g_max, "float64", "bucketed")]
     data = {}
     for i, (g, dtype, layout) in enumerate(plan):
-        if time.perf_counter() - START > a.budget:
+        if time.perf_counter() - START > numeric_budget:
             print(f"skipped {g} {dtype} {layout}: over the time budget")
             continue
         if g not in data:
@@ -129,6 +153,13 @@ def main():
             print(f"end-to-end fit, {g} clusters / {len(y)} rows, {a.fit_steps} steps: "
                   f"{fit_s:.1f} s; steps x step time + compile = {bound:.1f} s; "
                   f"ratio {fit_s / bound:.2f}", flush=True)
+    text_results = {}
+    for dtype in a.text_dtypes if a.text_clusters else []:
+        print(f"text section, {dtype}:", flush=True)
+        text_results[dtype] = bench_text.grid(a.text_clusters, a.text_tokens, steps=3,
+                                              repeats=2, deadline=START + a.budget,
+                                              layouts=tuple(a.text_layouts), dtype=dtype,
+                                              memory=peak_memory)
     print("\n| clusters / rows | dtype | layout | ms/step | first chunk (s) | padded rows | "
           "peak GB |\n|---|---|---|---|---|---|---|")
     for g, n, dtype, layout, ms, first, padded, peak in rows:
@@ -136,6 +167,8 @@ def main():
     if fit_line:
         print(f"\nend-to-end fit {fit_line[0]} / {fit_line[1]}: {fit_line[2]:.1f} s vs "
               f"{fit_line[3]:.1f} s (ratio {fit_line[4]:.2f})")
+    for dtype, results in text_results.items():
+        bench_text.table(results, dtype)
     print(f"total {time.perf_counter() - START:.0f} s")
 
 
