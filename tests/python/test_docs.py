@@ -85,3 +85,11 @@ def test_vignettes_are_installed_with_the_package(r_lib):
         f"vignette(package = 'rfp') lists {listed.split()} from {r_lib}; install the "
         "package with `make` (it builds the vignettes)")
     assert exists.split() == ["TRUE"] * 4
+
+
+def test_rbuildignore_leaves_out_what_the_tests_write():
+    """`R CMD build` after `make test` must not pack the test runs' folders
+    (R CMD check gave a NOTE for .hypothesis, the property tests' database)."""
+    patterns = [p for p in (ROOT / ".Rbuildignore").read_text().splitlines() if p.strip()]
+    for name in (".hypothesis", ".pytest_cache", ".venv", ".stamp-venv", "tests/python"):
+        assert any(re.search(p, name) for p in patterns), name
