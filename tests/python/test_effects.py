@@ -4,8 +4,6 @@ References are computed here, independently of rfp.effects: cross-fitted OLS
 by numpy lstsq, logistic MLE by statsmodels, the AIPW and DML formulas and
 their cluster-robust variances written out. Fits are linear and small.
 """
-import os
-import tempfile
 import warnings
 
 import jax
@@ -21,11 +19,11 @@ from rfp.baselines.fixed_effects import fixed_effects
 from rfp.compare import anova_icc, weighted_att
 from rfp.simulate import cluster_trial
 
-# Fits are recompiled per call; a persistent compilation cache (keyed by the
-# compiled program, so results are unchanged) makes repeated same-shape fits cheap.
-jax.config.update("jax_compilation_cache_dir",
-                  os.path.join(tempfile.gettempdir(), "rfp-test-jax-cache"))
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+# Repeated same-shape fits reuse compiled programs through the persistent
+# cache that rfp turns on at import, in the test session's own folder
+# (conftest.py).  This file used to point JAX at a fixed folder in /tmp shared
+# by every test run and worktree on the machine: concurrent runs wrote the
+# same entries, and a make test died with a segfault reading one.
 
 # ERM on a linear model, trained to convergence on every training row: OLS / MLE.
 @pytest.fixture(autouse=True)
