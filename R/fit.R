@@ -199,7 +199,7 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
     py_args))), error = function(e) stop(user_names(conditionMessage(e), design), call. = FALSE))
 
   if (tune) settings <- chosen_settings(settings, model)
-  if (!is.null(model$text)) {   # the text model: `model` named its head
+  if (has_text_model(model)) {   # the text model: `model` named its head
     settings$head <- as.character(r_plain(model$config$head))
     settings$model <- "text"
   }
@@ -256,10 +256,16 @@ new_rfp_fit <- function(fields, model, settings, x_names) {
   fit
 }
 
+# Whether the backend model holds a text encoder (Python None otherwise).
+has_text_model <- function(model) {
+  text <- model$text
+  !is.null(text) && !inherits(text, "python.builtin.NoneType")
+}
+
 # A text model's inputs: its text columns, vocabulary and embedding (NULL
 # without text, or when tune chose a model without it).
 text_summary <- function(model) {
-  if (is.null(model$text)) return(NULL)
+  if (!has_text_model(model)) return(NULL)
   list(columns = as.character(unlist(r_plain(model$text$columns))),
        words = as.integer(r_plain(model$text$vocab_size)),
        tokens = as.integer(r_plain(model$text$length)),
