@@ -5,13 +5,25 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-# The tests run without JAX's persistent compilation cache (set before any
-# test module imports rfp; subprocesses inherit it; test_cache.py turns it on
-# in its own subprocesses).  With it on, in a session-private folder, the
-# whole suite died twice in a row with a segfault inside JAX while reading a
-# cached executable back (test_tune.py, test_tune_on_a_table_and_bad_settings),
-# which the same test files run in smaller groups did not reproduce.
+# The tests never write into the user's compilation cache: the persistent
+# cache is off in the session and its subprocesses (test_cache.py turns it on
+# in its own).
 os.environ["RFP_CACHE_DIR"] = "off"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def free_compiled_programs():
+    """After each test file, drop JAX's compiled programs.  Every executable
+    XLA:CPU loads holds memory mappings, and the process keeps them: two test
+    files took the pytest process from 40 to 18,000 mappings, and the whole
+    suite went past the kernel's limit (vm.max_map_count, 65,530), where the
+    next compilation or cache read crashed with a segfault in test_tune.py."""
+    yield
+    import gc
+    import jax
+    gc.collect()
+    jax.clear_caches()
+    gc.collect()
 
 ROOT = Path(__file__).resolve().parents[2]
 
