@@ -90,7 +90,14 @@ def step_time(inputs, y, cluster, kind, layout, dtype="float64", steps=3, repeat
     embedding bag on the pytree ``inputs``) or "numeric" (MLP on a matrix);
     ``layout`` "bucketed" (size buckets, the CPU layout), "max-padded" (one
     bucket) or "rule" (the accelerator's layout by cost, ``layout.py``)."""
-    model = model_of(kind)
+    return time_model(model_of(kind), inputs, y, cluster, layout, dtype, steps, repeats,
+                      inner_steps)
+
+
+def time_model(model, inputs, y, cluster, layout, dtype="float64", steps=3, repeats=2,
+               inner_steps=1):
+    """``step_time`` for any model on any inputs (a matrix or a pytree):
+    the measurement ``gpu_suite.py`` makes too."""
     objective = Objective(model.apply, inner_steps=inner_steps, inner_lr=0.0)
     if layout == "max-padded":
         buckets_np = make_buckets(cluster, max_padding=1e12, bucket_cost=0)

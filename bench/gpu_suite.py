@@ -40,13 +40,9 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import rfp
-from rfp import train as tr
-from rfp.bilevel import Objective, gather
-from rfp.layout import BUCKET_COST, make_buckets, padded_rows
 from rfp.models import as_model
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -71,31 +67,11 @@ def peak_memory():
 
 
 def step_time(x, y, cluster, layout, dtype, steps=10, repeats=3):
-    """(compile + first chunk seconds, seconds per step, padded rows)."""
+    """(compile + first chunk seconds, seconds per step, padded rows) of the
+    MLP 32x32 at k = 3 (``bench_text.time_model`` measures)."""
     model = as_model("mlp", hidden=(32, 32), activation="tanh")
-    objective = Objective(model.apply, inner_steps=3, inner_lr=0.0)
-    if layout == "max-padded":
-        buckets_np = make_buckets(cluster, max_padding=1e12, bucket_cost=0)
-    else:   # size buckets (the CPU layout), or the accelerator's layout by cost
-        buckets_np = make_buckets(cluster, bucket_cost=BUCKET_COST if layout == "rule" else 0)
-    buckets = gather(buckets_np, x, y, np.ones(len(y)), jnp.dtype(dtype))
-    params = jax.tree.map(lambda a: a.astype(dtype),
-                          model.init(jax.random.PRNGKey(0), jnp.asarray(x[:1], dtype)))
-    settings = (1.0, "constant", 1)
-    opt_state = tr.optimizer(*settings).init(params)
-    hyper = {k: jnp.asarray(v, dtype) for k, v in
-             (("alpha", 0.5), ("inner_lr", 0.1), ("learning_rate", 1e-3))}
-    t = time.perf_counter()
-    out = tr.chunk(params, opt_state, hyper, buckets, objective, settings, steps)
-    jax.block_until_ready(out)
-    first = time.perf_counter() - t
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(tr.chunk(params, opt_state, hyper, buckets, objective, settings,
-                                       steps))
-        times.append((time.perf_counter() - t) / steps)
-    return first, float(np.median(times)), padded_rows(buckets_np)
+    return bench_text.time_model(model, x, y, cluster, layout, dtype, steps, repeats,
+                                 inner_steps=3)
 
 
 def main():
