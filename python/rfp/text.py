@@ -65,10 +65,12 @@ class TextEncoder:
         splitter = tk.pre_tokenizers.BertPreTokenizer()
         rows = len(next(iter(texts.values())))
         cluster = np.arange(rows) if cluster is None else np.asarray(cluster)
-        count, seen = {}, {}
+        count, seen, longest = {}, {}, 1
         for col in texts.values():
             for text, c in zip(col, cluster):
-                for word, _ in splitter.pre_tokenize_str(normalizer.normalize_str(text)):
+                split = splitter.pre_tokenize_str(normalizer.normalize_str(text))
+                longest = max(longest, len(split))   # one token per word
+                for word, _ in split:
                     count[word] = count.get(word, 0) + 1
                     seen.setdefault(word, set()).add(c)
         words = sorted((w for w in count if len(seen[w]) >= word_clusters),
@@ -77,8 +79,6 @@ class TextEncoder:
         tokenizer = tk.Tokenizer(tk.models.WordLevel(vocab=vocab, unk_token=UNK))
         tokenizer.normalizer = normalizer
         tokenizer.pre_tokenizer = splitter
-        longest = max((len(e.ids) for col in texts.values()
-                       for e in tokenizer.encode_batch(list(col))), default=1)
         return cls(tokenizer, list(texts), max(1, min(int(max_tokens), longest)))
 
     @property
