@@ -5,7 +5,7 @@ same cluster folds, in one process (issue 11, point 6).
 
 rfp's nuisances are ``model="linear", alpha=1, inner_steps=0`` with
 ``nuisance="method"``: a plain linear model, which rfp solves directly
-(``rfp.nuisance.linear_fit``: least squares, Newton for the logit), as
+(``rfp.effects.nuisance.linear_fit``: least squares, Newton for the logit), as
 DoubleML's learners do. The ladder (``nuisance="select"``, the default: a
 constant and the linear rung, both direct here) is timed as a third column.
 For scale, DML at the smallest size is also timed with the direct solution
@@ -19,7 +19,7 @@ Data: n rows in G clusters of equal size (so the five folds hold equal rows
 and DoubleML's fold-averaged cluster estimate equals rfp's pooled one);
 controls x1, x2 (per row) and z (per cluster), a binary treatment that varies
 within clusters with a logistic propensity in the controls, a cluster effect
-in the outcome; true effect 1. Folds: ``rfp.effects.cluster_folds`` (rfp's
+in the outcome; true effect 1. Folds: ``rfp.effects.folds.cluster_folds`` (rfp's
 own, split 0 of seed 0), handed to DoubleML with ``set_sample_splitting``.
 
 Each timed call starts from the pandas DataFrame and ends with the estimate
@@ -110,8 +110,8 @@ def gradient_descent_estimate(df, method, fold):
     """rfp's estimate with the direct solution switched off: every linear
     nuisance fitted by gradient descent with the default fit settings (what
     ``model="linear", alpha=1`` cost before issue 11's direct solution)."""
-    import rfp.nuisance as nz
-    import rfp.quadratic as quadratic
+    import rfp.core.closed_form as nz
+    import rfp.core.quadratic as quadratic
     keep = nz.is_closed_form, quadratic.is_quadratic
     nz.is_closed_form = quadratic.is_quadratic = lambda settings: False
     try:
@@ -142,7 +142,7 @@ def main(argv=None):
     t_dml, _ = timed(__import__, "doubleml")
     import sklearn
     import doubleml
-    from rfp.effects import cluster_folds
+    from rfp.effects.folds import cluster_folds
     print(f"python {platform.python_version()}, numpy {np.__version__}, doubleml "
           f"{doubleml.__version__}, scikit-learn {sklearn.__version__}, cpus {os.cpu_count()}, "
           f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

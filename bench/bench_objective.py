@@ -19,9 +19,9 @@ import numpy as np
 import optax
 
 import rfp  # noqa: F401  (float64)
-from rfp.bilevel import Objective, gather
-from rfp.layout import make_buckets, padded_rows
-from rfp.models import as_model
+from rfp.core.bilevel import Objective, gather
+from rfp.core.layout import make_buckets, padded_rows
+from rfp.core.models import as_model
 
 
 def data(n_clusters, seed=0):

@@ -37,7 +37,7 @@ def one(g, steps, fit_steps, max_padded):
 
     import rfp
     from gpu_suite import design, step_time
-    from rfp.layout import make_buckets, padded_rows
+    from rfp.core.layout import make_buckets, padded_rows
     x, y, cluster = design(g)
     out = dict(clusters=g, rows=int(len(y)))
     for layout, dtype in (("bucketed", "float64"), ("bucketed", "float32"),

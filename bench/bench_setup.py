@@ -21,8 +21,8 @@ import pyarrow as pa
 
 import rfp
 from rfp import data as data_mod
-from rfp.bilevel import gather
-from rfp.layout import make_buckets
+from rfp.core.bilevel import gather
+from rfp.core.layout import make_buckets
 
 
 def design(n_clusters, seed=0):
@@ -58,7 +58,7 @@ def main():
     _, t_fit1 = timed(lambda: rfp.fit(table, y="y", x=["x1", "x2", "x3"], cluster="g", **settings))
     _, t_fit2 = timed(lambda: rfp.fit(table, y="y", x=["x1", "x2", "x3"], cluster="g", **settings))
     # the steps alone: one more 30-step fit's worth of compiled chunks
-    from rfp import train as tr
+    from rfp.training import train as tr
     times = {}
     orig = tr.chunk
 

@@ -42,10 +42,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rfp import train as tr
-from rfp.bilevel import Objective, gather
-from rfp.layout import BUCKET_COST, make_buckets, padded_rows
-from rfp.models import as_model
+from rfp.training import train as tr
+from rfp.core.bilevel import Objective, gather
+from rfp.core.layout import BUCKET_COST, make_buckets, padded_rows
+from rfp.core.models import as_model
 
 START = time.perf_counter()
 VOCAB, EMBEDDING, HIDDEN, P = 2000, 16, (32, 32), 3

@@ -43,7 +43,7 @@ import jax
 import numpy as np
 
 import rfp
-from rfp.models import as_model
+from rfp.core.models import as_model
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_text  # noqa: E402  (the text section's design and step time)

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import rfp
-from rfp.api import _forward_members
+from rfp.training.fitted import _forward_members
 from rfp.simulate import held_out
 
 sys.path.insert(0, os.path.dirname(__file__))

@@ -12,7 +12,7 @@ individual   the same outcomes with treatment redrawn per unit, Bernoulli(1/2),
              (``nuisance="select"``), the case of the issue's real experiment.
 
 Per sample: the fixed-effects row of ``rfp.compare`` (OLS with linear controls
-and strata FE, CR1) and ``rfp.effects.aipw`` (ATE) with rfp's defaults (repeats
+and strata FE, CR1) and ``rfp.effects.estimators.aipw`` (ATE) with rfp's defaults (repeats
 None = 5 splits, nuisance "select") and the study's small MLP settings; the
 range of ê (max − min over rows), the chosen propensity model, the overlap
 warnings. Summary: share of samples with range < 0.1, median SE ratio
@@ -64,7 +64,7 @@ def sample(design: str, seed: int):
 def one(design: str, rep: int, a: dict) -> dict:
     import warnings
     import rfp
-    from rfp import effects as fx
+    from rfp.effects.estimators import aipw
     sim = sample(design, a["seed"] + rep)
     settings = dict(model="mlp", hidden=(8,), alpha=0.5, inner_steps=1, inner_lr=0.1,
                     learning_rate=0.02, max_steps=a["max_steps"], patience=50, eval_every=10,
@@ -73,7 +73,7 @@ def one(design: str, rep: int, a: dict) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fe = rfp.compare(sim, methods=["fixed_effects"]).to_pylist()[0]
-        e = fx.aipw(sim.data, "y", "d", ["x1", "x2", "z"], "cluster", folds=2, seed=rep,
+        e = aipw(sim.data, "y", "d", ["x1", "x2", "z"], "cluster", folds=2, seed=rep,
                     **settings)
     ehat = e.nuisance["e"]
     dg = e.diagnostics

@@ -33,11 +33,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rfp import api
-from rfp.bilevel import Objective, floats_as, gather, observation_weights
-from rfp.layout import make_buckets
+from rfp.training.fit import _config, _design, _model_for
+from rfp.core.bilevel import Objective, floats_as, gather, observation_weights
+from rfp.core.layout import make_buckets
 from rfp.simulate import held_out
-from rfp.train import chunk, optimizer, pooled_loss, split_clusters
+from rfp.training.train import chunk, optimizer, pooled_loss, split_clusters
 
 sys.path.insert(0, os.path.dirname(__file__))
 from tuning_study import design  # noqa: E402
@@ -57,9 +57,9 @@ def curves(name: str, seed: int, max_steps: int):
     xt = np.column_stack([test.data[c].to_numpy() for c in cols])
     y = sim.data["y"].to_numpy()
     cluster = sim.data["cluster"].to_numpy()
-    config = api._config({"model": "mlp", "seed": seed})
-    xs, y_fit, codes, _, scaler = api._design(x, y, cluster, "mlp", config, True)
-    m = api._model_for(config, "mlp")
+    config = _config({"model": "mlp", "seed": seed})
+    xs, y_fit, codes, _, scaler = _design(x, y, cluster, "mlp", config, True)
+    m = _model_for(config, "mlp")
     objective = Objective(m.apply, "squared", config["inner_steps"], 0.0)
     w = observation_weights(codes)
     train_codes, val_codes = split_clusters(codes, config["validation_share"], seed)

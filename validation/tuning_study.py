@@ -34,7 +34,7 @@ import numpy as np
 
 import rfp
 from rfp.baselines import kernel
-from rfp.crossval import DEFAULT_GRID, candidate_name
+from rfp.tuning.grid import DEFAULT_GRID, candidate_name
 from rfp.simulate import clustered_means, held_out, tragic_triad
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -75,7 +75,7 @@ def refit_row(cv, g, sim):
         return lambda data: np.full(data.num_rows, np.mean(y))
     c = {k: v for k, v in cv.configs[g].items() if k not in ("max_steps", "patience", "model")}
     if cv.configs[g]["model"] == "linear":
-        m = rfp.api.solve_arrays(x, y, cl, **{k: c[k] for k in ("alpha", "inner_steps",
+        m = rfp.training.fit.solve_arrays(x, y, cl, **{k: c[k] for k in ("alpha", "inner_steps",
                                                                  "inner_lr")})
     else:
         c.update(max_steps=int(cv.best_step[g]), patience=None, progress=False)

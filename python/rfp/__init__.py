@@ -6,24 +6,26 @@ references to many digits (``dtype="float32"`` trains in single precision).
 Compiled programs are kept in JAX's persistent compilation cache, so a new
 process does not compile the same fit again: ``$RFP_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/rfp/jax``, else ``~/.cache/rfp/jax``; ``RFP_CACHE_DIR=off``
-turns it off (``rfp.cache``).
+turns it off (``rfp.core.cache``).
 """
 import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from . import cache as _cache  # noqa: E402
+from rfp.core import cache as _cache  # noqa: E402
 
 _cache.enable()
 
-from .api import FittedModel, fit, fit_arrays, tune, tune_arrays  # noqa: E402
-from . import alerts  # noqa: E402
-from .persist import load  # noqa: E402
-from . import simulate  # noqa: E402
-from .effects import effect  # noqa: E402
-from .compare import balance, compare  # noqa: E402
-from .baselines.fixed_effects import fixed_effects  # noqa: E402
-from .heterogeneity import heterogeneity  # noqa: E402
+from rfp import alerts, simulate  # noqa: E402
+from rfp.baselines.balancing.balance import balance  # noqa: E402
+from rfp.baselines.fixed_effects import fixed_effects  # noqa: E402
+from rfp.compare import compare  # noqa: E402
+from rfp.effects.estimators import effect  # noqa: E402
+from rfp.effects.heterogeneity import heterogeneity  # noqa: E402
+from rfp.persist.read import load  # noqa: E402
+from rfp.training.fit import fit, fit_arrays  # noqa: E402
+from rfp.training.fitted import FittedModel  # noqa: E402
+from rfp.tuning.tune import tune, tune_arrays  # noqa: E402
 
 __all__ = ["fit", "fit_arrays", "tune", "tune_arrays", "alerts", "load", "simulate",
            "FittedModel", "effect", "compare", "balance", "fixed_effects", "heterogeneity"]

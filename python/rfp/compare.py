@@ -52,8 +52,7 @@ observations (for DML and FE, of the FWL weights V_i² = (D_i − m̂(X_i))²),
 except for cluster balancing, whose weights are per cluster: there it counts
 control clusters. ``converged`` is the
 solver's flag (balancing), every nuisance fit's flag (``effects.fit_converged``),
-or, for the kernel, a CV bandwidth inside the grid.
-"""
+or, for the kernel, a CV bandwidth inside the grid."""
 from __future__ import annotations
 
 import warnings
@@ -61,20 +60,39 @@ import warnings
 import numpy as np
 import pyarrow as pa
 
-from . import alerts
-from . import effects as fx
-from . import results
-from .progress import over_fits
-from .baselines import kernel as kernel_mod
-from .baselines.balancing import (
-    cluster_balance_from_table, entropy_balance_from_table, hierarchical_balance_from_table,
+from rfp import alerts, results
+from rfp.baselines import kernel as kernel_mod
+from rfp.baselines.balancing.balance import split_by_level
+from rfp.baselines.balancing.tables import cluster_balance_from_table, entropy_balance_from_table
+from rfp.baselines.fixed_effects import demean, fixed_effects
+from rfp.data import as_table, encode_clusters
+from rfp.diagnostics import effective_sample_size, residual_icc
+from rfp.effects.crossfit import nuisances
+from rfp.effects.folds import (
+    check_repeats,
+    cluster_folds,
+    default_repeats,
+    median_over_splits,
+    split_seed,
 )
-from .baselines.fixed_effects import demean, fixed_effects
-from .data import as_table, encode_clusters
-from .diagnostics import effective_sample_size
-from .inference import cluster_if_se, t_test, warn_small_clusters
-from .settings import check, validate
-from .simulate import Simulation
+from rfp.effects.propensity import PROPENSITY_PENALTY, aipw_propensity, propensity_level
+from rfp.effects.reading import read, resolve, treatment_is_clustered, with_case_weights
+from rfp.effects.result import Effect
+from rfp.effects.scores import (
+    WARN_SHARE,
+    FunctionalFormWarning,
+    aipw_from_nuisances,
+    kish_ess,
+    overlap_checks,
+    plm_from_residuals,
+)
+from rfp.inference.cluster_robust import cluster_if_se
+from rfp.inference.small_clusters import warn_small_clusters
+from rfp.inference.t_test import t_test
+from rfp.inference.weighted_mean import weighted_att
+from rfp.progress import over_fits
+from rfp.settings import validate
+from rfp.simulate import Simulation
 
 METHODS = ("fixed_effects", "entropy_balancing", "cluster_balancing", "dml", "aipw", "kernel",
            "dml_maml", "dml_erm")
@@ -140,103 +158,6 @@ class Comparison:
         return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------
-# balance: a thin dispatcher
-
-def balance(data, d, x, cluster=None, method: str = "entropy", **kwargs):
-    """Balancing weights for the controls, with the balance table and ESS.
-
-    Parameters
-    ----------
-    data : Arrow-compatible table or ``rfp.simulate.Simulation``
-    d : str
-        Binary (0/1 or boolean) treatment column.
-    x : str or list of str
-        Covariates to balance (numeric).
-    cluster : str, optional
-        Cluster column; needed by "hierarchical" and "cluster".
-    method : {"entropy", "hierarchical", "cluster"}
-        "entropy": Hainmueller's entropy balancing
-        (``entropy_balance_from_table``); "hierarchical": balance within and
-        across clusters (``lam``, default 1); "cluster": weights on control
-        clusters with an ICC-aware dispersion penalty (needs ``icc``;
-        ``cluster_x`` defaults to the columns of ``x`` constant within every
-        cluster, the rest are averaged within cluster).
-    **kwargs
-        Passed to the balancing function (e.g. ``na_action``, ``lam``,
-        ``icc``, ``cluster_x``). ``weights``: case (sampling) weights, a
-        column name or one number >= 0 per row, "entropy" only (the target
-        is the weighted treated means and the controls' base weights are
-        their case weights; ``entropy_balance_from_table``); the other
-        methods raise NotImplementedError.
-
-    Returns
-    -------
-    BalancingFit
-        ``weights`` per kept row, ``balance`` (Arrow table; ``summary()`` /
-        ``to_pandas()`` give pandas), ``ess`` and the solver's ``result``.
-    """
-    check("method", method)
-    kwargs = validate({"method": method, **kwargs}, f"balance:{method}", data=data)
-    kwargs.pop("method")
-    if isinstance(data, Simulation):
-        data = data.data
-    x = [x] if isinstance(x, str) else list(x)
-    if method == "entropy":
-        return entropy_balance_from_table(data, d, x, **kwargs)
-    if kwargs.pop("weights", None) is not None:
-        raise NotImplementedError(
-            f"weights (case weights) are supported by balance(method='entropy') only; "
-            f"method={method!r} does not take them (its weights are solved per cluster)")
-    if cluster is None:
-        raise ValueError(f"balance(method={method!r}) needs cluster= (the cluster column)")
-    if method == "hierarchical":
-        return hierarchical_balance_from_table(data, d, x, cluster, kwargs.pop("lam", 1.0), **kwargs)
-    if method == "cluster":
-        if "icc" not in kwargs:
-            raise ValueError("balance(method='cluster') needs icc= (the outcome's intraclass "
-                             "correlation, in [0, 1]) for its dispersion penalty")
-        icc = kwargs.pop("icc")
-        if "cluster_x" not in kwargs:
-            x, kwargs["cluster_x"] = split_by_level(as_table(data), x, cluster)
-        return cluster_balance_from_table(data, d, x, cluster, icc, **kwargs)
-    raise ValueError(f"method must be 'entropy', 'hierarchical' or 'cluster', got {method!r}")
-
-
-def split_by_level(table: pa.Table, x, cluster: str):
-    """(individual covariates, cluster covariates): a column constant within
-    every cluster is a cluster covariate."""
-    codes, _ = encode_clusters(table.column(cluster))
-    individual, cluster_level = [], []
-    for name in x:
-        v = table.column(name).to_numpy(zero_copy_only=False).astype(float)
-        (cluster_level if fx.treatment_is_clustered(v, codes) else individual).append(name)
-    return individual, cluster_level
-
-
-# ----------------------------------------------------------------------------
-# weighted differences in means
-
-def weighted_att(y, d, w, cluster, covariates=None, level=0.95):
-    """τ̂ = Σ_T w y / Σ_T w − Σ_C w y / Σ_C w and its cluster-robust SE from
-    the linearisation in the module docstring (residuals on ``covariates`` by
-    w-weighted least squares among controls, or on a constant). Treated
-    rows' ``w`` are 1 unless case weights were given."""
-    t = d == 1
-    c = ~t
-    wt, wc = w[t], w[c]
-    n, w1, wsum = len(y), float(wt.sum()), float(wc.sum())
-    tau = float(wt @ y[t] / w1 - wc @ y[c] / wsum)
-    z = np.ones((n, 1)) if covariates is None else np.column_stack([np.ones(n), covariates])
-    root = np.sqrt(wc)
-    coef = np.linalg.lstsq(z[c] * root[:, None], y[c] * root, rcond=None)[0]
-    r = y - z @ coef
-    psi = np.zeros(n)
-    psi[t] = n / w1 * wt * (r[t] - wt @ r[t] / w1)
-    psi[c] = -n / wsum * wc * r[c]
-    return tau, cluster_if_se(psi, cluster)
-
-
 def _row(method, estimand, estimate, se, n, clusters, level, ess=np.nan, converged=True,
          share=np.nan, note="", imbalance=np.nan):
     """A table row with CR1-type inference: t on G − 1."""
@@ -259,7 +180,7 @@ def _skipped(method, estimand, ctx, why):
                 converged=False, note=f"left out: {why}")
 
 
-def _effect_row(method, e: fx.Effect, converged, note=""):
+def _effect_row(method, e: Effect, converged, note=""):
     return _row(method, e.estimand, e.estimate, e.std_error, e.n, e.n_clusters, e.level,
                 e.diagnostics.get("ess", np.nan), converged,
                 e.diagnostics.get("variance_share", np.nan), note)
@@ -285,7 +206,7 @@ def _fixed_effects(ctx):
         v = v - both[:, 1:] @ np.linalg.lstsq(both[:, 1:], both[:, 0], rcond=None)[0]
     share = 1.0 - float(np.var(v)) / float(np.var(ed.d))
     out = _row("fixed_effects", "OLS", row["estimate"], row["std_error"], fit.n, fit.n_clusters,
-               ctx["level"], fx.kish_ess(v * v), fit.converged, share)
+               ctx["level"], kish_ess(v * v), fit.converged, share)
     out.update(ci_low=row["ci_low"], ci_high=row["ci_high"], p_value=row["p"], df=row["df"],
                se_type=fit.se_type)
     if fit.se_type == "wild":
@@ -311,7 +232,7 @@ def _entropy_balancing(ctx):
                          "balance controls on treated units; a continuous dose has no such groups)")]
     fit = entropy_balance_from_table(ctx["table"], "d", ctx["x_cols"],
                                      weights=None if ed.w is None else "w")
-    tau, se = weighted_att(ed.y, ed.d, fit.weights, ed.cluster, ed.x, ctx["level"])
+    tau, se = weighted_att(ed.y, ed.d, fit.weights, ed.cluster, ed.x)
     res = fit.result
     return [_row("entropy_balancing", "ATT", tau, se, len(ed.y), ed.n_clusters, ctx["level"],
                  fit.ess, res.balance != "none", note=_balance_note(res),
@@ -339,38 +260,10 @@ def _cluster_balancing(ctx):
         return [_row("cluster_balancing", "ATT", np.nan, np.nan, len(ed.y), ed.n_clusters,
                      ctx["level"], np.nan, False, note=res.message)]
     cols = [ctx["x_cols"].index(c) for c in individual + cluster_level]
-    tau, se = weighted_att(ed.y, ed.d, fit.weights, ed.cluster, ed.x[:, cols], ctx["level"])
+    tau, se = weighted_att(ed.y, ed.d, fit.weights, ed.cluster, ed.x[:, cols])
     return [_row("cluster_balancing", "ATT", tau, se, len(ed.y), ed.n_clusters, ctx["level"],
                  res.ess, res.solved, note=_balance_note(res),
                  imbalance=float(np.max(np.abs(res.std_imbalance))))]
-
-
-def residual_icc(y, x, cluster) -> float:
-    """The intraclass correlation of the residual y − μ̂(x) (OLS on (1, x)),
-    by one-way ANOVA (``anova_icc``): the icc of cluster balancing's
-    random-intercept model ȳ_c = μ(x_c) + u_c + ē_c is that of the outcome
-    after its covariates, not of the raw outcome (a covariate that varies
-    between clusters inflates the raw one)."""
-    x = np.asarray(x, dtype=float).reshape(len(y), -1)
-    z = np.column_stack([np.ones(len(y)), x])
-    r = y - z @ np.linalg.lstsq(z, y, rcond=None)[0]
-    return anova_icc(r, cluster)
-
-
-def anova_icc(y, cluster) -> float:
-    """One-way ANOVA estimate of the intraclass correlation, clipped to [0, 1]."""
-    codes = np.unique(cluster, return_inverse=True)[1].reshape(-1)
-    g = int(codes.max()) + 1
-    n = len(y)
-    if g < 2 or n <= g:
-        return 0.0
-    nc = np.bincount(codes, minlength=g).astype(float)
-    means = np.bincount(codes, weights=y, minlength=g) / nc
-    msb = float(np.sum(nc * (means - y.mean()) ** 2)) / (g - 1)
-    msw = float(np.sum((y - means[codes]) ** 2)) / (n - g)
-    n0 = (n - float(np.sum(nc ** 2)) / n) / (g - 1)
-    sb = max((msb - msw) / n0, 0.0)
-    return float(min(sb / (sb + msw), 1.0)) if sb + msw > 0 else 0.0
 
 
 def _kernel(ctx):
@@ -423,8 +316,8 @@ def _method_nuisances(ctx, split, alpha=None):
             need = ("mu0", "mu1") + (("m",) if ctx["dml"] or individual_e else ()) + \
                 (("g",) if ctx["dml"] else ())
         # MAML's and ERM's rows compare the objectives: their nuisances are the method's
-        ctx[key] = fx.nuisances(ctx["ed"], ctx["folds"][split], need,
-                                seed=fx.split_seed(ctx["seed"], split),
+        ctx[key] = nuisances(ctx["ed"], ctx["folds"][split], need,
+                                seed=split_seed(ctx["seed"], split),
                                 nuisance=ctx["nuisance"] if alpha is None else "method",
                                 **settings)
     return ctx[key]
@@ -438,13 +331,13 @@ def _dml(ctx, name="dml", alpha=None):
     splits = []
     for s in range(len(ctx["folds"])):
         nz = _method_nuisances(ctx, s, alpha)
-        e = fx.plm_from_residuals(ed.y, ed.d, nz["g"], nz["m"], ed.cluster, ctx["level"],
+        e = plm_from_residuals(ed.y, ed.d, nz["g"], nz["m"], ed.cluster, ctx["level"],
                                   ctx["warn_share"] if s == 0 else None, ctx["treatment"], name,
                                   ed.w)
         e.diagnostics["converged"] = nz["converged"]
         e.diagnostics["nuisance_models"] = {k: nz["chosen"][k] for k in ("g", "m")}
         splits.append(e)
-    e = fx.overlap_checks(fx.median_over_splits(splits), warn=False)
+    e = overlap_checks(median_over_splits(splits), warn=False)
     return [_effect_row(name, e, e.diagnostics["converged"], _models_note(e))]
 
 
@@ -465,10 +358,10 @@ def _aipw(ctx):
     by_estimand = {"ATE": [], "ATT": []}
     for s, fold in enumerate(ctx["folds"]):
         nz = _method_nuisances(ctx, s)
-        e_hat, e_info = fx.aipw_propensity(ed, fold, ctx["propensity_level"],
+        e_hat, e_info = aipw_propensity(ed, fold, ctx["propensity_level"],
                                            ctx["propensity_penalty"], nz=nz)
         for estimand, splits in by_estimand.items():
-            e = fx.aipw_from_nuisances(ed.y, ed.d, e_hat, nz["mu0"], nz["mu1"], ed.cluster,
+            e = aipw_from_nuisances(ed.y, ed.d, e_hat, nz["mu0"], nz["mu1"], ed.cluster,
                                        estimand, ctx["clip"], ctx["level"], trim=ctx["trim"],
                                        w=ed.w)
             e.diagnostics["converged"] = bool(nz["converged"] and e_info["propensity_converged"])
@@ -479,7 +372,7 @@ def _aipw(ctx):
             splits.append(e)
     rows = []
     for estimand, splits in by_estimand.items():
-        e = fx.overlap_checks(fx.median_over_splits(splits), warn=False)
+        e = overlap_checks(median_over_splits(splits), warn=False)
         clipped = e.diagnostics.get("n_clipped", 0)
         note = "; ".join(filter(None, [
             f"{clipped} propensities clipped to [{ctx['clip']}, {1 - ctx['clip']}]" if clipped else "",
@@ -531,7 +424,7 @@ def _run(name, ctx, pending) -> list:
             for r in out:
                 if w.category.__name__ not in r["note"]:   # each kind once per row
                     r["note"] = "; ".join(filter(None, [r["note"], w.category.__name__]))
-        if issubclass(w.category, fx.FunctionalFormWarning):
+        if issubclass(w.category, FunctionalFormWarning):
             pending.append(w)
             for r in out:
                 r["note"] = "; ".join(filter(None, [r["note"], "variance_share above "
@@ -542,9 +435,9 @@ def _run(name, ctx, pending) -> list:
 def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=METHODS,
             truth=None, *, folds: int = 5, seed: int = 0, level: float = 0.95,
             repeats: int | None = None, clip: float = 0.01, icc: float | None = None,
-            warn_share=fx.WARN_SHARE,
+            warn_share=WARN_SHARE,
             na_action: str = "fail", propensity: str = "auto",
-            propensity_penalty=fx.PROPENSITY_PENALTY, nuisance: str = "select", trim=None,
+            propensity_penalty=PROPENSITY_PENALTY, nuisance: str = "select", trim=None,
             vcov: str = "CR1", bootstrap_draws: int = 9999, bootstrap_weights: str = "rademacher",
             **settings) -> Comparison:
     """Every estimator in ``methods`` on the same rows, one table.
@@ -589,7 +482,7 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
         Where AIPW fits ê; ``propensity_penalty`` ("cv" or a float) is the
         ridge penalty of a cluster-level ê (``effects.aipw``).
     nuisance : {"select", "method", "linear", "constant"}
-        The dml/aipw nuisance models (``rfp.nuisance``: "select" chooses among
+        The dml/aipw nuisance models (``effects.nuisance``: "select" chooses among
         constant, linear and the method by cross-validation across cluster
         folds; the rows' notes name the choice; dml_maml/dml_erm always use
         the method).
@@ -637,7 +530,7 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
     if isinstance(data, Simulation):
         strata = data.settings.get("strata") if strata is None else strata
         truth = data.settings.get("truth") if truth is None else truth
-    data, y, d, x, cluster = fx.resolve(data, y, d, x, cluster)
+    data, y, d, x, cluster = resolve(data, y, d, x, cluster)
     methods = [methods] if isinstance(methods, str) else list(methods)
     unknown = [m for m in methods if m not in RUNNERS]
     if unknown:
@@ -645,9 +538,9 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
     table = as_table(data)
     extra = [strata] if strata is not None else []
     crossfit = [m for m in methods if m in CROSS_FITTED]
-    ed = fx.read(table, y, d, x, cluster, na_action=na_action, allow_no_controls=True,
+    ed = read(table, y, d, x, cluster, na_action=na_action, allow_no_controls=True,
                  weights=settings.get("weights"))
-    settings = fx.with_case_weights(ed, settings)
+    settings = with_case_weights(ed, settings)
     strata_codes = None
     if strata is not None:
         if strata not in table.column_names:
@@ -671,12 +564,12 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
                vcov=vcov, bootstrap_draws=bootstrap_draws, bootstrap_weights=bootstrap_weights,
                clip=clip, icc=icc, warn_share=warn_share, treatment=d, settings=settings,
                binary=ed.binary,
-               clustered=fx.treatment_is_clustered(ed.d, ed.cluster), aipw="aipw" in methods and ed.binary and bool(x_cols),
-               dml="dml" in methods, propensity_level=fx.propensity_level(ed, propensity),
+               clustered=treatment_is_clustered(ed.d, ed.cluster), aipw="aipw" in methods and ed.binary and bool(x_cols),
+               dml="dml" in methods, propensity_level=propensity_level(ed, propensity),
                propensity_penalty=propensity_penalty, nuisance=nuisance, trim=trim,
-               folds=[fx.cluster_folds(ed.cluster, folds, fx.split_seed(seed, s), ed.d)
-                      for s in range(fx.default_repeats(ed.n_clusters) if repeats is None
-                                     else fx.check_repeats(repeats))] if crossfit else [])
+               folds=[cluster_folds(ed.cluster, folds, split_seed(seed, s), ed.d)
+                      for s in range(default_repeats(ed.n_clusters) if repeats is None
+                                     else check_repeats(repeats))] if crossfit else [])
     rows, pending = [], []
     total = _fits_per_split(methods, ctx["propensity_level"]) * int(folds) * len(ctx["folds"])
     with over_fits(settings, total) as fit_settings:

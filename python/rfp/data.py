@@ -138,19 +138,20 @@ def encode_clusters(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.int64), labels
 
 
-def check_roles(y, x, cluster, d=None) -> None:
+def check_roles(y, x, cluster=None, d=None) -> None:
     """The outcome, the treatment and the cluster are not controls, and are
-    three different columns (the same messages as the R formula layer)."""
-    if y == cluster:
+    three different columns (the same messages as the R formula layer).
+    ``cluster`` None: a table without one (fixed effects alone)."""
+    if cluster is not None and y == cluster:
         raise ValueError(f"the outcome '{y}' is also the cluster: name two different columns")
     if d is not None and d == y:
         raise ValueError(f"the outcome and the treatment are the same column '{d}': name two "
                          f"different columns")
-    if d is not None and d == cluster:
+    if d is not None and cluster is not None and d == cluster:
         raise ValueError(f"the treatment '{d}' is also the cluster: name two different columns")
     if y in x:
         raise ValueError(f"the outcome '{y}' is also a control: remove it from the controls")
-    if cluster in x:
+    if cluster is not None and cluster in x:
         raise ValueError(f"the cluster variable '{cluster}' is also a control; rfp never uses the "
                          f"cluster as an input (it predicts for clusters it has not seen): remove "
                          f"it from the controls")
@@ -225,7 +226,7 @@ def case_weights(table: pa.Table, weights) -> np.ndarray | None:
     column name or numbers (one per row). A missing, negative or infinite
     weight is an error naming its row (a missing weight is never dropped by
     ``na_action``: it is an error, as its row's weight is unknown)."""
-    from .settings import case_weight_values
+    from rfp.settings import case_weight_values
     if weights is None:
         return None
     if isinstance(weights, str) and weights in ("obs", "cluster") and \

@@ -38,7 +38,7 @@ def main(out_dir="out", seed=0):
 
 def plot(sim, fits, out_dir):
     try:
-        from .plots import fit_curve
+        from rfp.plots import fit_curve
         os.makedirs(out_dir, exist_ok=True)
         path = os.path.join(out_dir, "tragic_triad.png")
         d = sim.data

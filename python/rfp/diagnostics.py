@@ -122,3 +122,31 @@ def weight_summary(weights, treated) -> dict:
         "ess_control": effective_sample_size(wc),
         "max_control_weight_share": float(wc.max() / wc.sum()) if wc.size and wc.sum() > 0 else float("nan"),
     }
+
+
+def residual_icc(y, x, cluster) -> float:
+    """The intraclass correlation of the residual y − μ̂(x) (OLS on (1, x)),
+    by one-way ANOVA (``anova_icc``): the icc of cluster balancing's
+    random-intercept model ȳ_c = μ(x_c) + u_c + ē_c is that of the outcome
+    after its covariates, not of the raw outcome (a covariate that varies
+    between clusters inflates the raw one)."""
+    x = np.asarray(x, dtype=float).reshape(len(y), -1)
+    z = np.column_stack([np.ones(len(y)), x])
+    r = y - z @ np.linalg.lstsq(z, y, rcond=None)[0]
+    return anova_icc(r, cluster)
+
+
+def anova_icc(y, cluster) -> float:
+    """One-way ANOVA estimate of the intraclass correlation, clipped to [0, 1]."""
+    codes = np.unique(cluster, return_inverse=True)[1].reshape(-1)
+    g = int(codes.max()) + 1
+    n = len(y)
+    if g < 2 or n <= g:
+        return 0.0
+    nc = np.bincount(codes, minlength=g).astype(float)
+    means = np.bincount(codes, weights=y, minlength=g) / nc
+    msb = float(np.sum(nc * (means - y.mean()) ** 2)) / (g - 1)
+    msw = float(np.sum((y - means[codes]) ** 2)) / (n - g)
+    n0 = (n - float(np.sum(nc ** 2)) / n) / (g - 1)
+    sb = max((msb - msw) / n0, 0.0)
+    return float(min(sb / (sb + msw), 1.0)) if sb + msw > 0 else 0.0

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .models import ACTIVATIONS
+from rfp.core.models import ACTIVATIONS
 
 DEFAULTS = dict(
     model="mlp", hidden=(32, 32), activation="tanh",

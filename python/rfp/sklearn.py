@@ -25,7 +25,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .api import fit_arrays
+from rfp.training.fit import fit_arrays
 
 
 class _RFPBase(BaseEstimator):

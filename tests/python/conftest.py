@@ -48,11 +48,12 @@ def descents(monkeypatch) -> list:
     """The loss of every gradient-descent fit that rfp.effects makes from
     here on (its ``fit_arrays``, counted): nuisances solved directly add
     nothing to the list."""
-    from rfp import effects
-    seen, gradient_descent = [], effects.fit_arrays
+    from rfp.effects import crossfit, estimators
+    seen, gradient_descent = [], crossfit.fit_arrays
 
     def counted(*args, **kwargs):
         seen.append(kwargs["loss"])
         return gradient_descent(*args, **kwargs)
-    monkeypatch.setattr(effects, "fit_arrays", counted)
+    monkeypatch.setattr(crossfit, "fit_arrays", counted)
+    monkeypatch.setattr(estimators, "fit_arrays", counted)
     return seen

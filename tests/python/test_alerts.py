@@ -21,7 +21,7 @@ def _reversed(n_clusters=16, n=20, share=0.25, seed=0):
     """y = x in the training clusters and y = -x in the clusters that
     ``fit`` holds out (the same split it draws): whatever the fit learns
     predicts the held-out clusters worse than their training mean."""
-    from rfp.train import split_clusters
+    from rfp.training.train import split_clusters
     rng = np.random.default_rng(seed)
     cluster = np.repeat(np.arange(n_clusters), n)
     x = rng.normal(size=cluster.size)
@@ -108,14 +108,15 @@ def test_nuisance_warnings_reach_effect():
 def test_ladder_warns_only_for_the_chosen_rung(monkeypatch):
     """nuisance='select' tries constant, linear and the method; warnings of
     rungs not chosen do not reach the user."""
-    from rfp import effects
+    from rfp.effects.crossfit import _one_nuisance
+    from rfp.effects.reading import read
     from rfp.simulate import cluster_trial
     sim = cluster_trial(n_strata=2, clusters_per_stratum=8, n_per_cluster=8, seed=0)
-    ed = effects.read(sim.data, "y", "d", ["x1", "x2", "z"], "cluster")
+    ed = read(sim.data, "y", "d", ["x1", "x2", "z"], "cluster")
     fold = np.repeat(np.arange(2), 8)[np.argsort(np.argsort(np.unique(ed.cluster)))][ed.cluster]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        _, _, chosen, _ = effects._one_nuisance(
+        _, _, chosen, _ = _one_nuisance(
             ed.x, ed.y, ed.cluster, fold, "squared", None, 0, "E[y | X]", "select",
             dict(model="mlp", learning_rate=1e-4, max_steps=20, progress=False))
     kinds = [w.category for w in caught if issubclass(w.category, alerts.RFPWarning)]

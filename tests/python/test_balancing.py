@@ -14,10 +14,11 @@ import pyarrow as pa
 import pytest
 from scipy.optimize import linprog, minimize
 
-from rfp.baselines.balancing import (
-    cluster_balance, cluster_balance_from_table, entropy_balance, entropy_balance_from_table,
-    hierarchical_balance, hierarchical_balance_from_table,
-)
+from rfp.baselines.balancing.cluster import cluster_balance
+from rfp.baselines.balancing.tables import (cluster_balance_from_table,
+    entropy_balance_from_table, hierarchical_balance_from_table)
+from rfp.baselines.balancing.entropy import entropy_balance
+from rfp.baselines.balancing.hierarchical import hierarchical_balance
 from rfp.diagnostics import balance_table, effective_sample_size, weight_summary
 
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import rfp  # noqa: F401  (switches on float64)
-from rfp.bilevel import Objective, gather, observation_weights
-from rfp.layout import Bucket, bucket_width, make_buckets, padded_rows
-from rfp.models import as_model
+from rfp.core.bilevel import Objective, gather, observation_weights
+from rfp.core.layout import Bucket, bucket_width, make_buckets, padded_rows
+from rfp.core.models import as_model
 
 
 def clustered(sizes, p=2, seed=0):
@@ -195,7 +195,7 @@ def test_layout_by_cost(n_clusters):
     layout.py), no more than 1.2 x the better of size buckets and one
     max-padded bucket, keeps the memory bound, and covers every row once.
     On a CPU (bucket_cost 0) the layout is the size buckets."""
-    from rfp.layout import BUCKET_COST, SMALL, bucket_widths, layout_cost
+    from rfp.core.layout import BUCKET_COST, SMALL, bucket_widths, layout_cost
     sizes, cluster = _lognormal_clusters(n_clusters)
     bucketed = bucket_widths(sizes, 1.5, 0)
     max_padded = np.full(len(sizes), bucket_width(sizes.max()))

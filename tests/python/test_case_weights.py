@@ -15,9 +15,9 @@ import pytest
 
 import rfp
 from rfp.baselines.fixed_effects import fixed_effects
-from rfp.bilevel import Objective, gather, observation_weights
-from rfp.layout import make_buckets
-from rfp.models import as_model
+from rfp.core.bilevel import Objective, gather, observation_weights
+from rfp.core.layout import make_buckets
+from rfp.core.models import as_model
 from test_fixed_effects import make_data, pyfixest_fit
 
 jax.config.update("jax_enable_x64", True)
@@ -165,7 +165,7 @@ LINEAR = dict(model="linear", alpha=1.0, progress=False)
 def test_dml_with_whole_weights_equals_duplicated_rows():
     df = effect_data()
     k = df["k"].to_numpy()
-    fold = rfp.effects.cluster_folds(df["g"].to_numpy(), 3, seed=0)
+    fold = rfp.effects.folds.cluster_folds(df["g"].to_numpy(), 3, seed=0)
     dup = duplicated(df, k)
     a = rfp.effect(df, y="y", d="d", x=["x1", "x2"], cluster="g", weights="k", fold=fold,
                    **LINEAR)
@@ -179,7 +179,7 @@ def test_dml_with_whole_weights_equals_duplicated_rows():
 
 
 @pytest.mark.parametrize("estimand", ["ATE", "ATT"])
-@pytest.mark.filterwarnings("ignore::rfp.effects.OverlapWarning")
+@pytest.mark.filterwarnings("ignore::rfp.effects.scores.OverlapWarning")
 def test_aipw_with_whole_weights_equals_duplicated_rows(estimand):
     """Treatment by cluster, so the folds (dealt by cluster treatment share)
     and the cluster-level propensity (on weighted cluster means) are those of
@@ -221,7 +221,7 @@ def test_entropy_balancing_with_whole_weights_equals_duplicated_rows():
         rfp.balance(df, "d", ["x1", "x2"], cluster="g", method="hierarchical", weights="k")
 
 
-@pytest.mark.filterwarnings("ignore::rfp.inference.SmallClusterWarning")
+@pytest.mark.filterwarnings("ignore::rfp.inference.small_clusters.SmallClusterWarning")
 def test_compare_passes_weights_to_the_rows_that_take_them():
     df = effect_data()
     k = df["k"].to_numpy()
@@ -301,17 +301,17 @@ def test_heterogeneity_refuses_weights():
 
 
 def test_estimators_called_directly_do_not_read_an_old_mode_silently():
-    """rfp.effects.dml_plm skips the validator: weights="cluster" with no
+    """rfp.effects.estimators.dml_plm skips the validator: weights="cluster" with no
     column of that name is refused as the former mode; a column of that name
     is the case weights, with a FutureWarning (issue 19, item 5)."""
     df = effect_data(n_clusters=6, per=5)
     with pytest.raises(ValueError, match="is the former mode"):
-        rfp.effects.dml_plm(df, y="y", d="d", x=["x1"], cluster="g", weights="cluster",
+        rfp.effects.estimators.dml_plm(df, y="y", d="d", x=["x1"], cluster="g", weights="cluster",
                             folds=2, model="linear")
     df = df.rename(columns={"g": "cluster"})
     with pytest.warns(FutureWarning, match="names the data's column 'cluster', used as case "
                                            "weights"):
-        est = rfp.effects.dml_plm(df, y="y", d="d", x=["x1"], cluster="cluster",
+        est = rfp.effects.estimators.dml_plm(df, y="y", d="d", x=["x1"], cluster="cluster",
                                   weights="cluster", folds=2, model="linear")
     assert np.isfinite(est.estimate)
 
@@ -338,7 +338,7 @@ def test_weighted_aipw_score_equals_doubleml_weighted_irm():
     one times sqrt(n / (n − 1)) = ours with one cluster per row."""
     dml = pytest.importorskip("doubleml")
     from sklearn.linear_model import LinearRegression, LogisticRegression
-    from rfp.effects import aipw_from_nuisances
+    from rfp.effects.scores import aipw_from_nuisances
     rng = np.random.default_rng(0)
     n = 300
     x = rng.normal(size=(n, 2))
@@ -368,7 +368,7 @@ def test_weighted_dml_score_equals_statsmodels_wls_with_cluster_se():
     """τ̂ = Σ w V U / Σ w V² and its CR1 SE are statsmodels' WLS of U on V (no
     intercept) with cluster-robust covariance (G/(G−1)·(n−1)/(n−K), K = 1)."""
     sm = pytest.importorskip("statsmodels.api")
-    from rfp.effects import plm_from_residuals
+    from rfp.effects.scores import plm_from_residuals
     rng = np.random.default_rng(0)
     n, g = 240, np.repeat(np.arange(24), 10)
     d = rng.normal(size=n)

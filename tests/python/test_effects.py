@@ -13,10 +13,17 @@ import pytest
 import statsmodels.api as sm
 
 import rfp
-from rfp import effects
-from rfp.baselines.balancing import entropy_balance_from_table
+from rfp.effects.result import Effect
+from rfp.effects.scores import FunctionalFormWarning, aipw_from_nuisances
+from rfp.effects.propensity import PENALTY_GRID, cluster_propensity, loo_penalty
+from rfp.effects.estimators import aipw, dml_plm
+from rfp.effects.folds import cluster_folds, median_over_splits, split_seed
+from rfp.effects.crossfit import crossfit
+from rfp.effects.reading import treatment_is_clustered
+from rfp.baselines.balancing.tables import entropy_balance_from_table
 from rfp.baselines.fixed_effects import fixed_effects
-from rfp.compare import anova_icc, weighted_att
+from rfp.diagnostics import anova_icc
+from rfp.inference.weighted_mean import weighted_att
 from rfp.simulate import cluster_trial
 
 # Repeated same-shape fits reuse compiled programs through the persistent
@@ -32,7 +39,7 @@ def method_nuisances_one_split(monkeypatch):
     references with the method's own nuisances on one fold split (written
     before the defaults nuisance="select" and repeats=None); the ladder and
     the default repeats are tested in test_nuisance.py."""
-    for fn in (effects.dml_plm, effects.aipw, rfp.compare):
+    for fn in (dml_plm, aipw, rfp.compare):
         monkeypatch.setattr(fn, "__kwdefaults__",
                             {**fn.__kwdefaults__, "nuisance": "method", "repeats": 1})
 
@@ -62,7 +69,7 @@ def test_cluster_folds_put_each_cluster_in_exactly_one_fold():
     sim = cluster_trial(n_strata=3, clusters_per_stratum=7, n_per_cluster=5, seed=3)
     cl = sim.data["cluster"].to_numpy()
     d = sim.data["d"].to_numpy()
-    fold = effects.cluster_folds(cl, folds=4, seed=1, treatment=d)
+    fold = cluster_folds(cl, folds=4, seed=1, treatment=d)
     per_cluster = {c: set(fold[cl == c]) for c in np.unique(cl)}
     assert all(len(f) == 1 for f in per_cluster.values())
     sizes = np.bincount([f.pop() for f in per_cluster.values()], minlength=4)
@@ -71,9 +78,9 @@ def test_cluster_folds_put_each_cluster_in_exactly_one_fold():
     treated = np.unique(cl[d == 1])
     spread = np.bincount([fold[cl == c][0] for c in treated], minlength=4)
     assert spread.max() - spread.min() <= 1
-    assert not np.array_equal(fold, effects.cluster_folds(cl, folds=4, seed=2, treatment=d))
+    assert not np.array_equal(fold, cluster_folds(cl, folds=4, seed=2, treatment=d))
     with pytest.raises(ValueError, match="folds must be between 2 and the number of clusters"):
-        effects.cluster_folds(cl, folds=22)
+        cluster_folds(cl, folds=22)
 
 
 def _partition(fold, cl):
@@ -87,11 +94,11 @@ def test_cluster_folds_differ_by_seed_for_a_continuous_treatment(folds):
     repeated cross-fitting would repeat one split."""
     t = continuous_frame(seed=4)
     cl, d = np.asarray(t["g"]), np.asarray(t["d"])
-    parts = [_partition(effects.cluster_folds(cl, folds, effects.split_seed(3, s), d), cl)
+    parts = [_partition(cluster_folds(cl, folds, split_seed(3, s), d), cl)
              for s in range(4)]
     assert len({frozenset(p) for p in parts}) == 4
     for s in range(4):
-        sizes = np.bincount(effects.cluster_folds(cl, folds, s, d)[::10], minlength=folds)
+        sizes = np.bincount(cluster_folds(cl, folds, s, d)[::10], minlength=folds)
         assert sizes.max() - sizes.min() <= 1          # 20 clusters of 10 rows
 
 
@@ -99,8 +106,8 @@ def test_crossfit_never_trains_on_the_cluster_it_predicts():
     t = continuous_frame(n_clusters=9, per=4)
     cl = codes_of(t["g"].to_numpy())
     x = np.column_stack([t["x1"].to_numpy(), t["z"].to_numpy()])
-    fold = effects.cluster_folds(cl, folds=3, seed=0)
-    pred, models = effects.crossfit(x, t["y"].to_numpy(), cl, fold, model="linear",
+    fold = cluster_folds(cl, folds=3, seed=0)
+    pred, models = crossfit(x, t["y"].to_numpy(), cl, fold, model="linear",
                                     max_steps=10, patience=None, eval_every=10)
     assert np.all(np.isfinite(pred))
     for k, model in enumerate(models):
@@ -114,10 +121,10 @@ def test_crossfit_never_trains_on_the_cluster_it_predicts():
 
 def test_dml_with_linear_erm_equals_crossfitted_ols_and_cr1_by_hand():
     t = continuous_frame()
-    res = effects.dml_plm(t, "y", "d", ["x1", "z"], "g", folds=4, seed=5, **OLS_LIKE)
+    res = dml_plm(t, "y", "d", ["x1", "z"], "g", folds=4, seed=5, **OLS_LIKE)
     y, d = t["y"].to_numpy(), t["d"].to_numpy()
     cl = codes_of(t["g"].to_numpy())
-    fold = effects.cluster_folds(cl, 4, 5, d)
+    fold = cluster_folds(cl, 4, 5, d)
     np.testing.assert_array_equal(res.nuisance["fold"], fold)
 
     X = np.column_stack([np.ones(len(y)), t["x1"].to_numpy(), t["z"].to_numpy()])
@@ -179,7 +186,7 @@ def test_aipw_with_linear_and_logistic_nuisances_equals_hand_written_aipw(estima
     t = sim.data
     # the individual-level propensity (the method on rows); the cluster-level
     # one, the default for this clustered treatment, is tested below
-    res = effects.aipw(sim, estimand=estimand, folds=3, seed=2, propensity="individual",
+    res = aipw(sim, estimand=estimand, folds=3, seed=2, propensity="individual",
                        **OLS_LIKE)
     assert res.diagnostics["propensity"] == "individual"
     y, d = t["y"].to_numpy(), t["d"].to_numpy()
@@ -206,7 +213,7 @@ def test_aipw_with_linear_and_logistic_nuisances_equals_hand_written_aipw(estima
     # the SE's sensitivity to the nuisances is of the same order; allow 10x the bound
     assert abs(res.std_error - se) <= 10 * bound + 1e-10
     # and the package's SE formula on the reference nuisances is the formula exactly
-    same = effects.aipw_from_nuisances(y, d, e, mu0, mu1 if estimand == "ATE" else e * np.nan,
+    same = aipw_from_nuisances(y, d, e, mu0, mu1 if estimand == "ATE" else e * np.nan,
                                        cl, estimand, clip=0.0)
     assert abs(same.estimate - tau) < 1e-12 and abs(same.std_error - se) < 1e-12
     assert res.diagnostics["n_clipped"] == int(np.sum((res.nuisance["e"] < 0.01) | (res.nuisance["e"] > 0.99)))
@@ -219,7 +226,7 @@ def test_aipw_clips_extreme_propensities_and_reports_how_many():
     d = np.tile([0.0, 1.0], n // 2)
     y = d + rng.normal(size=n)
     e_hat = np.linspace(0.001, 0.999, n)
-    out = effects.aipw_from_nuisances(y, d, e_hat, np.zeros(n), np.ones(n), cl, "ATE", clip=0.05)
+    out = aipw_from_nuisances(y, d, e_hat, np.zeros(n), np.ones(n), cl, "ATE", clip=0.05)
     assert out.diagnostics["n_clipped"] == int(np.sum((e_hat < 0.05) | (e_hat > 0.95)))
     e = np.clip(e_hat, 0.05, 0.95)
     tau, _ = aipw_by_hand(y, d, e, np.zeros(n), np.ones(n), cl, "ATE")
@@ -260,8 +267,8 @@ def test_cluster_propensity_equals_logit_on_cluster_means_per_fold(penalty):
     t = sim.data
     X = np.column_stack([t[c].to_numpy() for c in ("x1", "x2", "z")])
     d = t["d"].to_numpy()
-    fold = effects.cluster_folds(cl, 3, 1, d)
-    e, info = effects.cluster_propensity(X, d, cl, fold, penalty)
+    fold = cluster_folds(cl, 3, 1, d)
+    e, info = cluster_propensity(X, d, cl, fold, penalty)
     assert info["converged"]
     fold_c = np.array([fold[cl == c][0] for c in labels])
     ref = np.empty(len(labels))
@@ -300,7 +307,7 @@ def test_propensity_penalty_by_leave_one_cluster_out_with_the_one_se_rule():
     sim = cluster_trial(n_strata=4, clusters_per_stratum=5, n_per_cluster=4, overlap="low",
                         seed=8)
     xc, dc, labels, cl = cluster_design(sim)
-    grid = effects.PENALTY_GRID
+    grid = PENALTY_GRID
     dev = np.empty((len(grid), len(dc)))
     for j, lam in enumerate(grid):
         for i in range(len(dc)):
@@ -322,7 +329,7 @@ def test_propensity_penalty_by_leave_one_cluster_out_with_the_one_se_rule():
             dev[j, i] = -2 * (dc[i] * np.log(p) + (1 - dc[i]) * np.log(1 - p))
     mean, se = dev.mean(axis=1), dev.std(axis=1, ddof=1) / np.sqrt(len(dc))
     expected = grid[max(j for j in range(len(grid)) if mean[j] <= mean.min() + se[mean.argmin()])]
-    lam, mean_ours, se_ours = effects.loo_penalty(xc, dc)
+    lam, mean_ours, se_ours = loo_penalty(xc, dc)
     print(f"\nLOO deviance: max |difference| {np.abs(mean_ours - mean).max():.1e}; "
           f"penalty {lam:g} (expected {expected:g})")
     np.testing.assert_allclose(mean_ours, mean, atol=1e-5)
@@ -331,20 +338,20 @@ def test_propensity_penalty_by_leave_one_cluster_out_with_the_one_se_rule():
     t = sim.data
     X = np.column_stack([t[c].to_numpy() for c in ("x1", "x2", "z")])
     d = t["d"].to_numpy()
-    fold = effects.cluster_folds(cl, 2, 0, d)
-    e_cv, info = effects.cluster_propensity(X, d, cl, fold)
+    fold = cluster_folds(cl, 2, 0, d)
+    e_cv, info = cluster_propensity(X, d, cl, fold)
     for k, f in enumerate(info["folds"]):
         rows = fold == k
-        e_fixed, _ = effects.cluster_propensity(X, d, cl, fold, f["penalty"])
+        e_fixed, _ = cluster_propensity(X, d, cl, fold, f["penalty"])
         np.testing.assert_array_equal(e_cv[rows], e_fixed[rows])
         fold_c = np.array([fold[cl == c][0] for c in labels])
-        assert f["penalty"] == effects.loo_penalty(xc[fold_c != k], dc[fold_c != k])[0]
+        assert f["penalty"] == loo_penalty(xc[fold_c != k], dc[fold_c != k])[0]
 
 
 def test_aipw_uses_one_cluster_level_propensity_per_cluster_and_compare_agrees():
     sim = cluster_trial(n_strata=2, clusters_per_stratum=8, n_per_cluster=6, seed=21)
     settings = dict(model="linear", inner_steps=1, max_steps=30, patience=None, eval_every=10)
-    res = effects.aipw(sim, folds=2, seed=3, **settings)
+    res = aipw(sim, folds=2, seed=3, **settings)
     cl = sim.data["cluster"].to_numpy()
     e = res.nuisance["e"]
     for c in np.unique(cl):
@@ -356,7 +363,7 @@ def test_aipw_uses_one_cluster_level_propensity_per_cluster_and_compare_agrees()
     assert res.diagnostics["n_clipped"] == int(np.sum((e < 0.01) | (e > 0.99)))
     t = sim.data
     X = np.column_stack([t[c].to_numpy() for c in ("x1", "x2", "z")])
-    expected, _ = effects.cluster_propensity(X, t["d"].to_numpy(), cl, res.nuisance["fold"])
+    expected, _ = cluster_propensity(X, t["d"].to_numpy(), cl, res.nuisance["fold"])
     np.testing.assert_array_equal(e, expected)
     # compare()'s AIPW rows use the same propensity and outcome fits
     with warnings.catch_warnings():
@@ -366,7 +373,7 @@ def test_aipw_uses_one_cluster_level_propensity_per_cluster_and_compare_agrees()
     assert tab[0]["estimate"] == pytest.approx(res.estimate, abs=1e-10)
     assert tab[0]["std_error"] == pytest.approx(res.std_error, abs=1e-10)
     # the individual-level propensity is still available, and is not constant in clusters here
-    ind = effects.aipw(sim, folds=2, seed=3, propensity="individual", **settings)
+    ind = aipw(sim, folds=2, seed=3, propensity="individual", **settings)
     assert ind.diagnostics["propensity"] == "individual"
     assert not np.array_equal(ind.nuisance["e"], e)
     with warnings.catch_warnings():
@@ -380,9 +387,9 @@ def test_propensity_option_is_checked():
     t = _table(np.tile([0.0, 1.0], 8))             # treatment varies within clusters
     with pytest.raises(ValueError, match="propensity='cluster' needs a treatment assigned to "
                                          "whole clusters.*'d' varies"):
-        effects.aipw(t, "y", "d", ["x"], "g", propensity="cluster")
+        aipw(t, "y", "d", ["x"], "g", propensity="cluster")
     with pytest.raises(ValueError, match="propensity must be 'auto', 'cluster' or 'individual'"):
-        effects.aipw(t, "y", "d", ["x"], "g", propensity="school")
+        aipw(t, "y", "d", ["x"], "g", propensity="school")
 
 
 def test_aipw_with_cluster_propensity_coverage_and_bias_on_cluster_trial():
@@ -398,7 +405,7 @@ def test_aipw_with_cluster_propensity_coverage_and_bias_on_cluster_trial():
         sim = cluster_trial(n_strata=4, clusters_per_stratum=10, n_per_cluster=10,
                             overlap="high", tau=tau, seed=1000 + r)
         table, names = outcome_features(sim)
-        res = effects.aipw(table, "y", "d", names, "cluster", folds=2, seed=r, **settings)
+        res = aipw(table, "y", "d", names, "cluster", folds=2, seed=r, **settings)
         assert res.diagnostics["propensity"] == "cluster"
         est.append(res.estimate)
         covered.append(res.ci_low <= tau <= res.ci_high)
@@ -466,8 +473,8 @@ def test_dml_coverage_and_bias_on_cluster_trial():
                             overlap="high", tau=tau, seed=1000 + r)
         table, names = outcome_features(sim)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", effects.FunctionalFormWarning)
-            res = effects.dml_plm(table, "y", "d", names, "cluster", folds=2, seed=r, **settings)
+            warnings.simplefilter("ignore", FunctionalFormWarning)
+            res = dml_plm(table, "y", "d", names, "cluster", folds=2, seed=r, **settings)
         est.append(res.estimate)
         covered.append(res.ci_low <= tau <= res.ci_high)
     est = np.array(est)
@@ -485,10 +492,10 @@ def test_median_over_splits_is_chernozhukov_median_aggregation():
     (Chernozhukov et al. 2018, Section 3.4), written out here."""
     est = np.array([1.0, 1.4, 0.7, 1.1, 2.0])
     se = np.array([0.3, 0.2, 0.5, 0.25, 0.4])
-    splits = [effects.Effect("dml", "PLM", e, s, np.nan, np.nan, 100, 20, 19, 0.95,
+    splits = [Effect("dml", "PLM", e, s, np.nan, np.nan, 100, 20, 19, 0.95,
                              {"converged": k != 3})
               for k, (e, s) in enumerate(zip(est, se))]
-    out = effects.median_over_splits(splits)
+    out = median_over_splits(splits)
     assert out.estimate == 1.1
     sigma = np.sqrt(np.median(se ** 2 + (est - 1.1) ** 2))
     assert out.std_error == pytest.approx(sigma, rel=1e-14)
@@ -504,16 +511,16 @@ def test_repeated_crossfitting_is_the_median_of_single_splits_and_compare_agrees
     table = continuous_frame(seed=4)
     kw = dict(folds=2, model="linear", alpha=0.5, inner_steps=1, max_steps=40, patience=None,
               validation_share=0.0)
-    single = [effects.dml_plm(table, "y", "d", ["x1", "z"], "g", seed=effects.split_seed(3, s),
+    single = [dml_plm(table, "y", "d", ["x1", "z"], "g", seed=split_seed(3, s),
                               **kw) for s in range(3)]
-    rep = effects.dml_plm(table, "y", "d", ["x1", "z"], "g", seed=3, repeats=3, **kw)
+    rep = dml_plm(table, "y", "d", ["x1", "z"], "g", seed=3, repeats=3, **kw)
     est = np.array([e.estimate for e in single])
     se = np.array([e.std_error for e in single])
     assert rep.estimate == pytest.approx(np.median(est), abs=1e-12)
     assert rep.std_error == pytest.approx(np.sqrt(np.median(se ** 2 + (est - np.median(est)) ** 2)),
                                           abs=1e-12)
     assert len(set(np.round(est, 10))) == 3       # the splits differ
-    assert effects.dml_plm(table, "y", "d", ["x1", "z"], "g", seed=3, repeats=1,
+    assert dml_plm(table, "y", "d", ["x1", "z"], "g", seed=3, repeats=1,
                            **kw).estimate == single[0].estimate
     # the same in compare(), whose DML row shares its nuisances with AIPW
     sim = cluster_trial(n_strata=2, clusters_per_stratum=8, n_per_cluster=6, seed=21)
@@ -522,14 +529,14 @@ def test_repeated_crossfitting_is_the_median_of_single_splits_and_compare_agrees
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         row = rfp.compare(sim, methods=["dml", "aipw"], seed=5, repeats=3, **ckw).to_pylist()
-        dml = effects.dml_plm(sim, seed=5, repeats=3, **ckw)
-        att = effects.aipw(sim, estimand="ATT", seed=5, repeats=3, **ckw)
+        dml = dml_plm(sim, seed=5, repeats=3, **ckw)
+        att = aipw(sim, estimand="ATT", seed=5, repeats=3, **ckw)
     assert row[0]["estimate"] == pytest.approx(dml.estimate, abs=1e-10)
     assert row[0]["std_error"] == pytest.approx(dml.std_error, abs=1e-10)
     assert (row[2]["method"], row[2]["estimand"]) == ("aipw", "ATT")
     assert row[2]["estimate"] == pytest.approx(att.estimate, abs=1e-10)
     with pytest.raises(ValueError, match="repeats must be a whole number >= 1"):
-        effects.dml_plm(table, "y", "d", ["x1", "z"], "g", repeats=0, **kw)
+        dml_plm(table, "y", "d", ["x1", "z"], "g", repeats=0, **kw)
 
 
 def test_one_progress_bar_counts_every_fit_of_an_estimator(capsys):
@@ -547,11 +554,11 @@ def test_one_progress_bar_counts_every_fit_of_an_estimator(capsys):
     table = continuous_frame(seed=4)
     kw = dict(folds=2, model="mlp", hidden=(4,), alpha=0.5, inner_steps=1, max_steps=40,
               patience=None, validation_share=0.0, eval_every=10)   # fitted by gradient descent
-    effects.dml_plm(table, "y", "d", ["x1", "z"], "g", repeats=2, progress=True, **kw)
+    dml_plm(table, "y", "d", ["x1", "z"], "g", repeats=2, progress=True, **kw)
     err = capsys.readouterr().err
     assert "rfp fits" in err and "0/8" in err    # one bar, 8 fits (tqdm redraws sparingly)
     seen = []
-    effects.dml_plm(table, "y", "d", ["x1", "z"], "g", progress=lambda *a: seen.append(a[0]),
+    dml_plm(table, "y", "d", ["x1", "z"], "g", progress=lambda *a: seen.append(a[0]),
                     **kw)
     assert seen.count(10) == 4                   # 2 folds x 2 nuisances, each from step 10
     with over_fits({}, 3) as settings:           # not a terminal: no bar
@@ -575,7 +582,7 @@ def test_cluster_trial_truths_match_large_sample_averages():
     y = t["y"].to_numpy()
     assert y[d == 1].mean() - y[d == 0].mean() > truth["SATT"] + 1.0
     # treatment is constant within clusters
-    assert effects.treatment_is_clustered(d, t["cluster"].to_numpy())
+    assert treatment_is_clustered(d, t["cluster"].to_numpy())
 
 
 # ----------------------------------------------------------------------------- variance share
@@ -589,16 +596,16 @@ def test_variance_share_warning_when_treatment_is_a_function_of_cluster_covariat
     x1 = rng.normal(size=cl.size)
     y = d + z[cl] + x1 + rng.normal(size=cl.size)
     t = pa.table({"y": y, "d": d, "x1": x1, "z": z[cl], "g": cl})
-    with pytest.warns(effects.FunctionalFormWarning, match="functional-form"):
-        res = effects.dml_plm(t, "y", "d", ["x1", "z"], "g", folds=3, **OLS_LIKE)
+    with pytest.warns(FunctionalFormWarning, match="functional-form"):
+        res = dml_plm(t, "y", "d", ["x1", "z"], "g", folds=3, **OLS_LIKE)
     assert res.diagnostics["variance_share"] > 0.9
 
     # treatment varying within clusters, independent of the controls: no warning
     d_within = rng.integers(0, 2, size=cl.size).astype(float)
     t2 = t.set_column(1, "d", pa.array(d_within))
     with warnings.catch_warnings():
-        warnings.simplefilter("error", effects.FunctionalFormWarning)
-        res2 = effects.dml_plm(t2, "y", "d", ["x1", "z"], "g", folds=3, **OLS_LIKE)
+        warnings.simplefilter("error", FunctionalFormWarning)
+        res2 = dml_plm(t2, "y", "d", ["x1", "z"], "g", folds=3, **OLS_LIKE)
     assert res2.diagnostics["variance_share"] < 0.5
 
 
@@ -694,7 +701,7 @@ def test_non_binary_treatment_is_named_with_its_values():
     t = _table(np.tile([0.0, 1.0, 2.0, 0.5], 4))
     with pytest.raises(ValueError, match=r"treatment column 'd' must be binary \(0/1\) for AIPW; "
                                          r"values seen: \[0, 0.5, 1, 2\]"):
-        effects.aipw(t, "y", "d", ["x"], "g")
+        aipw(t, "y", "d", ["x"], "g")
     with pytest.raises(ValueError, match="must be binary .* for the T-learner"):
         rfp.effect(t, "y", "d", ["x"], "g", method="t_learner")
     # compare(): the binary-only rows say why they are left out; FE runs
@@ -740,30 +747,30 @@ def test_treatment_varying_within_a_cluster_named_when_design_is_cluster():
     t = _table(d, cl=np.repeat(["a", "b", "c", "d"], 4))
     with pytest.raises(ValueError, match="treatment column 'd' varies within cluster 'c' "
                                          r"\(column 'g'; 1 such cluster\(s\)\)"):
-        effects.dml_plm(t, "y", "d", ["x"], "g", design="cluster")
+        dml_plm(t, "y", "d", ["x"], "g", design="cluster")
     with pytest.raises(ValueError, match="design must be"):
-        effects.dml_plm(t, "y", "d", ["x"], "g", design="clusters")
+        dml_plm(t, "y", "d", ["x"], "g", design="clusters")
 
 
 def test_other_bad_input():
     t = _table(np.tile([0.0, 1.0], 8))
     with pytest.raises(ValueError, match="column.*'w'.*not found"):
-        effects.dml_plm(t, "y", "d", ["w"], "g")
+        dml_plm(t, "y", "d", ["w"], "g")
     with pytest.raises(ValueError, match="cluster= is required"):
-        effects.dml_plm(t, "y", "d", ["x"])
+        dml_plm(t, "y", "d", ["x"])
     with pytest.raises(ValueError, match="the treatment 'd' is also a control"):
-        effects.dml_plm(t, "y", "d", ["x", "d"], "g")
+        dml_plm(t, "y", "d", ["x", "d"], "g")
     with pytest.raises(ValueError, match="estimand must be 'ATE' or 'ATT'"):
-        effects.aipw(t, "y", "d", ["x"], "g", estimand="ATC")
+        aipw(t, "y", "d", ["x"], "g", estimand="ATC")
     with pytest.raises(ValueError, match="method must be one of"):
         rfp.effect(t, "y", "d", ["x"], "g", method="iv")
     with pytest.raises(TypeError, match="do not pass loss="):
-        effects.dml_plm(t, "y", "d", ["x"], "g", folds=2, loss="logistic")
+        dml_plm(t, "y", "d", ["x"], "g", folds=2, loss="logistic")
     with pytest.raises(ValueError, match="unknown method"):
         rfp.compare(t, "y", "d", ["x"], "g", methods=["lasso"])
     nan = t.set_column(2, "x", pa.array([np.nan] + [0.5] * 15))
     with pytest.raises(ValueError, match="column 'x' has 1 missing value"):
-        effects.dml_plm(nan, "y", "d", ["x"], "g")
+        dml_plm(nan, "y", "d", ["x"], "g")
     text = t.set_column(1, "d", pa.array(["yes", "no"] * 8))
     with pytest.raises(ValueError, match="treatment column 'd' must be numeric"):
-        effects.aipw(text, "y", "d", ["x"], "g")
+        aipw(text, "y", "d", ["x"], "g")

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 import rfp
-from rfp.models import as_model
+from rfp.core.models import as_model
 
 FAST = dict(max_steps=60, patience=None, eval_every=10)
 

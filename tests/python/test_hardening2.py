@@ -11,10 +11,9 @@ import pandas as pd
 import pytest
 
 import rfp
-from rfp import persist
 from rfp.baselines.fixed_effects import fixed_effects
 from rfp.sklearn import RFPClassifier, RFPRegressor
-from rfp.wild_bootstrap import wild_cluster_bootstrap
+from rfp.inference.wild_bootstrap import wild_cluster_bootstrap
 
 LINEAR = dict(model="linear", alpha=1.0, progress=False)
 QUICK = dict(model="linear", max_steps=20, patience=None, progress=False)
@@ -173,7 +172,7 @@ def _wild_design(n_clusters, seed=0):
 @pytest.mark.parametrize("n_clusters", [2, 3])
 def test_item6_wild_bootstrap_warns_when_the_draws_cannot_support_the_level(n_clusters):
     x, y, g = _wild_design(n_clusters)
-    with pytest.warns(rfp.inference.SmallClusterWarning,
+    with pytest.warns(rfp.inference.small_clusters.SmallClusterWarning,
                       match=rf"only {2 ** n_clusters} distinct wild bootstrap draws \({n_clusters} "
                             rf"clusters\).*smallest attainable p-value is "
                             rf"{2 / 2 ** n_clusters:g}.*95% interval"):
@@ -354,7 +353,7 @@ def test_item9_grid_candidates_are_checked_naming_the_key(grid, err, message):
 
 
 def test_item9_grid_candidates_are_normalised():
-    from rfp.crossval import expand_grid
+    from rfp.tuning.grid import expand_grid
     base = {"alpha": 0.5, "inner_lr": 0.1, "inner_steps": 1}
     configs = expand_grid({"alpha": np.array([0.5, 0.25]), "inner_steps": [2.0],
                            "hidden": [[8.0, 4]]}, base)

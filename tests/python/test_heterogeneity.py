@@ -81,7 +81,7 @@ def test_blp_covers_known_heterogeneity_and_finds_none_where_there_is_none():
     top − bottom difference is centred on 0 (within 3 Monte Carlo SEs) and
     with heterogeneity positive in most samples. Its interval under-covers
     here (0.87-0.90 measured: the SD of the difference is about 1.4 times
-    its CR1 SE; see rfp/heterogeneity.py), so coverage is only guarded at
+    its CR1 SE; see rfp/effects/heterogeneity.py), so coverage is only guarded at
     0.8 against getting worse."""
     reps = 300
     for kappa in (0.5, 0.0):

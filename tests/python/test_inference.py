@@ -3,8 +3,9 @@ R's sandwich / stats, and fixest's documented K counts."""
 import numpy as np
 import pytest
 
-from rfp.inference import (cluster_if_se, cluster_if_vcov, cr1_vcov, fixest_dof_k,
-                           is_nested, t_test)
+from rfp.inference.cluster_robust import (cluster_if_se, cluster_if_vcov, cr1_vcov, fixest_dof_k,
+    is_nested)
+from rfp.inference.t_test import t_test
 
 TOL = 1e-10
 

@@ -14,9 +14,23 @@ import warnings
 import numpy as np
 import pytest
 
-from rfp import effects as fx
-from rfp.api import fit_arrays
-from rfp.nuisance import constant_fit, ladder_choice, linear_fit, ridge_fit
+from rfp.effects.scores import OverlapWarning, aipw_from_nuisances, crump_threshold, largest_cluster_share, overlap_checks
+
+from rfp.effects.estimators import aipw, dml_plm
+
+from rfp.effects.folds import cluster_folds, default_repeats
+
+from rfp.effects.crossfit import nuisances
+
+from rfp.core import closed_form
+from rfp.effects import nuisance as nz_mod
+
+from rfp.core import quadratic
+
+from rfp.effects.reading import read
+from rfp.training.fit import fit_arrays
+from rfp.core.closed_form import constant_fit, linear_fit, ridge_fit
+from rfp.effects.nuisance import ladder_choice
 from rfp.simulate import cluster_trial
 
 
@@ -62,14 +76,14 @@ def test_dml_estimate_with_direct_nuisances_equals_gradient_descent(monkeypatch,
     (the issue asks 1e-6; 1,000 steps already give 1e-13, 300 steps 3e-7)."""
     sim = cluster_trial(4, 10, 15, overlap="high", seed=7)
     x = ["x1", "x2", "z"]
-    fold = fx.cluster_folds(sim.data["cluster"].to_numpy(), 5, 0, sim.data["d"].to_numpy())
+    fold = cluster_folds(sim.data["cluster"].to_numpy(), 5, 0, sim.data["d"].to_numpy())
     gd_settings = dict(model="linear", alpha=1.0, inner_steps=0, validation_share=0.0,
                        max_steps=1500, learning_rate=0.05, schedule="cosine", patience=None)
-    direct = fx.dml_plm(sim, x=x, nuisance="method", fold=fold, **gd_settings)
+    direct = dml_plm(sim, x=x, nuisance="method", fold=fold, **gd_settings)
     assert descents == []                       # solved directly: no gradient descent
-    monkeypatch.setattr(fx.nz_mod, "is_closed_form", lambda settings: False)
-    monkeypatch.setattr(fx.quadratic, "is_quadratic", lambda settings: False)
-    gd = fx.dml_plm(sim, x=x, nuisance="method", fold=fold, **gd_settings)
+    monkeypatch.setattr(closed_form, "is_closed_form", lambda settings: False)
+    monkeypatch.setattr(quadratic, "is_quadratic", lambda settings: False)
+    gd = dml_plm(sim, x=x, nuisance="method", fold=fold, **gd_settings)
     assert sorted(descents) == ["logistic"] * 5 + ["squared"] * 5
     assert gd.diagnostics["converged"]
     assert abs(gd.estimate - direct.estimate) < 1e-9
@@ -102,10 +116,10 @@ def test_dml_equals_doubleml_plr_on_the_same_folds():
     pytest.importorskip("doubleml")
     sim = cluster_trial(4, 10, 15, overlap="high", seed=7)
     df = sim.data.to_pandas()[["y", "d", "x1", "x2", "z", "cluster"]]
-    fold = fx.cluster_folds(df["cluster"].to_numpy(), 5, 0, df["d"].to_numpy())
+    fold = cluster_folds(df["cluster"].to_numpy(), 5, 0, df["d"].to_numpy())
     assert np.all(np.bincount(fold) == 120)
     tau, se = _doubleml_fit(df, fold, 5)
-    ours = fx.dml_plm(sim, x=["x1", "x2", "z"], nuisance="method", model="linear", alpha=1.0,
+    ours = dml_plm(sim, x=["x1", "x2", "z"], nuisance="method", model="linear", alpha=1.0,
                       inner_steps=0, fold=fold)
     assert abs(ours.estimate - tau) < 1e-8
     assert ours.std_error / se == pytest.approx(np.sqrt(40 / 39), abs=1e-8)
@@ -126,7 +140,7 @@ def test_aipw_equals_doubleml_irm_on_the_same_folds():
     d = (rng.random(g * m) < 1 / (1 + np.exp(-(0.5 * x1 - 0.3 * x2 + 0.3 * z)))).astype(float)
     y = d * (1 + 0.5 * x1) + x1 - x2 + z + rng.normal(size=g)[cl] + rng.normal(size=g * m)
     df = pd.DataFrame({"y": y, "d": d, "x1": x1, "x2": x2, "z": z, "cluster": cl})
-    ours = fx.aipw(df, "y", "d", ["x1", "x2", "z"], "cluster", folds=5, seed=0, repeats=1,
+    ours = aipw(df, "y", "d", ["x1", "x2", "z"], "cluster", folds=5, seed=0, repeats=1,
                    propensity="individual", nuisance="method", model="linear", alpha=1.0,
                    inner_steps=0)
     fold = ours.nuisance["fold"]
@@ -155,11 +169,11 @@ def test_doubleml_weights_unequal_folds_equally():
     pytest.importorskip("doubleml")
     sim = cluster_trial(4, 10, 15, overlap="high", seed=7)
     df = sim.data.to_pandas()[["y", "d", "x1", "x2", "z", "cluster"]]
-    fold = fx.cluster_folds(df["cluster"].to_numpy(), 3, 1, df["d"].to_numpy())
+    fold = cluster_folds(df["cluster"].to_numpy(), 3, 1, df["d"].to_numpy())
     sizes = np.bincount(fold)
     assert len(set(sizes)) > 1
     tau, _ = _doubleml_fit(df, fold, 3)
-    ours = fx.dml_plm(sim, x=["x1", "x2", "z"], nuisance="method", model="linear", alpha=1.0,
+    ours = dml_plm(sim, x=["x1", "x2", "z"], nuisance="method", model="linear", alpha=1.0,
                       inner_steps=0, fold=fold)
     u, v = ours.nuisance["residual_y"], ours.nuisance["residual_d"]
     fold_weighted = (sum(np.mean(v[fold == k] * u[fold == k]) for k in range(3))
@@ -187,9 +201,9 @@ def test_ladder_picks_a_constant_propensity_when_treatment_is_randomized():
     const = 0
     for seed in range(5):
         t = _randomized(seed)
-        ed = fx.read(t, "y", "d", ["x1", "x2", "z"], "cluster")
-        fold = fx.cluster_folds(ed.cluster, 5, seed, ed.d)
-        nz = fx.nuisances(ed, fold, ("m",), nuisance="select", model="linear", alpha=1.0,
+        ed = read(t, "y", "d", ["x1", "x2", "z"], "cluster")
+        fold = cluster_folds(ed.cluster, 5, seed, ed.d)
+        nz = nuisances(ed, fold, ("m",), nuisance="select", model="linear", alpha=1.0,
                           inner_steps=0)
         const += nz["chosen"]["m"] == "constant"
         if nz["chosen"]["m"] == "constant":
@@ -200,9 +214,9 @@ def test_ladder_picks_a_constant_propensity_when_treatment_is_randomized():
     x = rng.normal(size=(400, 2))
     cl = np.repeat(np.arange(40), 10)
     d = (rng.random(400) < 1 / (1 + np.exp(-2 * x[:, 0]))).astype(float)
-    ed = fx.read({"y": rng.normal(size=400), "d": d, "a": x[:, 0], "b": x[:, 1], "g": cl},
+    ed = read({"y": rng.normal(size=400), "d": d, "a": x[:, 0], "b": x[:, 1], "g": cl},
                  "y", "d", ["a", "b"], "g")
-    nz = fx.nuisances(ed, fx.cluster_folds(cl, 5, 0), ("m",), nuisance="select",
+    nz = nuisances(ed, cluster_folds(cl, 5, 0), ("m",), nuisance="select",
                       model="linear", alpha=1.0, inner_steps=0)
     assert nz["chosen"]["m"] == "linear"
 
@@ -245,7 +259,7 @@ def test_ridge_rung_is_the_penalised_logit_on_the_original_scale():
 def test_crump_threshold_solves_its_equation():
     rng = np.random.default_rng(0)
     e = 1 / (1 + np.exp(-rng.normal(0, 2.5, size=2000)))
-    alpha = fx.crump_threshold(e)
+    alpha = crump_threshold(e)
     h = 1 / (e * (1 - e))
     gamma = 1 / (alpha * (1 - alpha))
     # brute force over a fine grid of thresholds: the smallest γ with γ ≥ 2 E[h | h ≤ γ]
@@ -254,7 +268,7 @@ def test_crump_threshold_solves_its_equation():
     assert gamma == pytest.approx(ok[0], rel=1e-12)
     assert 0.02 < alpha < 0.2
     # well-overlapping propensities: no trimming
-    assert fx.crump_threshold(rng.uniform(0.3, 0.7, size=500)) == 0.0
+    assert crump_threshold(rng.uniform(0.3, 0.7, size=500)) == 0.0
 
 
 def test_trimmed_aipw_reports_the_changed_estimand():
@@ -262,13 +276,13 @@ def test_trimmed_aipw_reports_the_changed_estimand():
     d = np.tile([0.0, 1.0], 50)
     e = np.r_[np.full(10, 0.01), np.full(80, 0.5), np.full(10, 0.99)]
     cl = np.repeat(np.arange(20), 5)
-    out = fx.aipw_from_nuisances(y, d, e, np.zeros(100), np.zeros(100), cl, "ATE", trim=0.1)
+    out = aipw_from_nuisances(y, d, e, np.zeros(100), np.zeros(100), cl, "ATE", trim=0.1)
     keep = (e >= 0.1) & (e <= 0.9)
-    ref = fx.aipw_from_nuisances(y[keep], d[keep], e[keep], np.zeros(80), np.zeros(80), cl[keep])
+    ref = aipw_from_nuisances(y[keep], d[keep], e[keep], np.zeros(80), np.zeros(80), cl[keep])
     assert out.estimand == "ATE (trimmed)" and out.diagnostics["n_trimmed"] == 20
     assert out.estimate == pytest.approx(ref.estimate, abs=1e-14)
     with pytest.raises(ValueError, match="trim"):
-        fx.aipw_from_nuisances(y, d, e, np.zeros(100), np.zeros(100), cl, "ATE", trim=0.7)
+        aipw_from_nuisances(y, d, e, np.zeros(100), np.zeros(100), cl, "ATE", trim=0.7)
 
 
 def test_overlap_warning_names_the_problem():
@@ -276,13 +290,13 @@ def test_overlap_warning_names_the_problem():
     d = np.tile([0.0, 1.0], 50)
     e = np.r_[np.full(20, 0.001), np.full(80, 0.5)]
     cl = np.repeat(np.arange(20), 5)
-    out = fx.aipw_from_nuisances(y, d, e, np.zeros(100), np.zeros(100), cl, "ATE")
-    with pytest.warns(fx.OverlapWarning, match="clipped"):
-        fx.overlap_checks(out)
+    out = aipw_from_nuisances(y, d, e, np.zeros(100), np.zeros(100), cl, "ATE")
+    with pytest.warns(OverlapWarning, match="clipped"):
+        overlap_checks(out)
     assert any("range" in w for w in out.diagnostics["overlap_warnings"])
     s = np.zeros(100)
     s[:5] = 10.0                                      # one cluster dominates the variance
-    assert fx.largest_cluster_share(s, cl) == pytest.approx(1.0)
+    assert largest_cluster_share(s, cl) == pytest.approx(1.0)
 
 
 def _linear_cluster_trial(seed, g=40, n=15, tau=1.0):
@@ -309,9 +323,9 @@ def test_dml_default_settings_cover_at_40_clusters():
     for r in range(reps):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            e = fx.dml_plm(_linear_cluster_trial(r), "y", "d", ["x", "z"], "g",
+            e = dml_plm(_linear_cluster_trial(r), "y", "d", ["x", "z"], "g",
                            nuisance="linear", seed=r)
-        assert e.diagnostics["repeats"] == fx.default_repeats(40) == 5
+        assert e.diagnostics["repeats"] == default_repeats(40) == 5
         est.append(e.estimate)
         ses.append(e.std_error)
         cover.append(e.ci_low <= 1.0 <= e.ci_high)
@@ -323,8 +337,8 @@ def test_dml_default_settings_cover_at_40_clusters():
 
 
 def test_default_repeats_by_number_of_clusters():
-    assert fx.default_repeats(40) == 5 and fx.default_repeats(99) == 5
-    assert fx.default_repeats(100) == 1
+    assert default_repeats(40) == 5 and default_repeats(99) == 5
+    assert default_repeats(100) == 1
 
 
 @pytest.mark.slow
@@ -341,7 +355,7 @@ def test_aipw_ate_covers_at_40_clusters():
     for r in range(reps):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            e = fx.aipw(_linear_cluster_trial(r), "y", "d", ["x", "z"], "g", nuisance="linear",
+            e = aipw(_linear_cluster_trial(r), "y", "d", ["x", "z"], "g", nuisance="linear",
                         seed=r, propensity_penalty=1.0)
         est.append(e.estimate)
         cover.append(e.ci_low <= 1.0 <= e.ci_high)

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 import rfp
-from rfp import persist
+from rfp.persist import read as persist, write as persist_write
 
 
 def table(g):
@@ -182,8 +182,8 @@ def test_format_1_files_still_load(good, tmp_path):
     meta = json.loads(str(members["meta"]))
     meta["format"] = "rfp-model-1"
     meta["clusters"] = {k: {"dtype": members[k].dtype.str, "values": members[k].tolist()}
-                        for k in persist.LABELS}
-    old = {k: v for k, v in members.items() if k not in persist.LABELS}
+                        for k in persist_write.LABELS}
+    old = {k: v for k, v in members.items() if k not in persist_write.LABELS}
     path = tmp_path / "old.rfp"
     path.write_bytes(rewrite(old, meta=np.array(json.dumps(meta))))
     back = rfp.load(path)
@@ -207,6 +207,5 @@ def test_a_tuned_model_keeps_its_cross_validation(tmp_path):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(back.cv.fold_of_cluster, m.cv.fold_of_cluster)
     assert fit(t).cv is None
-    from rfp import persist
     with pytest.raises(ValueError, match="cross-validation table is damaged"):
         persist._read_cv({"configs": [{}], "loss": []}, lambda why: ValueError(why))

@@ -13,12 +13,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rfp import effects as fx
-from rfp import quadratic
-from rfp.api import fit_arrays, solve_arrays
-from rfp.bilevel import Objective, gather, observation_weights
-from rfp.layout import make_buckets
-from rfp.models import linear
+from rfp.core import quadratic
+from rfp.effects.estimators import dml_plm
+from rfp.effects.folds import cluster_folds
+from rfp.training.fit import fit_arrays, solve_arrays
+from rfp.core.bilevel import Objective, gather, observation_weights
+from rfp.core.layout import make_buckets
+from rfp.core.models import linear
 from rfp.simulate import cluster_trial
 
 
@@ -100,13 +101,13 @@ def test_dml_with_linear_outcome_nuisance_equals_gradient_descent(monkeypatch, d
     treatment's logistic nuisance is gradient descent in both runs."""
     sim = cluster_trial(4, 8, 15, overlap="high", seed=3)
     x = ["x1", "x2", "z"]
-    fold = fx.cluster_folds(sim.data["cluster"].to_numpy(), 4, 0, sim.data["d"].to_numpy())
+    fold = cluster_folds(sim.data["cluster"].to_numpy(), 4, 0, sim.data["d"].to_numpy())
     settings = dict(model="linear", validation_share=0.0, max_steps=3000, learning_rate=0.02,
                     schedule="cosine", patience=None)
-    direct = fx.dml_plm(sim, x=x, nuisance="method", fold=fold, **settings)
+    direct = dml_plm(sim, x=x, nuisance="method", fold=fold, **settings)
     assert descents == ["logistic"] * 4                # the outcome's fits were solved
-    monkeypatch.setattr(fx.quadratic, "is_quadratic", lambda settings: False)
-    gd = fx.dml_plm(sim, x=x, nuisance="method", fold=fold, **settings)
+    monkeypatch.setattr(quadratic, "is_quadratic", lambda settings: False)
+    gd = dml_plm(sim, x=x, nuisance="method", fold=fold, **settings)
     assert sorted(descents) == ["logistic"] * 8 + ["squared"] * 4
     assert abs(gd.estimate - direct.estimate) < 1e-6
     assert abs(gd.std_error - direct.std_error) < 1e-6

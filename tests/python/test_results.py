@@ -8,7 +8,7 @@ from scipy import stats
 
 import rfp
 from rfp.baselines.fixed_effects import fixed_effects
-from rfp.effects import plm_from_residuals
+from rfp.effects.scores import plm_from_residuals
 
 
 def data(seed=0, n_clusters=40, per=10):

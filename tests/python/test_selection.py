@@ -13,7 +13,7 @@ import pytest
 
 import rfp
 from rfp import alerts
-from rfp.selection import cluster_sums, paired_difference, simplest_within
+from rfp.tuning.selection import cluster_sums, paired_difference, simplest_within
 
 
 def test_paired_se_equals_statsmodels_cluster_robust_se():

@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 
 import rfp
-from rfp import api, settings
+from rfp import settings
+from rfp.training import fit as api
 from rfp.simulate import cluster_trial
 
 FAST = dict(max_steps=20, patience=None)

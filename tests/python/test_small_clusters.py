@@ -10,8 +10,8 @@ import pytest
 from scipy import stats
 
 from rfp.baselines.fixed_effects import demean, fixed_effects
-from rfp.inference import encode
-from rfp.wild_bootstrap import wild_cluster_bootstrap
+from rfp.inference.cluster_robust import encode
+from rfp.inference.wild_bootstrap import wild_cluster_bootstrap
 
 TOL = 1e-8
 
@@ -241,7 +241,7 @@ def binary_data(seed=4, n_clusters=12):
 
 def test_compare_cr2_row_matches_clubsandwich(r):
     import rfp
-    from rfp.inference import SmallClusterWarning
+    from rfp.inference.small_clusters import SmallClusterWarning
     frame = binary_data()
     with warnings.catch_warnings():
         warnings.simplefilter("error", SmallClusterWarning)      # none with CR2
@@ -265,7 +265,7 @@ def test_compare_cr2_row_matches_clubsandwich(r):
 
 def test_compare_warns_with_few_clusters_under_cr1_and_runs_wild():
     import rfp
-    from rfp.inference import SmallClusterWarning
+    from rfp.inference.small_clusters import SmallClusterWarning
     frame = binary_data()
     with pytest.warns(SmallClusterWarning, match=r"only 12 clusters.*vcov = 'CR2'.*'wild'"):
         cr1 = rfp.compare(frame, "y", "d", ["x1"], "cl", methods=["fixed_effects"])

@@ -52,10 +52,10 @@ def test_minibatch_gradients_average_to_the_full_batch_gradient_over_an_epoch():
     minibatch gradients of an epoch (the sampler and selection training
     uses) average to the full-batch gradient of R_k."""
     import jax.numpy as jnp
-    from rfp import minibatch
-    from rfp.bilevel import Objective, gather
-    from rfp.layout import make_buckets
-    from rfp.models import as_model
+    from rfp.core import minibatch
+    from rfp.core.bilevel import Objective, gather
+    from rfp.core.layout import make_buckets
+    from rfp.core.models import as_model
 
     x, y, cluster = equal_clusters()
     model = as_model("mlp", hidden=(8,), activation="tanh")
@@ -81,7 +81,7 @@ def test_minibatch_gradients_average_to_the_full_batch_gradient_over_an_epoch():
 
 
 def test_sampler_splits_the_batch_across_buckets():
-    from rfp.minibatch import ClusterSampler, per_bucket
+    from rfp.core.minibatch import ClusterSampler, per_bucket
     assert per_bucket([10, 30], 8).tolist() == [2, 6]
     assert per_bucket([1, 99], 4).tolist() == [1, 3]     # every bucket drawn
     s = ClusterSampler([10, 30], 8, seed=0)

@@ -9,11 +9,12 @@ import pyarrow as pa
 import pytest
 
 import rfp
-from rfp import persist, simulate
-from rfp.bilevel import Objective, gather, observation_weights
-from rfp.layout import Bucket, make_buckets
-from rfp.models import text_bag
-from rfp.text import TextEncoder
+from rfp import simulate
+from rfp.persist.read import NotAModelFile
+from rfp.core.bilevel import Objective, gather, observation_weights
+from rfp.core.layout import Bucket, make_buckets
+from rfp.core.models import text_bag
+from rfp.core.text import TextEncoder
 
 TEXTS = {"title": ["The red dog", "an old Harbour", "", "red red red sun", "zebra"],
          "medium": ["oil on canvas", "graphite on paper", "oil", "", "canvas"]}
@@ -172,7 +173,7 @@ def test_a_damaged_vocabulary_is_not_a_model_file(tmp_path):
     fitted.config["vocab_size"] = 3      # smaller than the vocabulary
     path = tmp_path / "bad.rfp"
     fitted.save(path)
-    with pytest.raises(persist.NotAModelFile, match="vocabulary does not match"):
+    with pytest.raises(NotAModelFile, match="vocabulary does not match"):
         rfp.load(path)
 
 
@@ -292,7 +293,7 @@ def test_nearest_words_by_cosine_similarity():
 
 def test_bag_of_words_ridge_equals_scikit_learn_and_the_text_model():
     from sklearn.linear_model import Ridge
-    from rfp import bag_of_words
+    from rfp.tuning import bag_of_words
     data = small(n_clusters=10, n_per_cluster=12).to_pandas()
     enc = TextEncoder.fit({"title": list(data.title)}, cluster=data.cluster)
     inputs = {**enc.encode({"title": list(data.title)}), "x": data[["x1"]].to_numpy()}

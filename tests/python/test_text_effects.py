@@ -10,7 +10,9 @@ import pyarrow as pa
 import pytest
 
 import rfp
-from rfp import effects
+from rfp.effects.estimators import dml_plm
+from rfp.effects.crossfit import nuisances
+from rfp.effects.reading import read, with_text
 
 TAU = 1.0
 FILLER = ["vase", "harbour", "portrait", "garden", "bridge", "river", "window", "study"]
@@ -74,19 +76,19 @@ def test_same_seed_same_estimate_with_text_alone():
     data = confounded_by_words(1, n_clusters=12, per_cluster=10)
     settings = dict(hidden=(4,), embedding_dim=3, max_steps=40, patience=None, repeats=1,
                     folds=3, progress=False)
-    a, b = (quiet(effects.dml_plm, data, "y", "d", None, "cluster", text="title", seed=3,
+    a, b = (quiet(dml_plm, data, "y", "d", None, "cluster", text="title", seed=3,
                   **settings) for _ in range(2))
     assert a.estimate == b.estimate and a.std_error == b.std_error
     assert np.array_equal(a.nuisance["m"], b.nuisance["m"])
     # the method's rung is the text model with the default (mlp) head, on the text alone
-    ed = effects.read(data, "y", "d", None, "cluster", text="title")
+    ed = read(data, "y", "d", None, "cluster", text="title")
     assert ed.x.shape == (data.num_rows, 0) and ed.encoder.columns == ["title"]
     fit_settings = {k: v for k, v in settings.items() if k not in ("repeats", "folds")}
-    nz = quiet(effects.nuisances, ed, a.nuisance["fold"], ("g",), nuisance="method",
-               **effects.with_text(ed, fit_settings))
+    nz = quiet(nuisances, ed, a.nuisance["fold"], ("g",), nuisance="method",
+               **with_text(ed, fit_settings))
     config = nz["models"]["g"][0].config
     assert config["model"] == "text" and config["head"] == "mlp" and config["embedding_dim"] == 3
-    other = quiet(effects.dml_plm, data, "y", "d", None, "cluster", text="title", seed=4,
+    other = quiet(dml_plm, data, "y", "d", None, "cluster", text="title", seed=4,
                   **settings)
     assert other.estimate != a.estimate
 

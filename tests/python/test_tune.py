@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import rfp
-from rfp import crossval
+from rfp.tuning.crossval import batch_chunk, fold_per_cluster, cross_validate, training_picks
+from rfp.tuning.grid import expand_grid
 
 
 def _data(n_clusters=12, n=15, seed=0):
@@ -51,7 +52,7 @@ def test_batched_cv_equals_separate_fits(sizes):
                 beta = np.linalg.lstsq(z, y[tr], rcond=None)[0]
                 pred = beta[0] + x[te] @ beta[1:]
             elif c["model"] == "linear":   # R_k solved directly (test_quadratic checks it)
-                pred = rfp.api.solve_arrays(x[tr], y[tr], cluster[tr], scale=False,
+                pred = rfp.training.fit.solve_arrays(x[tr], y[tr], cluster[tr], scale=False,
                                             **{k: c[k] for k in ("alpha", "inner_lr",
                                                                  "inner_steps")}
                                             ).predict_arrays(x[te])
@@ -68,12 +69,12 @@ def test_batched_cv_equals_separate_fits(sizes):
 def test_training_picks_cover_each_fold_once():
     """Every training cluster of fold f appears once among its valid picks,
     and no held-out cluster does."""
-    from rfp.layout import make_buckets
+    from rfp.core.layout import make_buckets
     _, _, cluster = _data(n=UNEQUAL)
-    fold = crossval.cluster_folds(cluster, 3, 0)
+    fold = fold_per_cluster(cluster, 3, 0)
     buckets = make_buckets(cluster)
     assert len(buckets) > 1
-    picks, valid = crossval.training_picks(buckets, fold, 3)
+    picks, valid = training_picks(buckets, fold, 3)
     for f in range(3):
         got = np.concatenate([b.clusters[p[f][v[f] > 0]] for b, p, v in zip(buckets, picks, valid)])
         assert sorted(got.tolist()) == np.flatnonzero(fold != f).tolist()
@@ -119,29 +120,29 @@ def test_compiles_once_per_shape_group():
     program, the ERM rows (no inner loop) another; a second width doubles
     them.  (13 clusters: a shape no other test compiles.)"""
     x, y, cluster = _data(n_clusters=13, seed=1)
-    before = crossval.batch_chunk._cache_size()
+    before = batch_chunk._cache_size()
     rfp.tune_arrays(x, y, cluster, grid={"alpha": [1.0, 0.7, 0.3, 0.0], "inner_lr": [0.1, 0.3],
                                         "learning_rate": [0.01, 0.03]},
                     folds=3, progress=False, **SMALL)
-    assert crossval.batch_chunk._cache_size() - before == 2
-    before = crossval.batch_chunk._cache_size()
+    assert batch_chunk._cache_size() - before == 2
+    before = batch_chunk._cache_size()
     rfp.tune_arrays(x, y, cluster, grid={"alpha": [1.0, 0.5, 0.0], "hidden": [(8,), (4,)]},
                     folds=3, progress=False, **SMALL)
-    assert crossval.batch_chunk._cache_size() - before == 4   # two programs per width
+    assert batch_chunk._cache_size() - before == 4   # two programs per width
 
 
 def test_grid_expansion_and_table():
-    base = dict(rfp.api.DEFAULTS)
-    configs = crossval.expand_grid(None, base)
+    base = dict(rfp.training.fit.DEFAULTS)
+    configs = expand_grid(None, base)
     alphas = {c["alpha"] for c in configs}
     assert 1.0 in alphas and 0.0 in alphas          # ERM and MAML in the default grid
     assert sum(c["alpha"] == 1.0 for c in configs) == 1   # eta is moot at alpha = 1
     assert [c["inner_steps"] for c in configs if c["alpha"] == 1.0] == [0]   # no inner loop
     assert len(configs) == 3
     with pytest.raises(TypeError, match="list of candidates"):
-        crossval.expand_grid({"alpha": 0.5}, base)
+        expand_grid({"alpha": 0.5}, base)
     with pytest.raises(ValueError, match="cannot be tuned"):
-        crossval.expand_grid({"max_steps": [10]}, base)
+        expand_grid({"max_steps": [10]}, base)
 
 
 def test_choice_one_se_and_refit():
@@ -204,13 +205,13 @@ def test_cv_plot(tmp_path):
 
 def test_batched_and_sequential_programs_agree():
     """vmap (accelerators) and lax.map (CPU) over the models: same curves."""
-    from rfp.api import _config, _model_for
-    from rfp.bilevel import Objective
+    from rfp.training.fit import _config, _model_for
+    from rfp.core.bilevel import Objective
     x, y, cluster = _data(seed=6)
     base = _config(dict(SMALL))
-    configs = [_config(c) for c in crossval.expand_grid({"alpha": [1.0, 0.5]}, base)]
+    configs = [_config(c) for c in expand_grid({"alpha": [1.0, 0.5]}, base)]
     m = _model_for(base, "mlp")
-    runs = [crossval.cross_validate(lambda c: Objective(m.apply, "squared", 1, 0.0),
+    runs = [cross_validate(lambda c: Objective(m.apply, "squared", 1, 0.0),
                                     lambda c: m.init, x, y, cluster, np.ones(len(y)), configs,
                                     folds=3, max_steps=60, patience=20, sequential=seq)
             for seq in (True, False)]

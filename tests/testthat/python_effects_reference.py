@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 import rfp
-from rfp.compare import weighted_att
+from rfp.inference.weighted_mean import weighted_att
 
 SETTINGS = dict(model="linear", max_steps=20, learning_rate=0.05)
 X = ["x1", "x2", "z"]

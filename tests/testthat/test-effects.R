@@ -49,7 +49,7 @@ test_that("repeated cross-fitting: the median over splits, the same in rfp_compa
                                                    repeats = 1), effect_settings))$estimate
   rep <- do.call(rfp_effect, c(list(f, df, "d", folds = 2, seed = 1, repeats = 3),
                                effect_settings))
-  # split s uses seed + 7919 s (rfp.effects.split_seed)
+  # split s uses seed + 7919 s (rfp.effects.folds.split_seed)
   expect_equal(rep$estimate, median(vapply(1 + 7919 * 0:2, one, numeric(1))),
                tolerance = 1e-12)
   expect_identical(rep$diagnostics$repeats, 3L)
@@ -163,7 +163,7 @@ test_that("nuisance choice, trimming and default repeats reach the backend and c
   f <- y ~ x1 + x2 + z | g
   r <- rfp_effect(f, df, "d", method = "aipw", folds = 3, seed = 2, nuisance = "linear",
                   trim = 0.2, propensity = "individual")
-  py <- reticulate::import("rfp.effects")
+  py <- reticulate::import("rfp.effects.estimators")
   table <- reticulate::r_to_py(df[c("y", "d", "x1", "x2", "z", "g")])
   p <- py$aipw(table, "y", "d", list("x1", "x2", "z"), "g", folds = 3L, seed = 2L,
                nuisance = "linear", trim = 0.2, propensity = "individual")

@@ -7,16 +7,16 @@ projections (sweep each fixed effect's group means in turn) until the largest
 change in a sweep is below ``tol`` relative to the column's scale. Standard
 errors (``vcov``):
 
-* "CR1" (default): by cluster (``rfp.inference.cr1_vcov``) with K counted as
+* "CR1" (default): by cluster (``inference.cluster_robust.cr1_vcov``) with K counted as
   in fixest's default ``ssc(fixef.K = "nested")``
-  (``rfp.inference.fixest_dof_k``); t with G - 1 degrees of freedom.
+  (``inference.cluster_robust.fixest_dof_k``); t with G - 1 degrees of freedom.
 * "CR2": Bell-McCaffrey bias-reduced variance with the adjustment of the
-  regression with the fixed effects as dummies (``rfp.inference.CR2``) and a
+  regression with the fixed effects as dummies (``inference.small_clusters.CR2``) and a
   t with Satterthwaite degrees of freedom per coefficient, as
   ``clubSandwich::coef_test(vcov = "CR2", test = "Satterthwaite")`` and
   ``estimatr::lm_robust(se_type = "CR2")``.
 * "wild": the CR1 standard error, but p-values and intervals from the wild
-  cluster bootstrap with the null imposed (``rfp.wild_bootstrap``; interval
+  cluster bootstrap with the null imposed (``inference.wild_bootstrap``; interval
   by test inversion), seeded by ``seed``.
 
 Case weights (``weights``, a column name or one number >= 0 per row) give
@@ -41,11 +41,13 @@ import numpy as np
 import pyarrow as pa
 import scipy.sparse as sp
 
-from .. import data as rdata
-from .. import results
-from ..inference import CR2, cr1_vcov, fixest_dof_k, t_test
-from ..settings import validate
-from ..wild_bootstrap import wild_cluster_bootstrap
+from rfp import data as rdata
+from rfp import results
+from rfp.inference.cluster_robust import cr1_vcov, fixest_dof_k
+from rfp.inference.small_clusters import CR2
+from rfp.inference.t_test import t_test
+from rfp.inference.wild_bootstrap import wild_cluster_bootstrap
+from rfp.settings import validate
 
 INTERCEPT = "(Intercept)"
 _COLLINEAR_TOL = 1e-9   # |x̃_j residual| / |x_j centred| below this: collinear
@@ -327,20 +329,16 @@ def _group_mean_operator(codes: np.ndarray, w: np.ndarray):
 
 
 def _check_roles(y, treatment, controls, fe):
-    if treatment == y:
-        raise ValueError(f"column '{y}' is both the outcome and the treatment")
-    for c in controls:
-        if c in (y, treatment):
-            role = "outcome" if c == y else "treatment"
-            raise ValueError(f"column '{c}' is both a control and the {role}")
+    """``data.check_roles`` for the outcome, treatment and controls, then
+    the fixed effects' own: no control twice, no fixed effect that is also a
+    regressor or the outcome."""
+    rdata.check_roles(y, controls, d=treatment)
     dup = {c for c in controls if controls.count(c) > 1}
     if dup:
         raise ValueError(f"control column(s) {sorted(dup)} listed more than once")
     for f in fe:
         if f in (y, treatment, *controls):
             raise ValueError(f"column '{f}' is both a fixed effect and a regressor/outcome")
-
-
 
 
 def _check_collinear(x, x_tilde, terms, fe, has_intercept):

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import quadratic
-from .nuisance import constant_fit, linear_fit
-from .selection import cluster_sums
+from rfp.core import quadratic
+from rfp.core.closed_form import constant_fit, linear_fit
+from rfp.tuning.selection import cluster_sums
 
 
 def linear_key(config: dict) -> tuple:

@@ -31,11 +31,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from . import alerts, devices as devices_mod, minibatch
-from .bilevel import Objective, floats_as, gather
-from .layout import make_buckets
-from .progress import wants_bar
-
+from rfp import alerts
+from rfp.core import devices as devices_mod
+from rfp.core import minibatch
+from rfp.core.bilevel import Objective, floats_as, gather
+from rfp.core.closed_form import constant_fit
+from rfp.core.layout import make_buckets
+from rfp.progress import wants_bar
 
 # the objective is taken to diverge once it exceeds this multiple of the
 # pooled loss at the starting parameters
@@ -255,16 +257,12 @@ def train(objective: Objective, init, x, y, cluster, w, *, alpha: float,
 
 
 def constant_loss(y, w, rows_train, rows_val, loss: str) -> float:
-    """Held-out loss of the constant predictor: the training clusters'
-    weighted mean outcome (its log-odds for the logistic loss)."""
-    m = np.sum(w[rows_train] * y[rows_train]) / np.sum(w[rows_train])
+    """Held-out loss of the constant predictor (``closed_form.constant_fit``
+    on the training clusters: the weighted mean outcome, or its log-odds for
+    the logistic loss)."""
+    c = constant_fit(y[rows_train], w[rows_train], loss).intercept
     yv, wv = y[rows_val], w[rows_val]
-    if loss == "logistic":
-        m = np.clip(m, 1e-12, 1 - 1e-12)
-        c = np.log(m / (1 - m))
-        li = np.logaddexp(0.0, c) - yv * c
-    else:
-        li = (yv - m) ** 2
+    li = np.logaddexp(0.0, c) - yv * c if loss == "logistic" else (yv - c) ** 2
     return float(np.sum(wv * li) / np.sum(wv))
 
 

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .layout import Bucket
+from rfp.core.layout import Bucket
 
 
 def squared(y, yhat):
@@ -131,7 +131,7 @@ def observation_weights(cluster: np.ndarray, weights=None,
         if w.shape != (len(cluster),) or not np.all(np.isfinite(w)) or np.any(w < 0):
             raise ValueError(f"weights must be one finite number >= 0 per observation "
                              f"({len(cluster)}), got {w.size}")
-        from .data import normalise_weights
+        from rfp.data import normalise_weights
         w = normalise_weights(w)   # R_k is scale-free in w; this keeps float32 from underflowing
     if equal_clusters:
         _, inv = np.unique(cluster, return_inverse=True)

@@ -1,6 +1,7 @@
-"""Nuisance models chosen by the data (issue 12, "Nuisances chosen by the data").
+"""Closed-form fits: the constant, the linear model and the ridge-penalised
+logit, solved directly (one Newton solver, ``newton_logit``). The mean and
+linear candidates of ``tune`` and the rungs of the effects' ladder.
 
-Closed-form linear nuisances
     A linear model trained with alpha = 1 (or without inner steps) minimises
     the pooled loss Σ w_i L(y_i, a + x_i'b): for the squared loss that is
     weighted least squares, for the logistic loss the weighted logit. Both are
@@ -10,27 +11,7 @@ Closed-form linear nuisances
     a fit; ``tests/python/test_nuisance.py`` checks the solution equals the
     gradient-descent fit at convergence.  With alpha < 1 and inner steps, a
     linear model under the squared loss is still solved directly: its R_k
-    is a quadratic (``quadratic.py``).
-
-The ladder
-    constant → (for a binary target: a ridge-penalised logit) →
-    linear/logistic → the method's model (settings as given).
-    Every rung is cross-fitted on the same cluster folds; the out-of-fold
-    loss (squared error, or deviance for a binary target) is summed per
-    cluster, and the simplest rung whose loss is within ``LADDER_MARGIN``
-    (one) standard error of the paired per-cluster difference of the best
-    rung's is chosen (``selection.simplest_within``, the rule ``tune`` uses;
-    the one-SE rule of Hastie, Tibshirani & Friedman, ESL 7.10). The ridge
-    rung (``ridge_fit``: penalty ``RIDGE_SHARE`` times the rows, on
-    standardised controls, about halving the logit's slopes) sits between
-    a constant propensity and the plain logit, so that weak overlap that
-    the logit estimates noisily is not flattened to a constant. So
-    a randomized treatment, whose propensity is a constant, gets a constant
-    or nearly constant ê unless a richer model predicts held-out clusters
-    clearly better. The rungs share folds, and the selection uses their
-    out-of-fold predictions (as stacking and the DoubleML guide's learner
-    choice by nuisance loss do); it is not nested.
-"""
+    is a quadratic (``quadratic.py``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -38,12 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import expit
 
-from .selection import simplest_within
-
-LADDER = ("constant", "ridge", "linear", "method")
-LADDER_MARGIN = 1.0   # the effects' ladder: the one-SE rule (validation/RESULTS.md)
 RIDGE_SHARE = 0.25    # ridge rung's penalty per row: about half the logit's curvature
-NUISANCE_CHOICES = ("select", "method", "linear", "constant")
 
 
 @dataclass
@@ -101,41 +77,90 @@ def linear_fit(x, y, w=None, loss="squared", tol=1e-10, max_iter=100) -> ClosedF
         root = np.sqrt(w)
         beta = np.linalg.lstsq(z * root[:, None], y * root, rcond=None)[0]
         return ClosedFormFit("linear", loss, float(beta[0]), beta[1:], True)
-    start = constant_fit(y, w, "logistic")
-    beta = np.zeros(z.shape[1])
-    beta[0] = start.intercept
+    start = constant_fit(y, w, "logistic").intercept
+    beta, converged, it, _ = newton_logit(z, y, w, np.zeros(z.shape[1]), start, tol * w.sum(),
+                                          max_iter)
+    return ClosedFormFit("linear", loss, float(beta[0]), beta[1:], converged, it)
 
-    def objective(b):
-        eta = z @ b
-        return float(w @ (np.logaddexp(0.0, eta) - y * eta))
 
-    value, converged, it = objective(beta), False, 0
+def newton_logit(z, y, w, penalty, intercept, tol, max_iter):
+    """The one Newton solver of the package's logits: (a, b) minimising
+    Σ w_i [log(1 + exp(η_i)) − y_i η_i] + ½ Σ_j penalty_j c_j², η = z c, from
+    c = (intercept, 0, ..., 0), by Newton steps with backtracking that never
+    increase the objective.  Stops when the largest gradient entry is at most
+    ``tol`` (converged) or when no step lowers the objective (under
+    separation no minimiser exists: the last iterate).  Returns (c,
+    converged, iterations, largest gradient entry)."""
+    coef = np.zeros(z.shape[1])
+    coef[0] = intercept
+
+    def objective(c):
+        eta = z @ c
+        return float(w @ (np.logaddexp(0.0, eta) - y * eta) + 0.5 * np.sum(penalty * c * c))
+
+    value, converged, grad_max, it = objective(coef), False, np.inf, 0
     for it in range(1, max_iter + 1):
-        p = expit(z @ beta)
-        grad = z.T @ (w * (p - y))
-        if np.max(np.abs(grad)) <= tol * w.sum():
+        p = expit(z @ coef)
+        grad = z.T @ (w * (p - y)) + penalty * coef
+        grad_max = float(np.max(np.abs(grad)))
+        if grad_max <= tol:
             converged = True
             break
-        hess = (z * (w * p * (1 - p))[:, None]).T @ z
-        step = np.linalg.lstsq(hess, grad, rcond=None)[0]
+        hess = (z * (w * p * (1 - p))[:, None]).T @ z + np.diag(penalty)
+        step = np.linalg.lstsq(hess, grad, rcond=None)[0]   # minimum-norm under collinearity
         t = 1.0
         while t > 1e-12:
-            new = objective(beta - t * step)
-            if new <= value:
+            new = objective(coef - t * step)
+            if new <= value + 1e-12 * max(1.0, abs(value)):
                 break
             t /= 2
         else:
             break
-        beta, value = beta - t * step, new
-    return ClosedFormFit("linear", loss, float(beta[0]), beta[1:], converged, it)
+        coef, value = coef - t * step, new
+    return coef, converged, it, grad_max
+
+
+def ridge_logit(x, d, penalty: float = 1.0, tol: float = 1e-10,
+                max_iter: int = 100):
+    """Ridge-penalised logistic regression (``newton_logit``).
+
+    Columns of ``x`` are standardised (mean 0, SD 1 over these rows; a
+    constant column is only centred), and (a, b) minimise
+
+        Σ_i [log(1 + exp(η_i)) − d_i η_i] + penalty/2 · ‖b‖²,   η = a + z b,
+
+    the intercept a unpenalised. Returns (predict, info): ``predict(x_new)``
+    gives logistic(η) for new rows, ``info`` holds coef (a, b on the
+    standardised scale), center, scale, iterations, converged (the largest
+    absolute gradient entry below ``tol`` times the number of rows) and
+    gradient (that entry)."""
+    x = np.asarray(x, dtype=float)
+    d = np.asarray(d, dtype=float)
+    center = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    z = np.column_stack([np.ones(len(d)), (x - center) / scale])
+    pen = np.full(z.shape[1], float(penalty))
+    pen[0] = 0.0
+    p_bar = min(max(d.mean(), 1e-6), 1 - 1e-6)
+    coef, converged, it, grad_max = newton_logit(z, d, np.ones(len(d)), pen,
+                                                 np.log(p_bar / (1 - p_bar)), tol * len(d),
+                                                 max_iter)
+    info = {"coef": coef, "center": center, "scale": scale, "iterations": it,
+            "converged": converged, "gradient": grad_max}
+
+    def predict(x_new):
+        x_new = np.asarray(x_new, dtype=float)
+        return expit(coef[0] + ((x_new - center) / scale) @ coef[1:])
+
+    return predict, info
 
 
 def ridge_fit(x, d, w=None, share: float = RIDGE_SHARE) -> ClosedFormFit:
-    """The ridge-penalised logit (``effects.ridge_logit``, penalty ``share``
+    """The ridge-penalised logit (``ridge_logit``, penalty ``share``
     times the number of rows on standardised controls, intercept free) as a
     closed-form fit on the original scale of x. Case weights: not taken
     (the ladder skips this rung when they are given)."""
-    from .effects import ridge_logit
     x = np.asarray(x, dtype=float).reshape(len(d), -1)
     _, info = ridge_logit(x, d, penalty=share * len(d))
     coef = info["coef"]
@@ -143,27 +168,3 @@ def ridge_fit(x, d, w=None, share: float = RIDGE_SHARE) -> ClosedFormFit:
     intercept = float(coef[0] - np.sum(slopes * info["center"]))
     return ClosedFormFit("ridge", "logistic", intercept, slopes, bool(info["converged"]),
                          int(info["iterations"]))
-
-
-def fold_losses(target, pred, cluster, loss, w=None) -> np.ndarray:
-    """Out-of-fold loss summed per cluster (squared error, or deviance with
-    predictions bounded away from 0 and 1 by 1e-6), each row's loss times its
-    case weight ``w`` when given (clusters in sorted order of their labels)."""
-    if loss == "logistic":
-        p = np.clip(pred, 1e-6, 1 - 1e-6)
-        row = -2 * (target * np.log(p) + (1 - target) * np.log(1 - p))
-    else:
-        row = (target - pred) ** 2
-    if w is not None:
-        row = row * np.asarray(w, dtype=float)
-    codes = np.unique(cluster, return_inverse=True)[1].reshape(-1)
-    return np.bincount(codes, weights=row)
-
-
-def ladder_choice(per_cluster: dict, size, margin: float = LADDER_MARGIN) -> tuple[str, dict]:
-    """The simplest rung (order of ``per_cluster``: name -> per-cluster loss
-    sums) within ``margin`` paired SEs of the best (``selection``), and a
-    table rung -> loss, difference to the best and its paired SE."""
-    names = list(per_cluster)
-    pick, rows = simplest_within([per_cluster[k] for k in names], size, margin)
-    return names[pick], dict(zip(names, rows))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-from .selection import cluster_sums
+from rfp.tuning.selection import cluster_sums
 
 # penalties lam, per unit of case weight (mean-pooled word frequencies are
 # at most 1: a word in a share p of the rows weighs about p in the Gram matrix)

@@ -50,122 +50,34 @@ the program (inner_steps, hidden, model, activation, first_order, penalty,
 width) start another batch: one compilation per batch, not per model.
 
 The last row, "mean", is the constant predictor: a configuration that does
-not beat it has learnt nothing that generalises to new clusters.
-"""
+not beat it has learnt nothing that generalises to new clusters."""
 from __future__ import annotations
 
-import itertools
 import sys
-import warnings
-from dataclasses import dataclass, field
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import alerts, minibatch
-from . import settings as settings_mod
-from .bilevel import floats_as, gather
-from .layout import make_buckets
-from .nuisance import constant_fit
-from .progress import wants_bar
-from .simple_candidates import losses
-from .selection import MARGIN, cluster_sums, paired_difference, simplest_within
-from .train import optimizer, outer_step
-
-# alpha, eta and the learning rate are traced: one program serves every value.
-TRACED = ("alpha", "inner_lr", "learning_rate")
-# settings that change the compiled program: a separate batch per combination.
-STATIC = ("model", "hidden", "activation", "inner_steps", "first_order", "penalty",
-          "width", "steps", "head", "embedding_dim")
+from rfp.core import minibatch
+from rfp.core.bilevel import floats_as, gather
+from rfp.core.closed_form import constant_fit
+from rfp.core.layout import make_buckets
+from rfp.progress import wants_bar
+from rfp.training.train import optimizer, outer_step
+from rfp.tuning.cv_result import CVResult, choose
+from rfp.tuning.grid import TRACED, _static_key
+from rfp.tuning.selection import MARGIN, cluster_sums, paired_difference
+from rfp.tuning.simple_candidates import losses
 
 # racing: from this step on, a configuration more than RACE_MARGIN paired SEs
 # behind the leader stops training (``race``)
 RACE_FROM = 100
 RACE_MARGIN = 2.0
 
-# ERM (alpha = 1), MAML (alpha = 0) and their midpoint, so the table itself
-# says whether the regularisation helps on the user's data; with the linear
-# candidates solved at the same (alpha, eta) and the constant: 7 candidates.
-# Three network configurations (not the nine of earlier versions) because each
-# costs a network per fold: bench/RESULTS.md ("default tune") measures the time.
-DEFAULT_GRID = {
-    "alpha": [1.0, 0.5, 0.0],
-    "inner_lr": [0.1],
-}
 
-
-def expand_grid(grid, base: dict) -> list[dict]:
-    """The grid (a dict of candidate lists, or a list of such dicts) as a list
-    of full configurations, without duplicates.  With alpha = 1 the inner loop
-    has no weight, so eta and k are irrelevant and set to base values."""
-    if grid is None:
-        grid = DEFAULT_GRID
-    if isinstance(grid, dict):
-        grid = [grid]
-    if not isinstance(grid, (list, tuple)) or not grid:
-        raise TypeError("grid must be a dict of candidate lists (e.g. {'alpha': [1, 0.5, 0]}) "
-                        "or a list of such dicts")
-    configs, seen = [], set()
-    for part in grid:
-        if not isinstance(part, dict):
-            raise TypeError(f"each grid part must be a dict of candidate lists, got {type(part).__name__}")
-        unknown = set(part) - set(TRACED) - set(STATIC)
-        if unknown:
-            raise ValueError(f"grid setting(s) {sorted(unknown)} cannot be tuned; tunable: "
-                             f"{sorted(TRACED + STATIC)}")
-        keys = list(part)
-        values = []
-        for k in keys:
-            v = part[k]
-            if isinstance(v, (str, int, float)) or (k == "hidden" and v and
-                                                    all(isinstance(h, (int, np.integer)) for h in v)):
-                raise TypeError(f"grid['{k}'] must be a list of candidates, e.g. "
-                                f"{{'{k}': [{v!r}]}}")
-            try:
-                v = list(v)
-            except TypeError:
-                raise TypeError(f"grid['{k}'] must be a list of candidates, e.g. "
-                                f"{{'{k}': [{v!r}]}}") from None
-            if len(v) == 0:
-                raise ValueError(f"grid['{k}'] is empty: give at least one candidate")
-            values.append([_candidate(k, c) for c in v])
-        for combo in itertools.product(*values):
-            c = {**base, **dict(zip(keys, combo))}
-            if "hidden" in c and c["hidden"] is not None:
-                c["hidden"] = tuple(int(h) for h in c["hidden"])
-            if float(c["alpha"]) == 1.0:   # no inner loop: k = 0 is the same R_1, cheaper
-                c["inner_lr"], c["inner_steps"] = base["inner_lr"], 0
-            key = tuple(sorted((k, _hashable(v)) for k, v in c.items()))
-            if key not in seen:
-                seen.add(key)
-                configs.append(c)
-    return configs
-
-
-def _candidate(key, value):
-    """One candidate of grid[key], checked by the settings' validator (the
-    rule of ``key``); the message names the grid entry."""
-    if key == "hidden" and value is None:
-        return None
-    try:
-        return settings_mod.check(key, value)
-    except (TypeError, ValueError) as e:
-        msg = str(e)
-        if msg.startswith(f"{key} must be "):
-            msg = f"grid['{key}']: each candidate must be " + msg[len(f"{key} must be "):]
-        else:
-            msg = f"grid['{key}']: {msg}"
-        raise type(e)(msg) from None
-
-
-def _hashable(v):
-    """A grid value as a dictionary key (lists and arrays, e.g. case weights, as tuples)."""
-    return tuple(np.asarray(v).tolist()) if isinstance(v, (list, np.ndarray)) else v
-
-
-def cluster_folds(cluster_codes: np.ndarray, folds: int, seed: int) -> np.ndarray:
+def fold_per_cluster(cluster_codes: np.ndarray, folds: int, seed: int) -> np.ndarray:
     """Fold of each cluster code (0..G-1): a seeded permutation cut into
     ``folds`` parts of nearly equal numbers of clusters."""
     g = int(cluster_codes.max()) + 1
@@ -274,166 +186,6 @@ def train_members(objective, init, x, y, cluster, w, hyper: dict, steps: int, se
     return floats_as(jax.tree.map(np.asarray, params), np.float64)
 
 
-def complexity(config: dict) -> int:
-    """Rank from simple to flexible (``selection``): 0 the constant, 1 the
-    linear model at alpha = 1, 2 the linear model with inner steps, 3 a bag
-    of words (``bag_of_words``: linear in word frequencies), 4 the network
-    at alpha = 1 (ERM), 5 the network with inner steps."""
-    if config.get("model") == "constant":
-        return 0
-    if config.get("model") == "words":
-        return 3
-    erm = float(config["alpha"]) == 1.0
-    if config.get("model") == "linear":
-        return 1 if erm else 2
-    return 4 if erm else 5
-
-
-def candidate_name(config: dict) -> str:
-    """A short label: "mean", "linear", "linear alpha=0.5 eta=0.1", "mlp alpha=1"."""
-    model = config.get("model")
-    if model == "constant":
-        return "mean"
-    if model == "words":
-        return f"words ridge={float(config['ridge']):g}"
-    name = model if isinstance(model, str) else "user"
-    if float(config["alpha"]) == 1.0:
-        return name if name == "linear" else f"{name} alpha=1"
-    return f"{name} alpha={float(config['alpha']):g} eta={float(config['inner_lr']):g}"
-
-
-@dataclass
-class CVResult:
-    """The cross-validation: one row per candidate (the linear models and the
-    network's configurations, then the constant predictor), the chosen row,
-    and the network's curves CV_g(t).  ``diff`` and ``se_diff``: each row's
-    held-out loss minus the best row's, and the SE of that paired difference
-    across clusters (``selection``); ``chosen == len(configs)`` means the
-    constant (the training mean) was chosen."""
-    configs: list
-    loss: np.ndarray           # (G,) min_t CV_g(t)
-    se: np.ndarray             # (G,) SE across folds at that t
-    best_step: np.ndarray      # (G,) 0 for a candidate solved directly
-    steps: list                # evaluation steps of the curves, per config
-    curves: list               # CV_g(t), per config
-    chosen: int
-    chosen_step: int
-    mean_loss: float           # the constant predictor
-    mean_se: float
-    folds: int
-    one_se: bool
-    max_steps: int
-    fold_of_cluster: np.ndarray = field(repr=False, default=None)
-    diff: np.ndarray = field(repr=False, default=None)      # (G + 1,) loss - best loss
-    se_diff: np.ndarray = field(repr=False, default=None)   # (G + 1,) its paired SE
-    margin: float = MARGIN
-    # per-cluster held-out loss sums of every row (the mean's last) and the
-    # clusters' weights: what the choice compared (not saved with a model)
-    sums: list = field(repr=False, default=None)
-    size: np.ndarray = field(repr=False, default=None)
-
-    def choice(self, margin: float) -> int:
-        """The row the rule would choose with another ``margin`` (the
-        returned index is ``len(configs)`` for the mean)."""
-        return choose(self.configs, self.loss, self.mean_loss, self.sums, self.size, margin)[0]
-
-    @property
-    def chose_mean(self) -> bool:
-        return self.chosen == len(self.configs)
-
-    @property
-    def chosen_config(self) -> dict:
-        """The chosen row's settings (``{"model": "constant"}`` for the mean)."""
-        return {"model": "constant"} if self.chose_mean else self.configs[self.chosen]
-
-    def table(self) -> list[dict]:
-        """Rows: the candidate, the tuned settings, mean held-out loss, its SE
-        across folds, the difference to the best row and its paired SE, the
-        chosen step (0: solved directly), and whether the row was chosen."""
-        inner = [c for c in self.configs if float(c["alpha"]) < 1.0]
-        keys = [k for k in TRACED + STATIC if k != "model" and any(k in c for c in self.configs)
-                and len({_hashable(c.get(k)) for c in (inner if k in ("inner_lr", "inner_steps")
-                                                         else self.configs)}) > 1]
-        keys = ["model"] + (keys or ["alpha"])
-        if any(c.get("model") == "words" for c in self.configs):
-            keys.append("ridge")   # the bag of words' penalty
-        rows = []
-        for g, c in enumerate(self.configs):
-            row = {k: c.get(k) for k in keys}
-            if not isinstance(row["model"], str):
-                row["model"] = "user"
-            if float(c["alpha"]) == 1.0:
-                for k in ("inner_lr", "inner_steps"):
-                    if k in row:
-                        row[k] = None   # no inner loop at alpha = 1
-            row.update(cv_loss=float(self.loss[g]), se=float(self.se[g]), **self._paired(g),
-                       step=int(self.best_step[g]), chosen=g == self.chosen)
-            rows.append(row)
-        rows.append({**{k: None for k in keys}, "model": "mean", "cv_loss": self.mean_loss,
-                     "se": self.mean_se, **self._paired(len(self.configs)), "step": 0,
-                     "chosen": self.chose_mean})
-        return rows
-
-    def _paired(self, g):
-        if self.diff is None:   # a table saved before the paired columns
-            return {"diff": float("nan"), "se_diff": float("nan")}
-        return {"diff": float(self.diff[g]), "se_diff": float(self.se_diff[g])}
-
-    def to_arrow(self):
-        """The table as a pyarrow Table (settings such as hidden as text)."""
-        import pyarrow as pa
-        rows = self.table()
-        cols = {k: [r[k] for r in rows] for k in rows[0]}
-        for k, v in cols.items():
-            if any(isinstance(e, (tuple, list, str)) for e in v):
-                cols[k] = [None if e is None else str(e) for e in v]
-        return pa.table(cols)
-
-    def to_pandas(self):
-        import pandas as pd
-        rows = self.table()
-        df = pd.DataFrame(rows)
-        df.index = [f"config {i}" for i in range(len(rows) - 1)] + ["mean (no model)"]
-        return df
-
-    def __repr__(self):
-        lines = [f"cross-validation over {len(self.configs) + 1} candidate(s) x {self.folds} "
-                 f"cluster folds{' (one-SE rule on steps)' if self.one_se else ''}; chosen: the "
-                 f"simplest within {self.margin:g} paired SE of the best:"]
-        rows = self.table()
-        keys = [k for k in rows[0] if k not in ("cv_loss", "se", "diff", "se_diff", "step",
-                                                 "chosen")]
-        head = ("  ".join(f"{k:>10s}" for k in keys) +
-                "     cv_loss    se  vs_best  se_diff   step")
-        lines.append(head)
-        order = sorted(range(len(rows)), key=lambda g: rows[g]["cv_loss"])
-        for g in order:
-            r = rows[g]
-            label = "  ".join(f"{_fmt(r[k]):>10s}" for k in keys)
-            mark = "  <- chosen" if r["chosen"] else ""
-            lines.append(f"{label}  {r['cv_loss']:10.4g} {r['se']:5.2g}  {r['diff']:+7.4f}  "
-                         f"{r['se_diff']:7.4f}  {r['step']:5d}{mark}")
-        return "\n".join(lines)
-
-    def plot(self, path=None):
-        """CV_g(t) for every configuration, the chosen one highlighted, and
-        the constant predictor as a dashed line."""
-        from .plots import cv_curves
-        return cv_curves(self, path)
-
-
-def _fmt(v):
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:g}"
-    return str(v)
-
-
-def _static_key(c):
-    return tuple((k, _hashable(c.get(k))) for k in STATIC)
-
-
 def constant_sums(y, w, cluster, fold, folds, loss) -> np.ndarray:
     """Per-cluster sums of w_i L_i of the constant predictor (the training
     folds' weighted mean, its log-odds for the logistic loss) on held-out rows."""
@@ -445,21 +197,6 @@ def constant_sums(y, w, cluster, fold, folds, loss) -> np.ndarray:
         c = constant_fit(y[train], w[train], loss).intercept
         sums += cluster_sums(losses(c, y[test], loss), cluster[test], g, w[test])
     return sums
-
-
-def choose(configs, loss, mean_loss, sums, size, margin, simple=True) -> tuple[int, int]:
-    """(chosen row, best row) of the table: rows are ``configs`` then the
-    mean (index ``len(configs)``), ``sums`` their per-cluster held-out
-    sums; the candidates are ordered from simple to flexible (``complexity``,
-    then loss) for ``selection.simplest_within``. ``simple = False``: the
-    mean cannot be chosen."""
-    kinds = [complexity(c) for c in configs] + [0]
-    loss = np.r_[loss, mean_loss]
-    rows = [g for g in range(len(kinds)) if simple or g < len(configs)]
-    order = sorted(rows, key=lambda g: (kinds[g], float(loss[g])))
-    pick, table = simplest_within([sums[g] for g in order], size, margin)
-    best = int(np.argmin([r["loss"] if np.isfinite(r["loss"]) else np.inf for r in table]))
-    return order[pick], order[best]
 
 
 def race(best, best_sums, size, active, step, race_from=RACE_FROM, margin=RACE_MARGIN):
@@ -499,7 +236,7 @@ def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=
     ``cluster`` holds codes 0..G-1; ``w`` the observation weights.
     """
     if fold is None:
-        fold = cluster_folds(cluster, folds, seed)
+        fold = fold_per_cluster(cluster, folds, seed)
     n_clusters = int(cluster.max()) + 1
     size = np.bincount(cluster, weights=w, minlength=n_clusters)          # s_c
     fold_onehot = (fold[:, None] == np.arange(folds)[None, :]).astype(float)
@@ -642,45 +379,3 @@ def _bar(progress, total):
         return None
     from tqdm.auto import tqdm
     return tqdm(total=total, desc="rfp tune", unit="step", leave=False, file=sys.stderr)
-
-
-def check_choice(cv: CVResult) -> None:
-    """Warnings about the chosen row: every candidate diverged, the constant
-    chosen (no candidate beats the training mean by more than the margin),
-    a network chosen at its first evaluation, or at the last (not converged)."""
-    finite = np.isfinite(cv.loss)
-    if cv.configs and not finite.any():
-        warnings.warn("every configuration diverged in cross-validation: lower learning_rate "
-                      "or inner_lr in the grid", alerts.DivergenceWarning, stacklevel=3)
-    if cv.chose_mean:
-        g = int(np.argmin(np.where(finite, cv.loss, np.inf))) if finite.any() else None
-        if g is None:
-            why = ""
-        elif cv.diff[-1] <= 0:   # the mean is the best row
-            why = (f" (the best other candidate, {candidate_name(cv.configs[g])}, has "
-                   f"{cv.loss[g]:.4g} against the mean's {cv.mean_loss:.4g})")
-        else:
-            why = (f" (the best, {candidate_name(cv.configs[g])}, beats it by "
-                   f"{cv.diff[-1]:.3g}, within {cv.margin:g} x its paired SE {cv.se_diff[-1]:.3g})")
-        warnings.warn(
-            f"no candidate predicts held-out clusters better than their training mean by more "
-            f"than {cv.margin:g} paired SE{why}: the fit is the training mean; the controls "
-            f"may not predict the outcome across clusters (check model.cv)",
-            alerts.NoBetterThanMeanWarning, stacklevel=3)
-        return
-    config = cv.configs[cv.chosen]
-    if cv.best_step[cv.chosen] == 0 and len(cv.steps[cv.chosen]) == 1 \
-            and cv.steps[cv.chosen][0] == 0:
-        return   # solved directly: nothing to stop
-    steps = cv.steps[cv.chosen]
-    if len(steps) > 1 and cv.chosen_step == steps[0]:
-        warnings.warn(
-            f"the chosen configuration ({candidate_name(config)}) is best at the first "
-            f"evaluation (step {cv.chosen_step}) and worse after it: the network fits what "
-            f"generalises across clusters within {cv.chosen_step} steps and then overfits the "
-            f"training clusters; a lower learning_rate or a smaller network may do better "
-            f"(check model.cv)", alerts.StoppedAtOnceWarning, stacklevel=3)
-    elif cv.chosen_step >= cv.max_steps:
-        warnings.warn(
-            f"the held-out loss was still falling at the last step ({cv.chosen_step}): "
-            f"increase max_steps", alerts.NotConvergedWarning, stacklevel=3)

@@ -31,8 +31,9 @@ from itertools import product
 
 import numpy as np
 
-from .inference import FixedEffectBasis, encode
-from .settings import check
+from rfp.inference.cluster_robust import encode
+from rfp.inference.small_clusters import FixedEffectBasis
+from rfp.settings import check
 
 WEBB = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)])
 
@@ -84,7 +85,7 @@ def warn_coarse(n_clusters: int, weights: str, level: float) -> None:
         return
     import warnings
 
-    from .inference import SmallClusterWarning
+    from rfp.inference.small_clusters import SmallClusterWarning
     advice = ("bootstrap_weights = 'webb' (6^G draws) helps from 3 clusters on; "
               if weights == "rademacher" else "")
     warnings.warn(

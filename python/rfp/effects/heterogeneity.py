@@ -46,7 +46,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from .inference import cr1_vcov, t_test
+from rfp.inference.cluster_robust import cr1_vcov
+from rfp.inference.t_test import t_test
 
 
 @dataclass
@@ -107,7 +108,7 @@ def check_covariates(a, names) -> None:
 def gates(effect, cluster, groups: int = 5, level: float = 0.95):
     """Average AIPW score within ``groups`` quantile groups of the
     cross-fitted τ̂(X) = μ̂1 − μ̂0, CR1 SEs, and the top − bottom difference."""
-    from .settings import check
+    from rfp.settings import check
     phi = _scores(effect)
     groups = check("groups", groups)
     if not groups:
@@ -155,8 +156,9 @@ def heterogeneity(data, y=None, d=None, x=None, cluster=None, *, covariates=None
     controls; None skips it) and GATES over ``groups`` quantile groups of
     τ̂(X) (0 or None skips them). Case weights (``weights``) are not
     supported here (NotImplementedError)."""
-    from . import effects as fx
-    from .settings import validate
+    from rfp.effects.estimators import aipw
+    from rfp.effects.reading import read
+    from rfp.settings import validate
 
     aipw_kwargs = validate({**aipw_kwargs, "level": level, "groups": groups},
                            "heterogeneity", data=data)   # R and Python say the same
@@ -167,9 +169,9 @@ def heterogeneity(data, y=None, d=None, x=None, cluster=None, *, covariates=None
             "weights (case weights) are not supported by heterogeneity: its projection and "
             "GATES regressions are unweighted; rfp.effect(method='aipw', weights=...) gives "
             "the weighted ATE")
-    ed = fx.read(data, y, d, x, cluster, na_action=aipw_kwargs.get("na_action", "fail"),
+    ed = read(data, y, d, x, cluster, na_action=aipw_kwargs.get("na_action", "fail"),
                  binary=True, method="heterogeneity (AIPW scores)")
-    effect = fx.aipw(data, y, d, x, cluster, estimand="ATE", level=level, **aipw_kwargs)
+    effect = aipw(data, y, d, x, cluster, estimand="ATE", level=level, **aipw_kwargs)
     blp = None
     if covariates is not None:
         covariates = [covariates] if isinstance(covariates, str) else list(covariates)
