@@ -66,6 +66,18 @@ def balance(*args, **kwargs):
     return _rfp.balance(*args, **kwargs)
 
 
+def fixed_effects(data, y, treatment, controls=(), fe=(), *, cluster, **kwargs) -> dict:
+    """OLS absorbing fixed effects with clustered SEs (``rfp.fixed_effects``): table, vcov, counts."""
+    f = _rfp.fixed_effects(data, y, treatment, controls, fe, cluster=cluster, **kwargs)
+    terms = [str(t) for t in f.terms]
+    return {"table": f.tidy(), "terms": terms,
+            "vcov": _np.asarray(f.vcov, dtype=float).reshape(len(terms), len(terms)),
+            "df": _np.broadcast_to(_np.asarray(f.df, dtype=float), (len(terms),)).copy(),
+            "n": int(f.n), "n_clusters": int(f.n_clusters), "K": int(f.K),
+            "level": float(f.level), "se_type": str(f.se_type),
+            "iterations": int(f.iterations), "converged": bool(f.converged)}
+
+
 def residual_icc(y, x, cluster) -> float:
     """The intraclass correlation of y after OLS on x (``rfp.compare.residual_icc``)."""
     return float(_residual_icc(y, x, cluster))
