@@ -48,10 +48,7 @@ rfp_simulate <- function(design = c("tragic_triad", "clustered_means", "cluster_
   for (name in intersect(names(args), counts)) args[[name]] <- check_whole(args[[name]], name, 1)
   args$seed <- check_whole(seed, "seed", 0)
   b <- backend()
-  simulate <- switch(design, tragic_triad = b$rfp$simulate$tragic_triad,
-                     clustered_means = b$rfp$simulate$clustered_means,
-                     cluster_trial = b$rfp$simulate$cluster_trial)
-  sim <- py_call(do.call(simulate, args))
+  sim <- py_call(do.call(b$facade$simulate, c(list(design), args)))
   out <- r_table(sim$data)
   settings <- r_plain(sim$settings)
   truth <- settings$truth
@@ -90,13 +87,11 @@ rfp_geometry <- function(dims = c(1, 2, 4, 8, 16, 32), n_clusters = 25L, n_per_c
                          seed = 0L) {
   dims <- check_whole(dims, "dims", 1, scalar = FALSE)
   b <- backend()
-  geometry <- reticulate::import("rfp.geometry", convert = FALSE)
-  pa <- reticulate::import("pyarrow", convert = FALSE)
-  study <- py_call(geometry$dimension_study(
+  study <- py_call(b$facade$dimension_study(
     dims = as.list(dims), n_clusters = check_whole(n_clusters, "n_clusters", 2),
     n_per_cluster = check_whole(n_per_cluster, "n_per_cluster", 1),
     seed = check_whole(seed, "seed", 0)))
-  out <- r_table(pa$table(study))
+  out <- r_table(study)
   out$dim <- as.integer(out$dim)
   out
 }

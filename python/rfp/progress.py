@@ -1,7 +1,7 @@
 """Progress bars: the rule shared with the R package, and one bar over the
 many fits of an effect or a comparison.
 
-The rule (R: ``R/progress.R``): a bar when the session is interactive (a
+The rule (R: ``R/backend-progress.R``): a bar when the session is interactive (a
 Python prompt, IPython or Jupyter) or stderr is a terminal; ``progress=True``
 / ``False`` forces it. Bars go to stderr (tqdm, with the elapsed and
 remaining time), never to stdout, so they are not captured into rendered

@@ -6,7 +6,7 @@ A wrong type is a ``TypeError`` and a value out of range a ``ValueError``;
 both name the setting, say what it must be and give the default as an
 example. ``rfp.fit``, ``fit_arrays``, ``effect``, ``compare``, ``balance``, ``fixed_effects``,
 ``rfp.load`` (settings read from a file) and every R front end (through
-``R/bridge.R``) call it, so R and Python say the same.
+``R/backend-bridge.R``) call it, so R and Python say the same.
 
 The rules are one table, ``RULES`` (a setting per line), and the names each
 entry point takes are ``CONTEXTS``: adding a setting is a line in

@@ -62,6 +62,7 @@ test_that("every entry point can be the first call of a session", {
     rfp_effect = "rfp_effect(y ~ x1 + z | cluster, rfp_trial, 'd', folds = 2, model = 'linear', max_steps = 5)",
     rfp_compare = "rfp_compare(y ~ x1 + z | cluster, rfp_trial, 'd', methods = 'fixed_effects')",
     rfp_balance = "rfp_balance(y ~ x1 + z | cluster, rfp_trial, 'd')",
+    rfp_fixed_effects = "rfp_fixed_effects(y ~ x1 + z | cluster, rfp_trial, 'd', fe = ~ stratum)",
     rfp_simulate = "rfp_simulate('tragic_triad', n_clusters = 4, seed = 1)",
     rfp_geometry = "rfp_geometry(dims = 1, n_clusters = 3, n_per_cluster = 3, seed = 1)")
   # reticulate put the backend's bin/ on this session's PATH; a new session

@@ -12,7 +12,7 @@ test_that("settings out of range or of the wrong type: the Python validator's me
   df$d <- as.numeric(df$g %in% c("c01", "c03", "c05"))
   validate <- function(...) {
     given <- list(...)
-    function() rfp:::backend()$rfp$settings$validate(given, "fit")
+    function() rfp:::backend()$facade$validate_settings(given, "fit")
   }
   cases <- list(
     list(quote(rfp(y ~ x1 | g, df, max_steps = 0)), validate(max_steps = 0),
@@ -177,7 +177,8 @@ test_that("a saved fit holds neither the formula's environment nor the training 
   expect_output(print(summary(loaded)), "Observations: 90")
   # Python reads the same file (the R design is an extra member)
   b <- rfp:::backend()
-  expect_identical(reticulate::py_to_r(b$rfp$load(small)$n_obs), 90L)
+  py_rfp <- reticulate::import("rfp", convert = FALSE)   # the Python API itself
+  expect_identical(reticulate::py_to_r(py_rfp$load(small)$n_obs), 90L)
 })
 
 test_that("overlapping roles and extreme columns: the backend's messages, in R", {
@@ -188,8 +189,9 @@ test_that("overlapping roles and extreme columns: the backend's messages, in R",
   expect_error(rfp_design(y ~ x1 + g | g, df),
                "^the cluster variable 'g' is also a control; rfp never uses the cluster as an input")
   b <- rfp:::backend()
+  py_rfp <- reticulate::import("rfp", convert = FALSE)   # the Python API itself
   table <- rfp:::py_columns(list(y = df$y, x1 = df$x1, g = df$g))
-  py <- python_message(b$rfp$fit(table, y = "y", x = list("y", "x1"), cluster = "g"))
+  py <- python_message(py_rfp$fit(table, y = "y", x = list("y", "x1"), cluster = "g"))
   expect_identical(py, "the outcome 'y' is also a control: remove it from the controls")
   huge <- df
   huge$x1[3] <- 1.3e154

@@ -25,8 +25,9 @@ test_that("rfp(tune = TRUE) chooses by cross-validation and equals the Python AP
   np <- reticulate::import("numpy", convert = FALSE)
   x <- np$column_stack(list(rfp:::py_column(df$x1), rfp:::py_column(df$x2)))
   grid <- list(alpha = list(1, 0.5), inner_lr = list(0.2), learning_rate = list(0.05, 0.01))
-  py <- b$rfp$tune_arrays(x, rfp:::py_column(df$y), df$g, hidden = list(4L), grid = grid,
-                          folds = 4L, max_steps = 60L, seed = 2L, progress = FALSE)
+  py_rfp <- reticulate::import("rfp", convert = FALSE)   # the Python API itself
+  py <- py_rfp$tune_arrays(x, rfp:::py_column(df$y), df$g, hidden = list(4L), grid = grid,
+                           folds = 4L, max_steps = 60L, seed = 2L, progress = FALSE)
   expect_equal(cv$cv_loss, rfp:::r_plain(py$cv$to_arrow()$column("cv_loss")$to_pylist()),
                tolerance = 1e-12)
   expect_equal(unname(predict(fit, newdata = df)),

@@ -125,7 +125,7 @@ test_that("bad weights are errors naming weights and the row, as in Python", {
                      "row), but row 2 is -3"),
                fixed = TRUE)
   # the same message as the backend's
-  py <- tryCatch(rfp:::backend()$rfp$settings$case_weight_values(c(1, -1)),
+  py <- tryCatch(rfp:::backend()$facade$case_weight_values(c(1, -1)),
                  error = function(e) conditionMessage(e))
   expect_match(py, "but row 2 is -1", fixed = TRUE)
 })

@@ -67,10 +67,9 @@ rfp_balance <- function(formula, data, treatment, method = c("entropy", "hierarc
                         lambda = 1, icc = NULL, na.action = stats::na.fail, subset = NULL,
                         weights = NULL, ...) {
   call <- match.call()
-  wd <- weighted_data(substitute(weights), substitute(subset), !missing(subset), data,
-                      parent.frame())
-  data <- wd$data
-  w <- wd$w
+  inputs <- captured_inputs()
+  data <- inputs$data
+  w <- inputs$w
   if (!is.null(w$equal_clusters)) {
     stop("rfp_balance() has no equal-cluster mode: weights takes case weights (a column name ",
          "or one number per row)", call. = FALSE)
@@ -87,7 +86,6 @@ rfp_balance <- function(formula, data, treatment, method = c("entropy", "hierarc
                       what = "balancing weights")
   columns <- effect_columns(ed)
   b <- backend()
-  module <- reticulate::import("rfp.compare", convert = FALSE)
   args <- c(list(columns$table, d = columns$d, x = columns$x, cluster = columns$cluster),
             checked$py)
   case_weights <- kept_case_weights(w, ed)
@@ -95,13 +93,13 @@ rfp_balance <- function(formula, data, treatment, method = c("entropy", "hierarc
   if (method == "cluster" && is.null(icc)) {
     # the ICC of the control outcomes after their covariates (rfp.compare's default)
     control <- ed$treatment == 0
-    x_control <- b$numpy$column_stack(lapply(seq_len(ncol(ed$x)), function(j) {
+    x_control <- b$facade$column_stack(lapply(seq_len(ncol(ed$x)), function(j) {
       py_column(ed$x[control, j])
     }))
-    args$icc <- module$residual_icc(py_column(ed$y[control]), x_control,
-                                    py_column(ed$cluster[control]))
+    args$icc <- b$facade$residual_icc(py_column(ed$y[control]), x_control,
+                                      py_column(ed$cluster[control]))
   }
-  fit <- py_call_warnings(do.call(b$rfp$balance, args))
+  fit <- py_call_warnings(b$facade$balance, args)
 
   result <- fit$result
   converged <- if (reticulate::py_has_attr(result, "converged")) result$converged else result$solved
@@ -109,7 +107,7 @@ rfp_balance <- function(formula, data, treatment, method = c("entropy", "hierarc
   names(weights) <- rownames(ed$covariates)
   balance <- r_table(fit$balance)
   balance$covariate <- ed$x_names[match(balance$covariate, ed$columns)]
-  att <- balanced_att(module, ed, fit, columns)
+  att <- balanced_att(ed, fit)
   n_clusters <- length(unique(ed$cluster))
   structure(c(list(
     call = call, formula = formula, method = method, treatment = ed$treatment_name,
@@ -124,25 +122,17 @@ rfp_balance <- function(formula, data, treatment, method = c("entropy", "hierarc
     n_dropped = ed$n_dropped), att), class = "rfp_balance")
 }
 
-# The weighted ATT and its linearised cluster-robust SE (rfp.compare's
-# weighted_att, residuals on the balanced covariates), t on G - 1 df.
-balanced_att <- function(module, ed, fit, columns) {
-  none <- list(estimate = NA_real_, std.error = NA_real_, conf.low = NA_real_,
-               conf.high = NA_real_, level = 0.95)
-  w <- r_numeric(fit$weights)
-  if (!all(is.finite(w))) return(none)
+# The weighted ATT, its linearised cluster-robust SE and its interval (t on
+# G - 1 df), all from facade.weighted_att (residuals on the balanced
+# covariates; NA when the weights are not all finite).
+balanced_att <- function(ed, fit, level = 0.95) {
+  facade <- backend()$facade
   names_used <- unlist(r_plain(fit$x_names))
-  b <- backend()
-  covariates <- b$numpy$column_stack(lapply(names_used, function(name) {
-    py_column(ed$x[, match(name, ed$columns)])
-  }))
-  both <- py_call(module$weighted_att(py_column(ed$y), py_column(ed$treatment), fit$weights,
-                                      py_column(ed$cluster), covariates))
-  estimate <- as.numeric(r_plain(reticulate::py_get_item(both, 0L)))
-  se <- as.numeric(r_plain(reticulate::py_get_item(both, 1L)))
-  half <- stats::qt(0.975, df = length(unique(ed$cluster)) - 1) * se
-  list(estimate = estimate, std.error = se, conf.low = estimate - half,
-       conf.high = estimate + half, level = 0.95)
+  covariates <- lapply(names_used, function(name) py_column(ed$x[, match(name, ed$columns)]))
+  att <- r_plain(py_call(facade$weighted_att(py_column(ed$y), py_column(ed$treatment),
+                                             fit$weights, py_column(ed$cluster), covariates,
+                                             level = level)))
+  lapply(att[c("estimate", "std.error", "conf.low", "conf.high", "level")], as.numeric)
 }
 
 #' @export

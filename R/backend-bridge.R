@@ -1,40 +1,29 @@
 # Calling the backend's estimators: their Python warnings become R warnings
 # and their settings are checked by the backend's validator (the progress bar
-# over their many fits is in progress.R).
+# over their many fits is in backend-progress.R).
 
-# Evaluate `expr` (a call into Python) recording Python warnings; a Python
-# error becomes an R error, and each recorded user-facing warning is raised
-# again as an R warning with its message and class `rfp_<name>_warning` for
-# the backend's warning class <Name>Warning (`warning_class()`).
-py_call_warnings <- function(expr) {
-  b <- backend()
-  py_warnings <- reticulate::import("warnings", convert = FALSE)
-  context <- py_warnings$catch_warnings(record = TRUE)
-  caught <- context$`__enter__`()
-  open <- TRUE
-  on.exit(if (open) context$`__exit__`(NULL, NULL, NULL), add = TRUE)
-  py_warnings$simplefilter("always", b$builtins$UserWarning)
-  value <- py_call(expr)
-  context$`__exit__`(NULL, NULL, NULL)
-  open <- FALSE
-  for (w in python_warnings(caught)) warning(w)
-  value
+# Call `f` (a function of the facade, e.g. `backend()$facade$fit`) with
+# `args` (a list, as for do.call), recording Python warnings
+# (facade.call_with_warnings); a Python error
+# becomes an R error, and each recorded user-facing warning is raised again
+# as an R warning with its message and class `rfp_<name>_warning` for the
+# backend's warning class <Name>Warning (`warning_class()`).
+py_call_warnings <- function(f, args = list()) {
+  both <- py_call(do.call(backend()$facade$call_with_warnings, c(list(f), args)))
+  for (w in python_warnings(r_plain(reticulate::py_get_item(both, 1L)))) warning(w)
+  reticulate::py_get_item(both, 0L)
 }
 
-# Recorded Python warnings -> R warning conditions (developer-facing
-# categories such as DeprecationWarning are left out).
+# Recorded Python warnings (a list of category, module, message) -> R warning
+# conditions (developer-facing categories such as DeprecationWarning are left
+# out).
 python_warnings <- function(caught) {
-  b <- backend()
   quiet <- c("DeprecationWarning", "PendingDeprecationWarning", "FutureWarning", "ImportWarning")
   out <- list()
-  for (i in seq_len(reticulate::py_len(caught))) {
-    w <- reticulate::py_get_item(caught, i - 1L)
-    category <- r_plain(w$category$`__name__`)
-    if (category %in% quiet) next
-    message <- r_plain(b$builtins$str(w$message))
-    module <- r_plain(w$category$`__module__`)
-    class <- if (startsWith(module, "rfp")) warning_class(category) else NULL
-    out[[length(out) + 1L]] <- warningCondition(message, class = c(class, "rfp_python_warning"))
+  for (w in caught) {
+    if (w$category %in% quiet) next
+    class <- if (startsWith(w$module, "rfp")) warning_class(w$category) else NULL
+    out[[length(out) + 1L]] <- warningCondition(w$message, class = c(class, "rfp_python_warning"))
   }
   out
 }
@@ -65,7 +54,7 @@ check_settings <- function(settings, context, rename = character()) {
   b <- backend()
   values <- unname(Map(py_setting, settings, names(settings)))
   given <- reticulate::py_dict(as.list(names(settings)), values, convert = FALSE)
-  checked <- tryCatch(b$rfp$settings$validate(given, context), error = function(e) {
+  checked <- tryCatch(b$facade$validate_settings(given, context), error = function(e) {
     msg <- clean_message(conditionMessage(e))
     for (name in names(rename)) msg <- sub(sprintf("^%s ", name), paste0(rename[[name]], " "), msg)
     stop(msg, call. = FALSE)

@@ -62,8 +62,7 @@ rfp_save <- function(fit, path) {
   design <- saved_design(fit)
   model <- backend_model(fit)
   b <- backend()
-  persist <- reticulate::import("rfp.persist", convert = FALSE)
-  py_call(persist$save(model, path.expand(path), extra = py_plain(design)))
+  py_call(b$facade$save_model(model, path.expand(path), extra = py_plain(design)))
   invisible(path)
 }
 
@@ -76,8 +75,7 @@ rfp_load <- function(path) {
   if (!file.exists(path)) stop(sprintf("no such file: %s", path), call. = FALSE)
   refuse_rds(path)
   b <- backend()
-  persist <- reticulate::import("rfp.persist", convert = FALSE)
-  both <- py_call(persist$load_with_extra(path.expand(path)))
+  both <- py_call(b$facade$load_model_with_extra(path.expand(path)))
   model <- reticulate::py_get_item(both, 0L)
   saved <- r_plain(reticulate::py_get_item(both, 1L))
   if (is.null(saved) || !identical(saved$format, saved_format)) {
@@ -274,7 +272,7 @@ backend_model <- function(fit) {
     path <- tempfile(fileext = ".npz")
     on.exit(unlink(path), add = TRUE)
     writeBin(fit$model_bytes, path)
-    model <- py_call(b$rfp$load(path))
+    model <- py_call(b$facade$load_model(path))
     fit$backend$model <- model  # an environment: the cache survives this call
   }
   model

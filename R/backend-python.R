@@ -93,15 +93,17 @@ install_rfp <- function(path = NULL, envname = "r-rfp", python = NULL) {
   invisible(out)
 }
 
-# The backend: Python started, `rfp` and helpers imported (convert = FALSE,
-# so NumPy arrays stay in Python until converted on purpose).
+# The backend: Python started and `rfp.facade` imported (convert = FALSE, so
+# NumPy arrays stay in Python until converted on purpose). The facade
+# (python/rfp/facade.py) is the only Python module R imports: every call into
+# Python goes through `backend()$facade`.
 backend <- function() {
-  if (!is.null(.backend$rfp)) return(.backend)
+  if (!is.null(.backend$facade)) return(.backend)
   found <- rfp_python()
   if (is.null(found)) stop(no_backend_message(), call. = FALSE)
   if (reticulate::py_available(initialize = FALSE)) {
     running <- reticulate::py_config()$python
-    if (!reticulate::py_module_available("rfp")) {
+    if (!reticulate::py_module_available("rfp.facade")) {
       stop(sprintf(paste0("Python is already running in this R session (%s) and cannot import ",
                           "rfp; rfp's backend is %s (%s). Restart R and call rfp before ",
                           "anything else starts Python"), running, found$python, found$source),
@@ -117,16 +119,14 @@ backend <- function() {
             else Sys.setenv(RETICULATE_PYTHON = old), add = TRUE)
     reticulate::use_python(found$python, required = TRUE)
   }
-  module <- tryCatch(reticulate::import("rfp", convert = FALSE), error = function(e) {
+  module <- tryCatch(reticulate::import("rfp.facade", convert = FALSE), error = function(e) {
     stop(sprintf(paste0("the Python at %s (from %s) cannot import the rfp backend: %s\n",
                         "Install it there (pip install <rfp source>), or run install_rfp(), ",
                         "or set RFP_PYTHON to a Python that has it"),
                  found$python, found$source, clean_message(conditionMessage(e))), call. = FALSE)
   })
-  .backend$numpy <- reticulate::import("numpy", convert = FALSE)
-  .backend$builtins <- reticulate::import_builtins(convert = FALSE)
   .backend$python <- found$python
-  .backend$rfp <- module
+  .backend$facade <- module
   .backend
 }
 

@@ -18,12 +18,12 @@ py_column <- function(x) {
   }
   if (is.logical(x)) x <- as.integer(x)
   if (is.integer(x)) {
-    return(b$numpy$frombuffer(writeBin(as.vector(x), raw(), size = 4, endian = "little"),
-                              dtype = "<i4"))
+    return(b$facade$from_buffer(writeBin(as.vector(x), raw(), size = 4, endian = "little"),
+                                "<i4"))
   }
   if (is.double(x)) {
-    return(b$numpy$frombuffer(writeBin(as.vector(x), raw(), size = 8, endian = "little"),
-                              dtype = "<f8"))
+    return(b$facade$from_buffer(writeBin(as.vector(x), raw(), size = 8, endian = "little"),
+                                "<f8"))
   }
   if (is.character(x)) return(reticulate::r_to_py(as.list(x)))
   stop(sprintf("cannot send a column of type %s to the backend", typeof(x)), call. = FALSE)
@@ -32,8 +32,7 @@ py_column <- function(x) {
 # A NumPy array (or anything np.asarray takes) -> an R double vector.
 r_numeric <- function(a) {
   b <- backend()
-  bytes <- b$numpy$ascontiguousarray(a, dtype = "<f8")$tobytes()
-  raw <- reticulate::py_to_r(b$builtins$bytearray(bytes))
+  raw <- reticulate::py_to_r(b$facade$float64_bytes(a))
   readBin(raw, "double", n = length(raw) %/% 8L, size = 8, endian = "little")
 }
 
@@ -49,37 +48,35 @@ r_plain <- function(x) reticulate::py_to_r(x)
 
 # An Arrow table -> a data frame: floating columns as bytes (exact), integer
 # columns as R integers where they fit, booleans as logical, the rest (labels)
-# through Python lists, with nulls as NA.
+# through Python lists, with nulls as NA (each column's kind from
+# facade.arrow_kinds).
 r_table <- function(table) {
-  types <- reticulate::import("pyarrow.types", convert = FALSE)
-  names <- unlist(r_plain(table$column_names))
-  columns <- lapply(names, function(name) {
-    column <- table$column(name)
-    type <- column$type
-    if (r_plain(types$is_floating(type))) return(r_numeric(column$to_numpy()))
-    if (r_plain(types$is_integer(type)) && as.integer(r_plain(column$null_count)) == 0L) {
-      values <- r_numeric(column$to_numpy())
+  facade <- backend()$facade
+  schema <- r_plain(facade$arrow_kinds(table))
+  names <- unlist(schema$names)
+  kinds <- unlist(schema$kinds)
+  columns <- lapply(seq_along(names), function(j) {
+    kind <- kinds[[j]]
+    column <- facade$arrow_column(table, names[[j]], kind)
+    if (kind == "floating") return(r_numeric(column))
+    if (kind == "integer") {
+      values <- r_numeric(column)
       if (all(abs(values) <= .Machine$integer.max)) values <- as.integer(values)
       return(values)
     }
-    values <- r_plain(column$to_pylist())
+    values <- r_plain(column)
     missing <- vapply(values, is.null, logical(1))
     values[missing] <- NA
     values <- unlist(values)
-    if (r_plain(types$is_boolean(type))) as.logical(values) else values
+    if (kind == "boolean") as.logical(values) else values
   })
   as.data.frame(stats::setNames(columns, names), stringsAsFactors = FALSE, optional = TRUE)
 }
 
 # A Python dict of scalars (numbers, flags, text) -> a named R list; a list
-# or tuple of numbers (e.g. one value per fold) becomes a numeric vector.
+# or tuple of numbers (e.g. one value per fold) becomes a numeric vector
+# (facade.plain_scalars).
 r_scalars <- function(d) {
-  to_plain <- reticulate::py_eval(paste0(
-    "lambda d: {str(k): ([float(u) for u in v] if isinstance(v, (list, tuple)) and ",
-    "all(hasattr(u, '__float__') for u in v) ",
-    "else bool(v) if isinstance(v, bool) or type(v).__name__ == 'bool_' ",
-    "else float(v) if hasattr(v, '__float__') and not isinstance(v, str) else str(v)) ",
-    "for k, v in d.items()}"), convert = FALSE)
-  out <- r_plain(reticulate::py_call(to_plain, d))
+  out <- r_plain(backend()$facade$plain_scalars(d))
   lapply(out, function(v) if (is.list(v)) as.numeric(unlist(v)) else v)
 }

@@ -99,10 +99,9 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
                         bootstrap_draws = 9999L, bootstrap_weights = c("rademacher", "webb"),
                         subset = NULL, weights = NULL, ...) {
   call <- match.call()
-  wd <- weighted_data(substitute(weights), substitute(subset), !missing(subset), data,
-                      parent.frame())
-  data <- wd$data
-  w <- wd$w
+  inputs <- captured_inputs()
+  data <- inputs$data
+  w <- inputs$w
   dots <- list(...)
   progress <- progress_setting(progress, dots)
   dots$verbose <- NULL
@@ -121,8 +120,7 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
   repeats <- settings$repeats
   vcov <- settings$vcov
   b <- backend()
-  module <- reticulate::import("rfp.compare", convert = FALSE)
-  known <- unlist(r_plain(module$METHODS))
+  known <- unlist(r_plain(b$facade$compare_methods()))
   if (is.null(methods)) methods <- known
   if (!is.character(methods) || !length(methods) || anyNA(methods)) {
     stop("methods must be NULL or names of estimators: ", paste(known, collapse = ", "),
@@ -147,7 +145,7 @@ rfp_compare <- function(formula, data, treatment, fe = NULL, methods = NULL, tru
   checked$py$repeats <- repeats   # the count the progress bar used
   case_weights <- kept_case_weights(w, ed)
   if (!is.null(case_weights)) checked$py$weights <- py_column(case_weights)
-  table <- py_call_warnings(do.call(b$rfp$compare, c(args, checked$py, progress$settings)))
+  table <- py_call_warnings(b$facade$compare, c(args, checked$py, progress$settings))
 
   out <- r_table(table)
   names(out)[match(c("std_error", "ci_low", "ci_high", "p_value"), names(out))] <-

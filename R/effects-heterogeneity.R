@@ -33,7 +33,7 @@ rfp_heterogeneity <- function(formula, data, treatment, covariates = NULL, group
                               folds = 5L, seed = 0L, repeats = NULL,
                               nuisance = c("select", "method", "linear", "constant"),
                               na.action = stats::na.fail, progress = NULL, subset = NULL, ...) {
-  if (!missing(subset)) data <- subset_data(data, substitute(subset), parent.frame())
+  data <- captured_inputs()$data
   # groups: the backend's validator (rule "groups"), so R and Python say the same
   groups <- check_settings(list(groups = groups), "heterogeneity")$r$groups %||% 0L
   # `weights` unevaluated (a bare column name is no object here): the backend
@@ -77,7 +77,7 @@ rfp_heterogeneity <- function(formula, data, treatment, covariates = NULL, group
   args <- list(columns$table, y = columns$y, d = columns$d, x = columns$x,
                cluster = columns$cluster, covariates = covariates %||% reticulate::py_none(),
                groups = groups, na_action = "fail")
-  het <- py_call_warnings(do.call(b$rfp$heterogeneity, c(args, checked$py, progress$settings)))
+  het <- py_call_warnings(b$facade$heterogeneity, c(args, checked$py, progress$settings))
   tidy_table <- function(table) {
     out <- r_table(table)
     names(out)[match(c("std_error", "ci_low", "ci_high", "p"), names(out))] <-

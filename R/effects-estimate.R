@@ -122,10 +122,9 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
                        vcov = c("CR1", "CR2", "wild"), se_type = NULL, subset = NULL,
                        weights = NULL, ...) {
   call <- match.call()
-  wd <- weighted_data(substitute(weights), substitute(subset), !missing(subset), data,
-                      parent.frame())
-  data <- wd$data
-  w <- wd$w
+  inputs <- captured_inputs()
+  data <- inputs$data
+  w <- inputs$w
   method <- match.arg(method)
   v <- vcov_setting(vcov, se_type)
   if (method == "t_learner" && !identical(v$value, "CR1")) {
@@ -182,7 +181,7 @@ rfp_effect <- function(formula, data, treatment, method = c("dml", "aipw", "t_le
   if (method != "t_learner") checked$py$repeats <- repeats   # the count the progress bar used
   case_weights <- kept_case_weights(w, ed)
   if (!is.null(case_weights)) checked$py$weights <- py_column(case_weights)
-  result <- py_call_warnings(do.call(b$rfp$effect, c(args, checked$py, progress$settings)))
+  result <- py_call_warnings(b$facade$effect, c(args, checked$py, progress$settings))
 
   out <- if (method == "t_learner") {
     t_learner_effect(result, ed, estimand, case_weights)
@@ -232,7 +231,7 @@ backend_effect <- function(e) {
   if (reticulate::py_to_r(py_diag$`__contains__`("overlap_warnings"))) {
     diagnostics$overlap_warnings <- as.character(unlist(r_plain(py_diag$get("overlap_warnings"))))
   }
-  nuisance <- unlist(r_plain(backend()$builtins$list(e$nuisance$keys())))
+  nuisance <- unlist(r_plain(backend()$facade$keys(e$nuisance)))
   rows <- lapply(stats::setNames(nuisance, nuisance), function(k) {
     r_numeric(reticulate::py_get_item(e$nuisance, k))
   })
@@ -251,20 +250,23 @@ backend_effect <- function(e) {
        nuisance = as.data.frame(rows))
 }
 
-# An rfp.effects.TLearner -> the R list: tau(x) on the rows, its plug-in
-# mean, the two arms' models (kept as bytes, like a fit).
+# An rfp.effects.TLearner -> the R list: tau(x) on the rows and its plug-in
+# (case-weighted) mean, both from facade.t_learner_estimate; the two arms'
+# models (kept as bytes, like a fit).
 t_learner_effect <- function(learner, ed, estimand, weights = NULL) {
   arms <- list(mu0 = learner$mu0, mu1 = learner$mu1)
   out <- list(estimand = estimand, design = ed[setdiff(names(ed), c("x", "y", "cluster"))],
               model_bytes = lapply(arms, model_bytes),
               backend = new.env(parent = emptyenv()))
   out$backend$models <- arms
-  tau <- t_learner_predict(out, ed$x)
-  rows <- if (estimand == "ATT") ed$treatment == 1 else rep(TRUE, length(tau))
+  columns <- py_columns(design_columns(out$design, ed$x))
+  plug_in <- py_call(backend()$facade$t_learner_estimate(
+    arms$mu0, arms$mu1, columns, py_column(ed$treatment), estimand,
+    weights = if (is.null(weights)) NULL else py_column(weights)))
+  tau <- r_numeric(reticulate::py_get_item(plug_in, "tau"))
   n_clusters <- length(unique(ed$cluster))
   c(out, list(
-    estimate = if (is.null(weights)) mean(tau[rows])
-               else stats::weighted.mean(tau[rows], weights[rows]),
+    estimate = as.numeric(r_plain(reticulate::py_get_item(plug_in, "estimate"))),
     std.error = NA_real_, conf.low = NA_real_, conf.high = NA_real_,
     level = NA_real_, df = n_clusters - 1L, n = length(tau), n_clusters = n_clusters,
     diagnostics = list(converged = isTRUE(r_plain(learner$converged)),
@@ -273,7 +275,7 @@ t_learner_effect <- function(learner, ed, estimand, weights = NULL) {
     nuisance = data.frame(tau = tau, treatment = ed$treatment)))
 }
 
-# tau(x) = mu1(x) - mu0(x) for rows of the design matrix.
+# tau(x) = mu1(x) - mu0(x) for rows of the design matrix (facade.t_learner_tau).
 t_learner_predict <- function(object, x) {
   models <- object$backend$models
   if (is.null(models) || reticulate::py_is_null_xptr(models$mu0)) {
@@ -282,13 +284,12 @@ t_learner_predict <- function(object, x) {
       path <- tempfile(fileext = ".npz")
       on.exit(unlink(path), add = TRUE)
       writeBin(bytes, path)
-      py_call(b$rfp$load(path))
+      py_call(b$facade$load_model(path))
     })
     object$backend$models <- models
   }
   columns <- py_columns(design_columns(object$design, x))
-  mu <- lapply(models, function(m) py_call(r_numeric(m$predict(columns, as_numpy = TRUE))))
-  mu$mu1 - mu$mu0
+  py_call(r_numeric(backend()$facade$t_learner_tau(models$mu0, models$mu1, columns)))
 }
 
 #' Predict individual effects from a T-learner

@@ -68,15 +68,32 @@ case_weights_arg <- function(expr, data, env, rows = NULL) {
   checked <- value
   if (!is.null(rows)) checked[setdiff(seq_along(checked), rows)] <- 1
   b <- backend()
-  tryCatch(b$rfp$settings$case_weight_values(py_column(checked), name), error = function(e) {
+  tryCatch(b$facade$case_weight_values(py_column(checked), name), error = function(e) {
     stop(clean_message(conditionMessage(e)), call. = FALSE)
   })
   list(values = value, equal_clusters = NULL)
 }
 
+# The one capture point of `weights =` and `subset =`: every front end (rfp,
+# rfp_effect, rfp_compare, rfp_balance, rfp_heterogeneity) starts with
+# `inputs <- captured_inputs()`. Reads the calling front end's `data`, its
+# unevaluated `weights` (when it has that argument) and `subset` (when it was
+# given), evaluated in the data and then in the front end's caller, as lm
+# does. Returns list(data = the rows `subset` keeps, w = their case weights
+# as `case_weights_arg` returns them).
+captured_inputs <- function() {
+  frame <- parent.frame()
+  env <- parent.frame(2L)
+  formals <- names(formals(sys.function(sys.parent())))
+  weights_expr <- if ("weights" %in% formals) eval(quote(substitute(weights)), frame) else NULL
+  has_subset <- "subset" %in% formals && !eval(quote(missing(subset)), frame)
+  subset_expr <- if (has_subset) eval(quote(substitute(subset)), frame) else NULL
+  weighted_data(weights_expr, subset_expr, has_subset, get("data", envir = frame), env)
+}
+
 # The data after `subset =` and their case weights (`case_weights_arg`), cut
-# to the same rows: what every front end starts with (`has_subset`: the
-# caller was given `subset`, whose unevaluated argument is `subset_expr`).
+# to the same rows (`has_subset`: the caller was given `subset`, whose
+# unevaluated argument is `subset_expr`).
 weighted_data <- function(weights_expr, subset_expr, has_subset, data, env) {
   kept <- if (has_subset) subset_data(data, subset_expr, env) else NULL
   w <- case_weights_arg(weights_expr, data, env, rows = attr(kept, "rows"))

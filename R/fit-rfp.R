@@ -153,10 +153,9 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
   if (!is.null(tune_grid) && !tune) {
     stop("tune_grid applies only with tune = TRUE", call. = FALSE)
   }
-  wd <- weighted_data(substitute(weights), substitute(subset), !missing(subset), data,
-                      parent.frame())
-  data <- wd$data
-  w <- wd$w
+  inputs <- captured_inputs()
+  data <- inputs$data
+  w <- inputs$w
   equal_clusters <- equal_clusters_setting(equal_clusters, !missing(equal_clusters),
                                            w$equal_clusters)
   # the backend's validator checks every setting (R and Python say the same)
@@ -177,7 +176,7 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
                stats::setNames(list(design$y, design$cluster), c(outcome_column, cluster_column)))
   progress <- if (tune) tune_progress_bar(progress) else progress_bar(settings$max_steps, progress)
   on.exit(progress$close(), add = TRUE)
-  entry <- b$rfp$fit
+  entry <- b$facade$fit
   py_args <- checked$py
   case_weights <- kept_case_weights(w, design)
   if (!is.null(case_weights)) py_args$weights <- py_column(case_weights)
@@ -187,16 +186,16 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
     if (missing(max_steps)) py_args$max_steps <- NULL
     if (missing(patience)) py_args$patience <- NULL
     if (missing(eval_every)) py_args$eval_every <- NULL
-    entry <- b$rfp$tune
+    entry <- b$facade$tune
     py_args <- c(py_args, check_settings(c(list(folds = folds, one_se = one_se), tune_only),
                                          "tune")$py,
                  list(grid = py_grid(tune_grid)))
   }
-  model <- tryCatch(py_call_warnings(do.call(entry, c(
+  model <- tryCatch(py_call_warnings(entry, c(
     list(py_columns(columns), y = outcome_column, x = as.list(design$columns),
          cluster = cluster_column, text = text_argument(design), na_action = "fail",
          progress = progress$callback),
-    py_args))), error = function(e) stop(user_names(conditionMessage(e), design), call. = FALSE))
+    py_args)), error = function(e) stop(user_names(conditionMessage(e), design), call. = FALSE))
 
   if (tune) settings <- chosen_settings(settings, model)
   if (has_text_model(model)) {   # the text model: `model` named its head
