@@ -23,8 +23,9 @@ import json, sys, time
 t0 = time.perf_counter()
 import numpy as np
 import rfp
-from rfp import crossval
-from rfp.api import DEFAULTS
+from rfp.settings import DEFAULTS
+from rfp.tuning.crossval import fold_per_cluster
+from rfp.tuning.grid import expand_grid
 from rfp.simulate import tragic_triad
 side, steps, folds, loop_dtype = sys.argv[1], int(sys.argv[2]), 5, sys.argv[3]
 sim = tragic_triad(n_clusters=40, seed=1)
@@ -36,8 +37,8 @@ if side == "tune":
                         progress=False)
     n_models = len(m.cv.configs) * folds
 else:
-    configs = crossval.expand_grid(None, dict(DEFAULTS))
-    fold = crossval.cluster_folds(cluster, folds, 0)[cluster]
+    configs = expand_grid(None, dict(DEFAULTS))
+    fold = fold_per_cluster(cluster, folds, 0)[cluster]
     n_models = 0
     for c in configs:
         s = {k: c[k] for k in ("alpha", "inner_lr", "inner_steps", "learning_rate")}

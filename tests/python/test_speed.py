@@ -112,10 +112,10 @@ def test_batch_clusters_is_checked():
 
 TWO_DEVICES = """
 import jax, jax.numpy as jnp, numpy as np, rfp
-from rfp import devices
-from rfp.bilevel import Objective, gather
-from rfp.layout import make_buckets
-from rfp.models import as_model
+from rfp.core import devices
+from rfp.core.bilevel import Objective, gather
+from rfp.core.layout import make_buckets
+from rfp.core.models import as_model
 assert len(jax.devices()) == 2
 rng = np.random.default_rng(0)
 sizes = rng.integers(1, 30, size=25)                       # uneven: several buckets, odd counts
