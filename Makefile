@@ -9,7 +9,7 @@ R_DEBS := r-base-core r-cran-reticulate r-cran-testthat r-cran-formula r-cran-kn
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 R_SOURCES := $(wildcard DESCRIPTION NAMESPACE R/*.R man/*.Rd data/*.rda vignettes/*.Rmd)
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test quick-test bench clean
 setup: .stamp-apt .stamp-venv .stamp-rpkg
 
 # R and the R packages come from Debian (no CRAN here).
@@ -50,8 +50,14 @@ $(VENV)/bin/python:
 demo: setup
 	@if [ -f demo/demo.R ]; then R_LIBS=$(VENV)/Rlib RFP_PYTHON=$(abspath $(PY)) Rscript demo/demo.R; else $(PY) -m rfp.demo; fi
 
+# `make test` (what CI runs) runs everything, the Monte Carlo coverage studies
+# marked `slow` included (several minutes); `make quick-test` skips those.
+TEST_ENV := R_LIBS=$(abspath $(VENV)/Rlib) RFP_PYTHON=$(abspath $(PY))
 test: setup
-	R_LIBS=$(abspath $(VENV)/Rlib) RFP_PYTHON=$(abspath $(PY)) $(PY) -m pytest -q tests/python
+	$(TEST_ENV) $(PY) -m pytest -q tests/python
+
+quick-test: setup
+	$(TEST_ENV) $(PY) -m pytest -q -m "not slow" tests/python
 
 bench: setup
 	$(PY) bench/bench_objective.py

@@ -313,7 +313,15 @@ def test_estimators_called_directly_do_not_read_an_old_mode_silently():
                                            "weights"):
         est = rfp.effects.estimators.dml_plm(df, y="y", d="d", x=["x1"], cluster="cluster",
                                   weights="cluster", folds=2, model="linear")
-    assert np.isfinite(est.estimate)
+    with warnings.catch_warnings():                    # the same data: the same warnings
+        warnings.simplefilter("ignore", UserWarning)
+        same = rfp.effects.estimators.dml_plm(df, y="y", d="d", x=["x1"], cluster="cluster",
+                                   weights=df["cluster"].to_numpy(dtype=float), folds=2,
+                                   model="linear")
+        unweighted = rfp.effects.estimators.dml_plm(df, y="y", d="d", x=["x1"], cluster="cluster", folds=2,
+                                         model="linear")
+    assert (est.estimate, est.std_error) == (same.estimate, same.std_error)
+    assert est.estimate != unweighted.estimate
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")

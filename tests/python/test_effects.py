@@ -26,6 +26,8 @@ from rfp.diagnostics import anova_icc
 from rfp.inference.weighted_mean import weighted_att
 from rfp.simulate import cluster_trial
 
+from montecarlo import assert_covers
+
 # Repeated same-shape fits reuse compiled programs through the persistent
 # cache that rfp turns on at import, in the test session's own folder
 # (conftest.py).  This file used to point JAX at a fixed folder in /tmp shared
@@ -109,12 +111,15 @@ def test_crossfit_never_trains_on_the_cluster_it_predicts():
     fold = cluster_folds(cl, folds=3, seed=0)
     pred, models = crossfit(x, t["y"].to_numpy(), cl, fold, model="linear",
                                     max_steps=10, patience=None, eval_every=10)
-    assert np.all(np.isfinite(pred))
+    assert not np.any(np.isnan(pred))               # every row predicted once ...
     for k, model in enumerate(models):
         trained_on = set(model.cluster_labels.tolist())
         predicted = set(cl[fold == k].tolist())
         assert trained_on.isdisjoint(predicted)
         assert trained_on | predicted == set(cl.tolist())
+        # ... by the model of its own fold, fitted on the other folds' rows only
+        np.testing.assert_array_equal(pred[fold == k], model.predict_arrays(x[fold == k]))
+        assert model.n_obs == np.sum(fold != k)
 
 
 # ----------------------------------------------------------------------------- DML
@@ -392,12 +397,18 @@ def test_propensity_option_is_checked():
         aipw(t, "y", "d", ["x"], "g", propensity="school")
 
 
+@pytest.mark.slow
 def test_aipw_with_cluster_propensity_coverage_and_bias_on_cluster_trial():
     """AIPW ATE with the default (cluster-level) propensity on the design of
     test_dml_coverage_and_bias_on_cluster_trial: linear outcome models by the
     method (alpha = 0.5, one inner step) on ``outcome_features``, high
-    overlap, constant tau = 1, 40 clusters, 2 cluster folds."""
-    reps, tau = 40, 1.0
+    overlap, constant tau = 1, 40 clusters, 2 cluster folds. 2,000
+    replications (about 3 minutes): coverage in
+    montecarlo.coverage_band(0.95, 2000) = [0.9345, 0.9655] (a true 0.92
+    passes with probability < 0.01; measured 0.9495), bias within 3 Monte
+    Carlo SEs (measured -0.051, SE 0.044). It used 40 replications and a
+    floor of 0.847, which a true coverage of 0.88 passed."""
+    reps, tau = 2000, 1.0
     est, covered, e_min, e_max, clipped = [], [], [], [], 0
     settings = dict(model="linear", alpha=0.5, inner_steps=1, inner_lr=0.1, learning_rate=0.1,
                     schedule="cosine", max_steps=200, patience=None, validation_share=0.0)
@@ -419,7 +430,7 @@ def test_aipw_with_cluster_propensity_coverage_and_bias_on_cluster_trial():
           f"{coverage:.3f}, bias {bias:+.4f} ± {bias_se:.4f} (se), sd {est.std(ddof=1):.4f}, "
           f"max |error| {np.abs(est - tau).max():.3f}, propensity range "
           f"{min(e_min):.3f}–{max(e_max):.3f}, rows clipped {clipped}")
-    assert coverage >= 0.95 - 3 * np.sqrt(0.95 * 0.05 / reps)
+    assert_covers(covered, 0.95, "AIPW ATE (method nuisances) coverage")
     assert abs(bias) <= 3 * bias_se
 
 
@@ -458,13 +469,22 @@ def outcome_features(sim):
     return t, names
 
 
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "known under-coverage: 2,000 replications cover 0.8925 (band [0.9345, 0.9655]) with a bias "
+    "of -0.022 (Monte Carlo SE 0.0056); the 40-replication version passed with 0.847 as floor"))
 def test_dml_coverage_and_bias_on_cluster_trial():
     """A small version of validation/effects_study.py: DML with the method's
     linear nuisances (alpha = 0.5, one inner step) on a cluster-level design
     with a constant effect tau = 1 and high overlap. Both nuisances are
     (nearly) correctly specified: the logistic propensity e(z) =
-    logistic(0.5 z) exactly, the outcome through ``outcome_features``."""
-    reps, tau = 40, 1.0
+    logistic(0.5 z) exactly, the outcome through ``outcome_features``.
+    2,000 replications (about 1 minute): coverage in
+    montecarlo.coverage_band(0.95, 2000) = [0.9345, 0.9655] (a true 0.92
+    passes with probability < 0.01), bias within 3 Monte Carlo SEs. It
+    fails today (coverage 0.8925, bias -0.022, 3.9 Monte Carlo SEs): marked
+    xfail(strict=True), so that the fix shows up as an unexpected pass."""
+    reps, tau = 2000, 1.0
     est, covered = [], []
     settings = dict(model="linear", alpha=0.5, inner_steps=1, inner_lr=0.1, learning_rate=0.1,
                     schedule="cosine", max_steps=200, patience=None, validation_share=0.0)
@@ -482,7 +502,7 @@ def test_dml_coverage_and_bias_on_cluster_trial():
     bias, bias_se = est.mean() - tau, est.std(ddof=1) / np.sqrt(reps)
     print(f"\nDML on cluster_trial, {reps} reps: coverage {coverage:.3f}, "
           f"bias {bias:+.4f} ± {bias_se:.4f} (se), sd {est.std(ddof=1):.4f}")
-    assert coverage >= 0.95 - 3 * np.sqrt(0.95 * 0.05 / reps)
+    assert_covers(covered, 0.95, "DML (method nuisances) coverage")
     assert abs(bias) <= 3 * bias_se
 
 

@@ -114,12 +114,40 @@ def test_cluster_column_of_any_type(label):
 
 
 def test_single_observation_clusters_are_valid():
+    """Five clusters of one observation beside three of ten.  (1) A converged
+    alpha = 1 linear fit uses every row: it is OLS (numpy lstsq) on all 35.
+    (2) With alpha = 0.5 and 2 inner steps, a one-row cluster's adapted
+    prediction has a closed form: each plain gradient step on its own loss
+    (z - w'x - b)^2 multiplies the standardised residual by
+    1 - 2 eta (1 + |x|^2).  (3) An mlp trains on them with inner steps and
+    equals itself refitted (the bilevel steps on one-row clusters are
+    deterministic), its predictions finite."""
     rng = np.random.default_rng(0)
     cluster = np.concatenate([np.arange(5), np.repeat([5, 6, 7], 10)])
     x = rng.normal(size=cluster.size)
     t = pa.table({"y": x + rng.normal(size=cluster.size), "x": x, "g": cluster})
-    m = rfp.fit(t, y="y", x=["x"], cluster="g", inner_steps=2, **FAST)
-    assert np.all(np.isfinite(m.predict(t, as_numpy=True)))
+    y = t["y"].to_numpy()
+    X = np.column_stack([np.ones_like(x), x])
+    ols = rfp.fit(t, y="y", x=["x"], cluster="g", model="linear", alpha=1.0, learning_rate=0.05,
+                  schedule="cosine", max_steps=3000, patience=None, validation_share=0.0)
+    np.testing.assert_allclose(ols.predict(t, as_numpy=True),
+                               X @ np.linalg.lstsq(X, y, rcond=None)[0], atol=1e-6)
+    eta = 0.2
+    m = rfp.fit(t, y="y", x=["x"], cluster="g", model="linear", alpha=0.5, inner_steps=2,
+                inner_lr=eta, validation_share=0.0, **FAST)
+    got = m.predict_adapted(t, y="y", cluster="g", as_numpy=True)
+    xs = m.scaler.x(x[:, None])[:, 0]
+    z = m.scaler.y(y)
+    resid = z - (xs * m.params["w"][0, 0] + m.params["b"][0])
+    shrink = (1 - 2 * eta * (1 + xs ** 2)) ** 2
+    single = cluster < 5
+    np.testing.assert_allclose(got[single], m.scaler.y_back(z - shrink * resid)[single], rtol=1e-10)
+    assert not np.allclose(got[single], m.predict(t, as_numpy=True)[single])
+    mlp = rfp.fit(t, y="y", x=["x"], cluster="g", inner_steps=2, **FAST)
+    pred = mlp.predict(t, as_numpy=True)
+    assert np.all(np.isfinite(pred)) and np.std(pred) > 0
+    np.testing.assert_array_equal(rfp.fit(t, y="y", x=["x"], cluster="g", inner_steps=2, **FAST)
+                                  .predict(t, as_numpy=True), pred)
 
 
 def test_user_model_with_pytree_inputs_and_penalty():

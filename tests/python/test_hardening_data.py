@@ -56,11 +56,30 @@ def test_entropy_balancing_on_a_huge_column_is_an_error_not_balance():
         rfp.balance(df, "d", ["x", "big"], method="entropy")
 
 
+OLS_FIT = dict(model="linear", alpha=1.0, learning_rate=0.05, schedule="cosine",
+               max_steps=3000, patience=None, validation_share=0.0)
+
+
 def test_ordinary_magnitudes_still_fit():
+    """The limits above refuse only what standardisation cannot handle: on
+    ordinary data a converged alpha = 1 linear fit is OLS (numpy lstsq), and
+    columns far from 1 but within the limits (x or y times 1e-100 ... 1e100)
+    give the same fit, rescaled: predictions / s_y equal those on the
+    original data to 1e-9 (the standardised problem is the same one)."""
     df = frame()
-    df["x"] = df["x"] * 1e100
-    m = rfp.fit(df, y="y", x=["x"], cluster="g", **FAST)
-    assert np.all(np.isfinite(m.predict(df, as_numpy=True)))
+    X = np.column_stack([np.ones(len(df)), df["x"]])
+    ols = X @ np.linalg.lstsq(X, df["y"].to_numpy(), rcond=None)[0]
+    base = rfp.fit(df, y="y", x=["x"], cluster="g", **OLS_FIT).predict(df, as_numpy=True)
+    np.testing.assert_allclose(base, ols, atol=1e-6)
+    for sx, sy in [(1e100, 1.0), (1e-100, 1.0), (1.0, 1e100), (1.0, 1e-100), (1e100, 1e-100)]:
+        scaled = df.assign(x=df["x"] * sx, y=df["y"] * sy)
+        pred = rfp.fit(scaled, y="y", x=["x"], cluster="g", **OLS_FIT).predict(scaled, as_numpy=True)
+        np.testing.assert_allclose(pred / sy, base, rtol=1e-9, err_msg=f"x * {sx}, y * {sy}")
+    # the mlp's predictions are scale-free in the same way (same seed, same steps)
+    mlp = rfp.fit(df, y="y", x=["x"], cluster="g", **FAST).predict(df, as_numpy=True)
+    big = df.assign(x=df["x"] * 1e100)
+    np.testing.assert_allclose(rfp.fit(big, y="y", x=["x"], cluster="g", **FAST)
+                               .predict(big, as_numpy=True), mlp, rtol=1e-9)
 
 
 # ---- item 9: overlapping roles ----------------------------------------------

@@ -8,6 +8,8 @@ import pytest
 
 import rfp
 
+from montecarlo import assert_covers
+
 sm = pytest.importorskip("statsmodels.api")
 FAST = dict(nuisance="linear", repeats=1, propensity_penalty=1.0)
 
@@ -73,30 +75,56 @@ def test_heterogeneity_needs_controls_named_among_x():
         _fit(_trial(1), covariates=["age"])
 
 
-@pytest.mark.slow
-def test_blp_covers_known_heterogeneity_and_finds_none_where_there_is_none():
-    """300 replications each (about 15 s): the BLP slope on x1 covers κ = 0.5
-    (heterogeneous design) and 0 (constant effect) at 95% within binomial
-    error (SE 0.013: band [0.91, 0.99]). GATES: with a constant effect the
-    top − bottom difference is centred on 0 (within 3 Monte Carlo SEs) and
-    with heterogeneity positive in most samples. Its interval under-covers
-    here (0.87-0.90 measured: the SD of the difference is about 1.4 times
-    its CR1 SE; see rfp/effects/heterogeneity.py), so coverage is only guarded at
-    0.8 against getting worse."""
-    reps = 300
+REPS = 2000
+
+
+@pytest.fixture(scope="module")
+def study():
+    """2,000 replications of each design (about 15-30 s each), run once for
+    the three tests below: per κ, the BLP slope on x1 and GATES' top − bottom
+    difference (estimate, and whether its interval covers 0)."""
+    out = {}
     for kappa in (0.5, 0.0):
         cover_slope, cover_gap, gap_est = [], [], []
-        for r in range(reps):
+        for r in range(REPS):
             h = _fit(_trial(1000 + r, kappa=kappa), covariates=["x1"], groups=3)
             slope = h.blp.to_pylist()[1]
             cover_slope.append(slope["ci_low"] <= kappa <= slope["ci_high"])
             gap = h.gates.to_pylist()[-1]
             cover_gap.append(gap["ci_low"] <= 0 <= gap["ci_high"])
             gap_est.append(gap["estimate"])
-        assert 0.91 <= np.mean(cover_slope) <= 0.99, (kappa, np.mean(cover_slope))
-        gap_est = np.array(gap_est)
-        if kappa == 0:
-            assert abs(gap_est.mean()) <= 3 * gap_est.std(ddof=1) / np.sqrt(reps)
-            assert np.mean(cover_gap) >= 0.8, np.mean(cover_gap)
-        else:
-            assert np.mean(gap_est > 0) > 0.9
+        out[kappa] = np.array(cover_slope), np.array(cover_gap), np.array(gap_est)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kappa", [0.5, 0.0])
+def test_blp_slope_covers_known_heterogeneity_and_none(study, kappa):
+    """The BLP slope on x1 covers κ = 0.5 (heterogeneous design) and 0
+    (constant effect) within montecarlo.coverage_band(0.95, 2000) =
+    [0.9345, 0.9655] (a true 0.92 passes with probability < 0.01; measured
+    0.955 in both). It used 300 replications and a band [0.91, 0.99]."""
+    assert_covers(study[kappa][0], 0.95, f"BLP slope coverage (kappa = {kappa})")
+
+
+@pytest.mark.slow
+def test_gates_difference_finds_heterogeneity_and_guards_its_coverage(study):
+    """With heterogeneity the top − bottom difference is positive in most
+    samples. With a constant effect its interval under-covers (0.8835
+    measured: the SD of the difference is about 1.4 times its CR1 SE; see
+    rfp/effects/heterogeneity.py), so its coverage is only guarded at 0.86 (3
+    binomial SEs below 0.8835) against getting worse: not a nominal test."""
+    assert np.mean(study[0.5][2] > 0) > 0.9
+    assert np.mean(study[0.0][1]) >= 0.86, np.mean(study[0.0][1])
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "known bias: with a constant effect GATES' top - bottom difference averages +0.054 over "
+    "2,000 replications (Monte Carlo SE 0.011); the 300-replication version could not see it"))
+def test_gates_difference_is_centred_on_zero_without_heterogeneity(study):
+    """With a constant effect the top − bottom difference is centred on 0
+    (within 3 Monte Carlo SEs). It fails today (mean 0.054, SE 0.011):
+    marked xfail(strict=True), so that a fix shows up as an unexpected pass."""
+    gap_est = study[0.0][2]
+    assert abs(gap_est.mean()) <= 3 * gap_est.std(ddof=1) / np.sqrt(REPS)

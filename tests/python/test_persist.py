@@ -5,7 +5,7 @@ import decimal
 import io
 import json
 import os
-import zipfile
+import pathlib
 
 import numpy as np
 import jax
@@ -176,19 +176,51 @@ def test_a_folder_and_a_missing_file(tmp_path):
         rfp.load(tmp_path / "absent.rfp")
 
 
-def test_format_1_files_still_load(good, tmp_path):
-    """Files written before labels moved into arrays (format rfp-model-1)."""
-    _, members = good
-    meta = json.loads(str(members["meta"]))
-    meta["format"] = "rfp-model-1"
-    meta["clusters"] = {k: {"dtype": members[k].dtype.str, "values": members[k].tolist()}
-                        for k in persist_write.LABELS}
-    old = {k: v for k, v in members.items() if k not in persist_write.LABELS}
-    path = tmp_path / "old.rfp"
-    path.write_bytes(rewrite(old, meta=np.array(json.dumps(meta))))
+DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
+# Model files written by earlier rfp commits (tests/data/README.md): format
+# rfp-model-1 (cluster labels in the JSON) by c33538d, the last commit before
+# df97b71 moved the labels into arrays; rfp-model-2 as df97b71 first wrote it
+# (no cross-validation, no ensemble members); a tuned model with its
+# cross-validation by 9707963, before 64c21d3 saved the paired columns.
+# Each *_expected.npz holds the new data and the predictions the writing
+# commit's own code made on it.
+FROZEN = [("format1_c33538d", "mlp", "rfp-model-1"), ("format1_c33538d", "logistic", "rfp-model-1"),
+          ("format2_df97b71", "mlp", "rfp-model-2"), ("format2_df97b71", "logistic", "rfp-model-2"),
+          ("format2_9707963", "tuned", "rfp-model-2")]
+
+
+@pytest.mark.parametrize("tag, name, format", FROZEN)
+def test_files_of_earlier_formats_load_and_predict_as_written(tag, name, format):
+    path = DATA / f"{tag}_{name}.rfp"
+    with np.load(path) as f:
+        meta = json.loads(str(f["meta"]))
+        assert meta["format"] == format
+        assert ("cluster_labels" in f.files) == (format != "rfp-model-1")
+    with np.load(DATA / f"{tag}_expected.npz") as f:
+        expected = {k: f[k] for k in f.files}
     back = rfp.load(path)
-    np.testing.assert_array_equal(back.cluster_labels, members["cluster_labels"])
-    assert zipfile.is_zipfile(path)
+    new = pa.table({"x1": expected["new_x1"], "x2": expected["new_x2"]})
+    np.testing.assert_allclose(back.predict(new, as_numpy=True), expected[f"{name}_predict"],
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(back.cluster_labels.astype(str),
+                                  expected[f"{name}_cluster_labels"])
+    assert back.x_names == ["x1", "x2"]
+    if name == "tuned":                               # its cross-validation comes back too
+        assert back.config["model"] == "mlp" and back.config["hidden"] == (4,)
+        np.testing.assert_array_equal(back.cv.loss, meta["cv"]["loss"])   # the 2 x 2 grid
+        assert [row["chosen"] for row in back.cv.table()].count(True) == 1
+
+
+def test_a_format_1_file_resaves_in_todays_format(tmp_path):
+    back = rfp.load(DATA / "format1_c33538d_mlp.rfp")
+    path = tmp_path / "again.rfp"
+    back.save(path)
+    with np.load(path) as f:
+        assert json.loads(str(f["meta"]))["format"] == persist_write.FORMAT
+    with np.load(DATA / "format1_c33538d_expected.npz") as f:
+        new = pa.table({"x1": f["new_x1"], "x2": f["new_x2"]})
+        np.testing.assert_array_equal(rfp.load(path).predict(new, as_numpy=True),
+                                      back.predict(new, as_numpy=True))
 
 
 def test_a_tuned_model_keeps_its_cross_validation(tmp_path):

@@ -2,7 +2,9 @@
 
 1. The testthat suite in tests/testthat runs under ``Rscript`` (R hosting
    Python through reticulate, as in RStudio) with RFP_PYTHON set to this
-   interpreter; its results are parsed and every test must pass, none skipped.
+   interpreter, once per session; its results are parsed and reported as one
+   pytest item per tests/testthat/test-*.R file: every test must pass, none
+   skipped.
 2. The pure-R formula layer is checked in-process through rpy2 against
    ``model.matrix`` and against dummies built here.  Only R code that never
    calls back into Python runs this way (docs/DESIGN.md: rpy2 and reticulate do
@@ -25,10 +27,18 @@ RSCRIPT = shutil.which("Rscript")
 pytestmark = pytest.mark.skipif(RSCRIPT is None, reason="Rscript not found: R is not installed")
 
 
-def test_testthat_suite_passes_under_rscript(r_lib, tmp_path):
-    results = tmp_path / "results.csv"
+TESTTHAT = ROOT / "tests" / "testthat"
+R_TEST_FILES = sorted(p.name for p in TESTTHAT.glob("test-*.R"))
+
+
+@pytest.fixture(scope="module")
+def testthat_run(r_lib, tmp_path_factory):
+    """The whole testthat suite in one R process (R, reticulate and the
+    backend start once, not once per file); its results per test, as
+    (exit status, rows of the results table, R's output)."""
+    results = tmp_path_factory.mktemp("testthat") / "results.csv"
     code = f"""
-        res <- testthat::test_dir({str(ROOT / 'tests' / 'testthat')!r}, package = "rfp",
+        res <- testthat::test_dir({str(TESTTHAT)!r}, package = "rfp",
                                   load_package = "installed", reporter = "summary",
                                   stop_on_failure = FALSE)
         df <- as.data.frame(res)
@@ -40,16 +50,35 @@ def test_testthat_suite_passes_under_rscript(r_lib, tmp_path):
     done = subprocess.run([RSCRIPT, "-e", code], capture_output=True, text=True, env=env,
                           cwd=ROOT, timeout=1800)
     output = f"--- R output ---\n{done.stdout}\n{done.stderr}"
-    assert done.returncode == 0, output
-    with open(results, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = []
+    if results.exists():
+        with open(results, newline="") as f:
+            rows = list(csv.DictReader(f))
+    return done.returncode, rows, output
+
+
+def test_testthat_suite_runs_under_rscript(testthat_run):
+    """The suite as a whole: R exits cleanly, every test-*.R file reports,
+    and the counts have not shrunk."""
+    returncode, rows, output = testthat_run
+    assert returncode == 0, output
     assert len(rows) >= 20, output
-    failed = [r["test"] for r in rows if int(r["failed"]) > 0 or r["error"] == "TRUE"]
-    skipped = [r["test"] for r in rows if r["skipped"] == "TRUE"]
-    assert not failed, f"failed R tests: {failed}\n{output}"
-    assert not skipped, f"skipped R tests (the backend should be found): {skipped}\n{output}"
+    assert sorted({r["file"] for r in rows}) == R_TEST_FILES, output
     assert sum(int(r["passed"]) for r in rows) > 100, output
-    assert "max |R - Python| prediction difference" in done.stdout + done.stderr, output
+    assert "max |R - Python| prediction difference" in output, output
+
+
+@pytest.mark.parametrize("file", R_TEST_FILES)
+def test_testthat_file_passes(testthat_run, file):
+    """One pytest item per R test file: each of its tests ran, passed its
+    expectations and was not skipped (the backend must be found)."""
+    returncode, rows, output = testthat_run
+    mine = [r for r in rows if r["file"] == file]
+    assert mine, f"{file}: no results (R exit status {returncode})\n{output}"
+    failed = [r["test"] for r in mine if int(r["failed"]) > 0 or r["error"] == "TRUE"]
+    skipped = [r["test"] for r in mine if r["skipped"] == "TRUE"]
+    assert not failed, f"failed R tests in {file}: {failed}\n{output}"
+    assert not skipped, f"skipped R tests in {file} (the backend should be found): {skipped}\n{output}"
 
 
 @pytest.fixture(scope="module")
