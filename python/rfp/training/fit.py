@@ -11,6 +11,7 @@ from rfp import data as data_mod
 from rfp import settings as settings_mod
 from rfp.core import quadratic
 from rfp.core.bilevel import Objective, observation_weights
+from rfp.core.cache import release_if_crowded
 from rfp.core.models import as_model, is_text_input
 from rfp.core.text import TextEncoder
 from rfp.training.fitted import FittedModel, _model_options
@@ -157,6 +158,7 @@ def fit_arrays(x, y, cluster, model="mlp", progress=None, scale=True, **settings
     -------
     FittedModel
     """
+    release_if_crowded()   # a long session: free compiled programs (core.cache)
     config = _config({"model": model, **settings})
     progress = settings_mod.check("progress", progress)
     x, y_fit, codes, labels, scaler = _design(x, y, cluster, model, config, scale)

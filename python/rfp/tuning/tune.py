@@ -8,6 +8,7 @@ import numpy as np
 from rfp import settings as settings_mod
 from rfp.core import quadratic
 from rfp.core.bilevel import Objective, observation_weights
+from rfp.core.cache import release_if_crowded
 from rfp.training.fit import _config, _design, _from_table, _model_for, _settings_of, fit_arrays
 from rfp.training.fitted import FittedModel
 from rfp.training.train import History
@@ -23,6 +24,7 @@ def tune_arrays(x, y, cluster, model="mlp", grid=None, folds: int = 5, one_se: b
                 progress=None, scale=True, cv_dtype: str = "float32", ensemble: int = 1,
                 margin: float = MARGIN, simple: bool = True, **settings) -> FittedModel:
     """``tune`` on arrays (see ``fit_arrays`` for x, y and cluster)."""
+    release_if_crowded()   # a long session: free compiled programs (core.cache)
     from rfp.tuning.crossval import cross_validate, fold_per_cluster, train_members
     from rfp.tuning.cv_result import check_choice
     from rfp.tuning.grid import expand_grid
