@@ -20,14 +20,14 @@ dml, aipw           the method (the settings passed in), cluster-fold
                     cross-fitting (``rfp.effects``); AIPW gives ATE and ATT,
                     its propensity at the level of assignment
                     (``propensity``: with a treatment constant within clusters,
-                    ``effects.cluster_propensity`` on cluster means; else the
+                    ``effects.propensity.cluster_propensity`` on cluster means; else the
                     method's E[D | X], the one DML uses).
 kernel              ATT by imputation: μ̂0 is Nadaraya–Watson on the controls
                     with a leave-cluster-out CV bandwidth, τ̂ = mean_T(Y − μ̂0(X)).
 dml_maml, dml_erm   DML with α = 0 (MAML) and α = 1 (ERM) nuisances.
 
 Every other row uses CR1-type variances with t on G − 1 (``se_type`` "CR1"):
-``vcov`` applies to the fixed-effects row only (``effects.check_vcov`` says
+``vcov`` applies to the fixed-effects row only (``effects.reading.check_vcov`` says
 why DML and AIPW have no CR2 or bootstrap option). Columns ``p_value``
 (two-sided, of estimate = 0), ``df`` and ``se_type`` give each row's test.
 With ``vcov = "CR1"`` and fewer than 30 clusters a ``SmallClusterWarning``
@@ -37,7 +37,7 @@ Standard errors of the weighting estimators. Entropy, cluster balancing and
 the kernel imputation are all weighted differences in means,
 τ̂ = ȳ_T − Σ_C w_i y_i / Σ_C w_i (for the kernel, w_j = Σ_{i∈T} L_ij, the
 smoother's weight on control j summed over treated units). Their SE is the
-cluster-robust variance (``inference.cluster_if_se``) of the linearisation
+cluster-robust variance (``inference.cluster_robust.cluster_if_se``) of the linearisation
 
     ψ_i = n/n_1 · D_i (r_i − r̄_T) − n/Σ_C w · (1 − D_i) w_i r_i,
 
@@ -51,7 +51,7 @@ for the kernel, r_i = y_i − μ̂0(x_i), the bandwidth treated as fixed.
 observations (for DML and FE, of the FWL weights V_i² = (D_i − m̂(X_i))²),
 except for cluster balancing, whose weights are per cluster: there it counts
 control clusters. ``converged`` is the
-solver's flag (balancing), every nuisance fit's flag (``effects.fit_converged``),
+solver's flag (balancing), every nuisance fit's flag (``effects.crossfit.fit_converged``),
 or, for the kernel, a CV bandwidth inside the grid."""
 from __future__ import annotations
 
@@ -480,14 +480,14 @@ def compare(data, y=None, d=None, x=None, cluster=None, strata=None, methods=MET
     na_action : {"fail", "omit"}
     propensity : {"auto", "cluster", "individual"}
         Where AIPW fits ê; ``propensity_penalty`` ("cv" or a float) is the
-        ridge penalty of a cluster-level ê (``effects.aipw``).
+        ridge penalty of a cluster-level ê (``effects.estimators.aipw``).
     nuisance : {"select", "method", "linear", "constant"}
         The dml/aipw nuisance models (``effects.nuisance``: "select" chooses among
         constant, linear and the method by cross-validation across cluster
         folds; the rows' notes name the choice; dml_maml/dml_erm always use
         the method).
     trim : None, "crump" or float in (0, 0.5)
-        Trims AIPW's rows by ê (Crump et al. 2009; ``effects.aipw``).
+        Trims AIPW's rows by ê (Crump et al. 2009; ``effects.estimators.aipw``).
     vcov : {"CR1", "CR2", "wild"}
         Variance of the fixed-effects row (module docstring); the other rows
         are CR1. With "CR1" and fewer than 30 clusters a SmallClusterWarning.

@@ -84,9 +84,9 @@ def crossfit(x, target, cluster, fold, loss="squared", rows=None, seed=0, what="
     outside fold k (restricted to ``rows`` if given, e.g. one treatment arm)
     and predict every row in fold k. ``rung``: "method" (``rfp.fit_arrays``
     with the settings; solved in closed form when they describe a plain
-    linear model, ``nuisance.is_closed_form``, and directly when a linear
+    linear model, ``closed_form.is_closed_form``, and directly when a linear
     model's R_k is quadratic, ``quadratic.is_quadratic``), "linear" or "constant"
-    (``nuisance.linear_fit`` / ``constant_fit``). ``x``: a matrix, or the
+    (``closed_form.linear_fit`` / ``constant_fit``). ``x``: a matrix, or the
     text pytree (``EffectData.inputs``), which the method's text model takes
     whole and the closed-form rungs by its numeric controls only. Returns
     (predictions, fitted models)."""

@@ -1,6 +1,6 @@
 """Heterogeneity with uncertainty, from cross-fitted AIPW scores (issue 12, point 6).
 
-With cross-fitted nuisances (ê, μ̂0, μ̂1; ``effects.aipw``), the AIPW score
+With cross-fitted nuisances (ê, μ̂0, μ̂1; ``effects.estimators.aipw``), the AIPW score
 
     φ_i = μ̂1(X_i) − μ̂0(X_i) + D_i (Y_i − μ̂1)/ê − (1 − D_i)(Y_i − μ̂0)/(1 − ê)
 

@@ -188,7 +188,7 @@ def with_case_weights(ed: EffectData, fit_settings: dict) -> dict:
 def with_text(ed: EffectData, fit_settings: dict) -> dict:
     """The nuisance fits' settings with text columns among the controls: the
     method's model is the embedding bag ``model="text"``, the ``model``
-    given ("mlp" or "linear") its ``head`` (``api._text_settings``, as for
+    given ("mlp" or "linear") its ``head`` (``training.fit._text_settings``, as for
     ``rfp.fit``). Without text columns the settings as given."""
     if ed.text is None:
         if fit_settings.get("model") == "text":

@@ -52,7 +52,7 @@ def _config_json(config) -> dict:
 
 
 def _cv_json(cv):
-    """A tuned model's cross-validation (``crossval.CVResult``) as JSON, or
+    """A tuned model's cross-validation (``cv_result.CVResult``) as JSON, or
     None; settings that are functions (a user's model) are stored by name."""
     if cv is None:
         return None

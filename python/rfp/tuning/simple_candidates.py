@@ -4,13 +4,13 @@ A linear model f(theta, x) = a + x'b under the squared loss has a quadratic
 R_k (eq. 18-20) for any alpha, k and eta (``quadratic.py``), so each fold's
 minimiser is one linear solve: no learning rate, steps or compilation.  Under
 the logistic loss the linear model at alpha = 1 is the weighted logit
-(``nuisance.linear_fit``, Newton's method); at alpha < 1 it has no direct
+(``closed_form.linear_fit``, Newton's method); at alpha < 1 it has no direct
 solution and is trained by gradient descent with the network's rows.
 
 ``linear_rows`` scores these candidates on the same cluster folds as the
 network (every cluster held out once), as per-cluster sums of
 w_i L_i on held-out rows: what ``selection.simplest_within`` compares.
-``solve`` solves the chosen one on all clusters (``api.tune_arrays``).
+``solve`` solves the chosen one on all clusters (``tune.tune_arrays``).
 """
 from __future__ import annotations
 
