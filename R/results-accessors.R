@@ -234,7 +234,13 @@ print_coef_table <- function(frame, level = 0.95, digits = max(3L, getOption("di
     check.names = FALSE, stringsAsFactors = FALSE)
   rownames(table) <- make.unique(as.character(row_names))
   print(table, right = TRUE)
-  cat(sprintf("---\n%s%% intervals; t on DF = G - 1 degrees of freedom (G clusters)\n", percent))
+  df <- frame$df[is.finite(frame$df)]
+  df_note <- if (length(df) && any(abs(df - round(df)) > 1e-8)) {
+    "t on the DF column's degrees of freedom (Satterthwaite's, for CR2)"
+  } else {
+    "t on DF = G - 1 degrees of freedom (G clusters)"
+  }
+  cat(sprintf("---\n%s%% intervals; %s\n", percent, df_note))
   if (any(nzchar(table[[" "]]))) {
     cat("Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1\n")
   }

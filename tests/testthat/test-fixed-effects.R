@@ -58,3 +58,14 @@ test_that("subset, weights and settings go through the shared capture point and 
   expect_error(rfp_fixed_effects(y ~ x1 | cluster, df, treatment = "d", weights = "nope"),
                "weights: column 'nope' not found in the data", fixed = TRUE)
 })
+
+test_that("the printed table names the degrees of freedom it used", {
+  skip_if_no_backend()
+  trial <- rfp_simulate("cluster_trial", seed = 3)
+  f <- y ~ x1 + x2 + z | cluster
+  expect_output(print(rfp_fixed_effects(f, trial, treatment = "d", fe = ~ stratum)),
+                "t on DF = G - 1 degrees of freedom", fixed = TRUE)
+  expect_output(print(rfp_fixed_effects(f, trial, treatment = "d", fe = ~ stratum,
+                                        vcov = "CR2")),
+                "Satterthwaite", fixed = TRUE)
+})
