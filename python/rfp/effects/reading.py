@@ -53,7 +53,6 @@ class EffectData:
         return bool(np.all((self.d == 0) | (self.d == 1)))
 
 
-
 def resolve(data, y, d, x, cluster):
     """A ``Simulation`` supplies its table and default column roles."""
     if isinstance(data, Simulation):

@@ -19,7 +19,6 @@ class FunctionalFormWarning(UserWarning):
     """The nuisance model explains nearly all treatment variance (docs/DESIGN.md)."""
 
 
-
 def kish_ess(w) -> float:
     """Kish's effective sample size of |w| (``diagnostics.effective_sample_size``);
     NaN when a weight is not finite (an estimate from non-finite nuisances)."""

@@ -23,7 +23,6 @@ class NotAModelFile(ValueError):
     """A file that is not (or no longer) an rfp model file."""
 
 
-
 def load(path, model=None):
     """Load a model saved with ``FittedModel.save``.
 

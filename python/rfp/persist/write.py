@@ -23,7 +23,6 @@ FORMAT = "rfp-model-2"        # labels as arrays (format 1: labels in the JSON)
 LABELS = ("cluster_labels", "train_clusters", "validation_clusters")
 
 
-
 def _structure(tree, leaves):
     """Nested dicts/lists of arrays -> JSON structure with leaf indices."""
     if isinstance(tree, dict):

@@ -34,7 +34,6 @@ __all__ = [
 ]
 
 
-
 @dataclass
 class BalancingFit:
     """A balancing fit on a table: the estimator's result, unit weights per
