@@ -14,6 +14,9 @@ true conditional mean on the fresh clusters.  Variants:
     .venv/bin/python validation/speed_variants.py --seeds 8100-8104 \
         --out validation/speed_variants_dev.csv
     .venv/bin/python validation/speed_variants.py --summary validation/speed_variants_dev.csv
+    .venv/bin/python validation/speed_variants.py --seeds 9100-9119 --variants default,folds3 \
+        --designs tt-low,tt-high,means-d2,means-d5,means-d10,means-d25 \
+        --out validation/speed_variants.csv      # the confirmation
 
 The decision rule is written in validation/TUNING.md ("Speed variants")
 before the run.
@@ -48,7 +51,7 @@ def seeds_of(text: str) -> list[int]:
     return out
 
 
-def run(seeds, out):
+def run(seeds, out, designs=DESIGNS, variants=tuple(VARIANTS)):
     done = set()
     if os.path.exists(out):
         with open(out) as f:
@@ -59,13 +62,13 @@ def run(seeds, out):
         if new:
             w.writeheader()
         for seed in seeds:
-            for name in DESIGNS:
+            for name in designs:
                 sim = design(name, seed)
                 test = held_out(sim, 50, seed=10_000 + seed)
                 mu = test.data["mu"].to_numpy()
                 mean_mse = float(np.mean((np.mean(sim.data["y"].to_numpy()) - mu) ** 2))
                 for variant, settings in VARIANTS.items():
-                    if (name, seed, variant) in done:
+                    if variant not in variants or (name, seed, variant) in done:
                         continue
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
@@ -113,8 +116,11 @@ if __name__ == "__main__":
     p.add_argument("--seeds", default="8100-8104")
     p.add_argument("--out", default="validation/speed_variants_dev.csv")
     p.add_argument("--summary", metavar="CSV")
+    p.add_argument("--designs", default=",".join(DESIGNS),
+                   help="comma-separated: tt-low, tt-high, means-d2, means-d5, means-d10, ...")
+    p.add_argument("--variants", default=",".join(VARIANTS))
     a = p.parse_args()
     if a.summary:
         summary(a.summary)
     else:
-        run(seeds_of(a.seeds), a.out)
+        run(seeds_of(a.seeds), a.out, a.designs.split(","), a.variants.split(","))
