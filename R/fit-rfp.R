@@ -138,7 +138,7 @@ rfp <- function(formula, data, model = c("mlp", "linear", "neural_ode"), alpha =
                 max_steps = 2000L, patience = 200L,
                 eval_every = 10L, validation_share = 0.2, seed = 0L,
                 na.action = stats::na.fail, progress = NULL, subset = NULL,
-                tune = FALSE, tune_grid = NULL, folds = 3L, one_se = FALSE, ...) {
+                tune = FALSE, tune_grid = NULL, folds = 5L, one_se = FALSE, ...) {
   call <- match.call()
   tune <- check_flag(tune, "tune")
   dots <- list(...)

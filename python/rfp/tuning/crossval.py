@@ -218,7 +218,7 @@ def race(best, best_sums, size, active, step, race_from=RACE_FROM, margin=RACE_M
     return keep
 
 
-def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=3, seed=0,
+def cross_validate(objective_for, init_for, x, y, cluster, w, configs, *, folds=5, seed=0,
                    fold=None, direct=(), max_steps=1000, eval_every=10, patience=200,
                    min_steps=0, clip_norm=1.0, loss="squared", one_se=False, margin=MARGIN,
                    racing=True, simple=True, progress=None, sequential=None,
