@@ -8,7 +8,7 @@ import numpy as np
 from scipy import sparse
 
 from rfp.baselines.balancing.entropy import FALLBACK_SLACK
-from rfp.baselines.balancing.inputs import _binary, _column_sd, _matrix, _names, _outside_range
+from rfp.baselines.balancing.inputs import _check_fallback, _binary, _column_sd, _matrix, _names, _outside_range
 from rfp.baselines.balancing.quadratic_program import _closest_balance, _solve_qp
 from rfp.diagnostics import effective_sample_size
 
@@ -91,10 +91,7 @@ def cluster_balance(X_cluster, treated_cluster, cluster_sizes, icc, tol=0.0,
     ``imbalance`` / ``std_imbalance`` report what is left. ``fallback="none"``
     returns NaN weights instead.
     """
-    if fallback not in ("approximate", "none"):
-        raise ValueError(f"fallback must be 'approximate' or 'none', got {fallback!r}")
-    if not (np.isfinite(slack) and slack >= 0):
-        raise ValueError(f"slack must be a nonnegative number of SDs, got {slack!r}")
+    _check_fallback(fallback, slack)
     x = _matrix(X_cluster, "X_cluster")
     g, p = x.shape
     names = _names(names, p)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rfp.baselines.balancing.inputs import _matrix, _names, _outside_range
+from rfp.baselines.balancing.inputs import _check_fallback, _matrix, _names, _outside_range
 from rfp.baselines.balancing.quadratic_program import _closest_balance
 
 
@@ -164,10 +164,7 @@ def entropy_balance(X_control, target_means, base_weights=None, max_iter: int = 
     how far balance is off. ``fallback="none"`` keeps the exact attempt's
     status and returns the hull's closest-balance weights instead.
     """
-    if fallback not in ("approximate", "none"):
-        raise ValueError(f"fallback must be 'approximate' or 'none', got {fallback!r}")
-    if not (np.isfinite(slack) and slack >= 0):
-        raise ValueError(f"slack must be a nonnegative number of SDs, got {slack!r}")
+    _check_fallback(fallback, slack)
     x = _matrix(X_control, "X_control")
     n0, p = x.shape
     names = _names(names, p)

@@ -52,3 +52,11 @@ def _outside_range(xc: np.ndarray, m: np.ndarray, names: list) -> list:
         elif m[k] > hi[k]:
             out.append(f"target mean of '{name}' ({m[k]:.6g}) is above the largest control value ({hi[k]:.6g})")
     return out
+
+
+def _check_fallback(fallback, slack) -> None:
+    """The fallback and slack settings of entropy and cluster balancing."""
+    if fallback not in ("approximate", "none"):
+        raise ValueError(f"fallback must be 'approximate' or 'none', got {fallback!r}")
+    if not (np.isfinite(slack) and slack >= 0):
+        raise ValueError(f"slack must be a nonnegative number of SDs, got {slack!r}")

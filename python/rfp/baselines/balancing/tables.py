@@ -26,12 +26,8 @@ from rfp.data import (
 )
 from rfp.diagnostics import balance_table, effective_sample_size
 
-__all__ = [
-    "EntropyBalance", "HierarchicalBalance", "ClusterBalance", "BalancingFit",
-    "entropy_balance", "hierarchical_balance", "cluster_balance",
-    "entropy_balance_from_table", "hierarchical_balance_from_table",
-    "cluster_balance_from_table",
-]
+__all__ = ["BalancingFit", "entropy_balance_from_table", "hierarchical_balance_from_table",
+           "cluster_balance_from_table"]
 
 
 @dataclass
